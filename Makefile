@@ -1,0 +1,30 @@
+# Two commands do all set-up: `make run` (the job on the sample) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench-split bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m pipeline run
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+bench-split: $(STAMP)
+	$(PY) -m benchmarks.split_accuracy
+
+clean:
+	rm -rf $(VENV) data/processed/versions data/processed/latest data/processed/LATEST .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,94 @@
+"""Title/author split accuracy on the 9,010 real arXiv records, and parser speed.
+
+Run: ``make bench-split`` or ``.venv/bin/python -m benchmarks.split_accuracy [--synthetic N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from datetime import date
+
+from benchmarks.render import Rendered, load_records, render_listing, synthetic_records
+from pipeline.listing import ParsedRecord, Reject, parse_listing
+
+CAPTURE = date(2026, 11, 26)
+
+
+def miss_cause(truth: Rendered, got: ParsedRecord | Reject | None) -> str:
+    """A short label for why a record was not split exactly."""
+    if got is None:
+        return "record lost"
+    if isinstance(got, Reject):
+        return f"rejected: {got.rule}"
+    if got.authors_truncated != truth.authors_truncated:
+        return "et-al flag wrong"
+    if len(got.authors) != len(truth.authors):
+        return "wrong number of authors (a comma-split title or author)"
+    if truth.title.startswith(got.title):
+        return "boundary too early (end of title read as author)"
+    if got.title.startswith(truth.title):
+        return "boundary too late (start of author read as title)"
+    return "other"
+
+
+def split_accuracy(records: list[dict]) -> tuple[int, list[tuple[Rendered, ParsedRecord | Reject | None]]]:
+    """(exact count, misses) of the real parser on `records` rendered as one listing."""
+    text, truth = render_listing(records, CAPTURE)
+    parsed = {item.source_line: item for item in parse_listing(text)}
+    exact = 0
+    misses = []
+    for t in truth:
+        got = parsed.get(t.source_line)
+        if (
+            isinstance(got, ParsedRecord)
+            and got.title == t.title
+            and got.authors == t.authors
+            and got.authors_truncated == t.authors_truncated
+            and got.affiliations == t.affiliations
+        ):
+            exact += 1
+        else:
+            misses.append((t, got))
+    return exact, misses
+
+
+def records_per_second(text: str, repeat: int = 1) -> tuple[int, float]:
+    """(records parsed, seconds) for `parse_listing` over `text`."""
+    best = float("inf")
+    count = 0
+    for _ in range(repeat):
+        start = time.perf_counter()
+        count = sum(1 for _ in parse_listing(text))
+        best = min(best, time.perf_counter() - start)
+    return count, best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--synthetic", type=int, default=1_000_000, help="records in the synthetic listing (0: skip)")
+    parser.add_argument("--show", type=int, default=40, help="misses to print")
+    args = parser.parse_args()
+
+    records = load_records()
+    exact, misses = split_accuracy(records)
+    print(f"real corpus: {exact}/{len(records)} exact = {100 * exact / len(records):.2f}%")
+    for cause, n in Counter(miss_cause(t, g) for t, g in misses).most_common():
+        print(f"  {n:4d}  {cause}")
+    for t, g in misses[: args.show]:
+        got = f"{g.title[-30:]!r} | {g.authors}" if isinstance(g, ParsedRecord) else repr(g)
+        print(f"  - want {t.title[-30:]!r} | {t.authors}\n    got  {got}")
+
+    text, _ = render_listing(records, CAPTURE)
+    n, seconds = records_per_second(text, repeat=3)
+    print(f"parser speed, real corpus: {n} records in {seconds:.3f} s = {n / seconds:,.0f} records/s (best of 3)")
+    if args.synthetic:
+        synthetic = list(synthetic_records(records, args.synthetic))
+        text, _ = render_listing(synthetic, CAPTURE)
+        n, seconds = records_per_second(text)
+        print(f"parser speed, synthetic: {n:,} records in {seconds:.1f} s = {n / seconds:,.0f} records/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Paper listings → cleaned, validated, versioned Parquet tables."""
+
+__version__ = "0.1.0"

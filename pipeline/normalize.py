@@ -1,0 +1,288 @@
+"""Pure normalisers: dates, categories, author names, organisations, abstracts and stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+
+from anyascii import anyascii
+from pylatexenc.latex2text import LatexNodes2Text
+
+from pipeline.listing import ParsedRecord, Reject
+from pipeline.reference import Reference
+from pipeline.split import ORG_WORDS, PARTICLES
+
+# Rule for suffixes shared by several archives (CV = cs.CV or math.CV): the first archive of
+# this list wins. The listing is a machine-learning aggregator, so computer science and
+# statistics come first, then the other archives in the order of their arXiv submission volume.
+ARCHIVE_PREFERENCE = (
+    "cs", "stat", "eess", "math", "econ", "q-fin", "q-bio", "astro-ph", "nlin", "cond-mat", "physics",
+)  # fmt: skip
+GENERATIONAL = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
+MAX_YEARS_BACK = 8  # Feb 29 can be up to 8 years back (1896 → 1904); no listing shows older
+
+
+class NormalizationError(ValueError):
+    """A value that cannot be normalised; carries the reject rule code."""
+
+    def __init__(self, rule: str, reason: str) -> None:
+        super().__init__(reason)
+        self.rule = rule
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorName:
+    """An author as published: display form, folded key and name parts."""
+
+    author_id: str
+    name: str
+    name_key: str
+    given_name: str | None
+    family_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Paper:
+    """One normalised paper of one listing, with its authors and organisations in order."""
+
+    paper_id: str
+    title: str
+    published: date
+    published_year_inferred: bool
+    category: str
+    category_suffix: str
+    category_ambiguous: bool
+    has_code: bool
+    score: float | None
+    authors_truncated: bool
+    author_split_ambiguous: bool
+    abstract: str
+    abstract_text: str
+    source_line: int
+    authors: tuple[tuple[str, AuthorName], ...]  # (name as listed, normalised author)
+    organizations: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+
+
+def published_date(month: int, day: int, year: int | None, as_of: date) -> tuple[date, bool]:
+    """The listed date as a `date`, and whether its year was inferred.
+
+    A year-less date takes the latest year that puts it on or before `as_of`
+    (captured 2026-01-03, ``Dec 30`` → 2025-12-30). Raises NormalizationError for a date that
+    does not exist or lies after the capture date.
+    """
+    if year is not None:
+        try:
+            value = date(year, month, day)
+        except ValueError as exc:
+            raise NormalizationError(
+                "invalid_date", f"{year:04d}-{month:02d}-{day:02d} is not a calendar date ({exc})"
+            ) from None
+        if value > as_of:
+            raise NormalizationError("future_date", f"published {value.isoformat()} is after the capture date {as_of}")
+        return value, False
+    for candidate_year in range(as_of.year, as_of.year - MAX_YEARS_BACK - 1, -1):
+        try:
+            value = date(candidate_year, month, day)
+        except ValueError:
+            continue
+        if value <= as_of:
+            return value, True
+    raise NormalizationError("invalid_date", f"month {month} day {day} is not a calendar date in any recent year")
+
+
+# ---------------------------------------------------------------------------------------------
+# Categories
+
+
+def category_code(suffix: str, reference: Reference) -> tuple[str, bool]:
+    """The canonical arXiv code for a listed suffix, and whether the preference rule chose it.
+
+    Accepts a suffix (``LG``, ``mes-hall``) or a full code (``cs.LG``, ``quant-ph``). Aliases
+    resolve to their canonical code (``cs.NA`` → ``math.NA``, ``q-fin.EC`` → ``econ.GN``).
+    """
+    categories = reference.categories
+    if suffix in categories:
+        candidates: tuple[str, ...] = (suffix,)
+    elif suffix in reference.suffixes:
+        candidates = reference.suffixes[suffix]
+    else:
+        raise NormalizationError("unknown_category", f"the subject suffix {suffix!r} is not in the arXiv taxonomy")
+
+    def canonical(code: str) -> str:
+        return categories[code].alias_of or code if code in categories else code
+
+    distinct = sorted({canonical(c) for c in candidates})
+    if len(distinct) == 1:
+        return distinct[0], False
+
+    def rank(code: str) -> tuple[int, str]:
+        archive = categories[code].archive if code in categories else code.split(".")[0]
+        order = ARCHIVE_PREFERENCE.index(archive) if archive in ARCHIVE_PREFERENCE else 99
+        return order, code
+
+    return canonical(min(candidates, key=rank)), True
+
+
+# ---------------------------------------------------------------------------------------------
+# Authors
+
+
+def _short_hash(prefix: str, text: str) -> str:
+    return prefix + hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def display_name(listed: str) -> str:
+    """The display form: NFC, single spaces; diacritics and case kept."""
+    return " ".join(unicodedata.normalize("NFC", listed).split())
+
+
+def fold(text: str) -> str:
+    """A folded matching key: transliterated to ASCII (Ł→L, ß→ss), lower-case, words only.
+
+    Apostrophes vanish (d'Ascoli → dascoli); every other non-alphanumeric character separates
+    words, so "J.P. Hague", "J. P. Hague" and "J-P Hague" share one key.
+    """
+    ascii_text = anyascii(unicodedata.normalize("NFKC", text)).lower()
+    ascii_text = re.sub(r"['`]", "", ascii_text)
+    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_text).split())
+
+
+def is_organization(name: str) -> bool:
+    """True for collaboration and organisation authors (NVIDIA, The BABAR Collaboration)."""
+    tokens = name.split()
+    if any(t in ORG_WORDS for t in tokens):
+        return True
+    return len(tokens) == 1 and sum(ch.isupper() for ch in name) >= 2 and "." not in name
+
+
+def name_parts(name: str) -> tuple[str | None, str | None]:
+    """(given, family) of a display name; (None, None) for organisations.
+
+    The family name is the last word with any lower-case particles before it
+    (``Stéphane d'Ascoli`` → d'Ascoli, ``Ludwig van Beethoven`` → van Beethoven) and any
+    generational suffix after it (``Jr.``). A single-word person is all family name.
+    """
+    if is_organization(name):
+        return None, None
+    tokens = name.split()
+    suffix: list[str] = []
+    while len(tokens) > 1 and tokens[-1] in GENERATIONAL:
+        suffix.insert(0, tokens.pop())
+    if len(tokens) == 1:
+        return None, " ".join(tokens + suffix)
+    start = len(tokens) - 1
+    while start > 1 and tokens[start - 1].lower() in PARTICLES and tokens[start - 1].islower():
+        start -= 1
+    return " ".join(tokens[:start]), " ".join(tokens[start:] + suffix)
+
+
+@lru_cache(maxsize=1 << 18)
+def author_name(listed: str) -> AuthorName:
+    """Normalise one listed author; computed once per distinct spelling."""
+    name = display_name(listed)
+    key = fold(name)
+    given, family = name_parts(name)
+    return AuthorName(_short_hash("a_", key), name, key, given, family)
+
+
+def paper_id(title: str, first_author_key: str) -> str:
+    """Stable paper id from the folded title and the first author's key.
+
+    Whitespace, case, punctuation and diacritics do not change it.
+    """
+    return _short_hash("p_", fold(title) + "\x1f" + first_author_key)
+
+
+# ---------------------------------------------------------------------------------------------
+# Abstracts
+
+_LATEX = LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+_BARE_PERCENT = re.compile(r"(?<!\\)%")
+
+
+@lru_cache(maxsize=1 << 14)
+def abstract_text(abstract: str) -> str:
+    """The abstract with LaTeX markup rendered to plain Unicode (``\\textbf{x}`` → x, ``$\\alpha$`` → α).
+
+    A bare ``%`` is a percent sign in listings, not a LaTeX comment, so it is kept.
+    """
+    try:
+        text = _LATEX.latex_to_text(_BARE_PERCENT.sub(r"\\%", abstract))
+    except Exception:
+        text = abstract
+    return " ".join(text.split())
+
+
+# ---------------------------------------------------------------------------------------------
+# Records
+
+
+def normalize_record(record: ParsedRecord, as_of: date, reference: Reference) -> Paper:
+    """One parsed record → one normalised paper; raises NormalizationError with a rule code."""
+    published, inferred = published_date(record.month, record.day, record.year, as_of)
+    category, ambiguous = category_code(record.category_suffix, reference)
+    authors = tuple((listed, author_name(listed)) for listed in record.authors)
+    title = display_name(record.title)
+    return Paper(
+        paper_id=paper_id(title, authors[0][1].name_key),
+        title=title,
+        published=published,
+        published_year_inferred=inferred,
+        category=category,
+        category_suffix=record.category_suffix,
+        category_ambiguous=ambiguous,
+        has_code=record.has_code,
+        score=record.score,
+        authors_truncated=record.authors_truncated,
+        author_split_ambiguous=record.split_ambiguous,
+        abstract=record.abstract,
+        abstract_text=abstract_text(record.abstract),
+        source_line=record.source_line,
+        authors=authors,
+        organizations=record.affiliations,
+    )
+
+
+def normalize_listing(
+    items: Iterable[ParsedRecord | Reject], as_of: date, reference: Reference
+) -> tuple[list[Paper], list[Reject]]:
+    """Normalise a parsed listing: papers in line order, and every reject with its rule.
+
+    A paper listed twice in the same capture is kept at its first line; the repeat becomes a
+    ``duplicate_paper`` reject so that nothing disappears silently.
+    """
+    papers: list[Paper] = []
+    rejects: list[Reject] = []
+    first_line: dict[str, int] = {}
+    for item in items:
+        if isinstance(item, Reject):
+            rejects.append(item)
+            continue
+        try:
+            paper = normalize_record(item, as_of, reference)
+        except NormalizationError as err:
+            rejects.append(Reject(item.source_line, err.rule, err.reason, item.raw))
+            continue
+        if paper.paper_id in first_line:
+            rejects.append(
+                Reject(
+                    item.source_line,
+                    "duplicate_paper",
+                    f"same title and first author as the paper at line {first_line[paper.paper_id]}",
+                    item.raw,
+                )
+            )
+            continue
+        first_line[paper.paper_id] = item.source_line
+        papers.append(paper)
+    return papers, rejects

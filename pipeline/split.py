@@ -1,0 +1,218 @@
+"""Pure title/author splitter for the glued second line of a listing record.
+
+The listing prints the title and the first author with no separator
+(``...Early experiments with GPT-4Sébastien Bubeck, ...``). The boundary lies inside one
+space-separated token: the last word of the title glued to the first word of the first author.
+
+Rule: every token right of the boundary must read as part of a person's or organisation's name
+(a grammar of name words, initials, particles, hyphens, apostrophes, known inner-capital prefixes
+such as Mc/De/Le and romanised East-Asian compounds such as HongSheng). Among the boundaries that
+satisfy it, the **earliest** one wins (the longest first author): a title word glued to a name is
+almost never itself a valid name word, so it blocks every boundary further left. When another
+boundary is also valid, the split is flagged ``ambiguous`` unless the alternative only cuts a
+name word inside the chosen first author (``LeCun`` → ``Cun``) or leaves a title ending in a
+name-like fragment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+# Python's `re` has no \p{Lu}: build upper/lower classes once from Latin, Greek and Cyrillic.
+_CHARS = [chr(c) for c in range(0x0250)] + [chr(c) for c in range(0x0370, 0x0530)]
+_CHARS += [chr(c) for c in range(0x1E00, 0x1F00)]
+_UP = "".join(re.escape(c) for c in _CHARS if c.isupper())
+_LO = "".join(re.escape(c) for c in _CHARS if c.islower())
+U = f"[{_UP}]"
+L = f"[{_LO}]"
+APOS = "'’"
+
+PARTICLES = frozenset(
+    "van von der den de del della dela di da das dos do du le la les lo ten ter te zu af av "
+    "y e bin ibn al el dei degli des ap ".split()
+)
+# Lower-case English words that never stand inside an author name: they mark a title fragment.
+STOPWORDS = frozenset(
+    "a an and are as at by for from in into is of on or over the to towards under using via "
+    "with without vs versus its their our ".split()
+)
+ORG_WORDS = frozenset(
+    "Collaboration Consortium Team Group Project Collective Initiative Inc. Lab Labs Survey "
+    "Collaborations Teams Authors Contributors ".split()
+)
+_INNER_CAP = (
+    "Mc|Mac|De|Di|Da|Du|Le|La|Lo|Van|Vande|Vanden|Vander|Von|St|Fitz|Del|Della|Dal|Des|"
+    "Al|El|Abdul|Abdus|Abu|Ben|Bin|Ibn"
+)
+# A romanised Chinese/Korean syllable (Hong, Sheng, Gyeong, Jae, An): compounds like HongSheng.
+_ONSET = r"(?:Zh|Ch|Sh|Kk|Tt|Pp|Ss|Jj|Gy|Ky|Hy|[BCDFGHJKLMNPQRSTWXYZ])"
+_CODA = r"(?:ng|n|m|k|l|p|t|r)?"
+_SYL = rf"(?:{_ONSET}[aeiouy]{{1,3}}{_CODA})"
+_SYL_NEXT = rf"(?:(?:{_ONSET}|[AEOU])[aeiouy]{{0,3}}{_CODA})"
+_PART = rf"(?:(?:{_INNER_CAP}){U}{L}+|{U}{L}*)"
+_APOS_PART = rf"(?:(?:{L}{{1,3}}|{U}{L}{{0,3}})[{APOS}]{_PART}|{_PART}(?:[{APOS}]{L}+)?)"
+_HYPH = rf"(?:{_APOS_PART}|{L}+)"
+_WORD = rf"(?:(?:{L}{{1,3}}|{U}{{2,3}})-|de|van|von|di|da|du|le|la)?{_APOS_PART}(?:(?:--?|\. -){_HYPH})*\.?"
+_CAMEL = rf"(?:{_SYL}(?:{_SYL_NEXT})(?:{_SYL_NEXT})?(?:-{_HYPH})?)"
+_INITIALS = rf"(?:-?{U}{L}{{0,2}}\.(?:-?{U}{L}{{0,2}}\.)*(?:-?{_WORD})?)"
+_ALLCAPS = rf"(?:{U}{{2,}}(?:-{U}+)*)"
+
+_word_head = re.compile(rf"{_WORD}\Z").match
+_first_token = re.compile(rf"(?:{_WORD}|{_CAMEL}|{_INITIALS}|{U}{{2,3}})\Z").match
+_next_token = re.compile(rf"(?:{_WORD}|{_CAMEL}|{_INITIALS}|{_ALLCAPS}|{U}|{L}+|Jr\.?|Sr\.?|[IVX]+\.?)\Z").match
+# An organisation written as the first author, allowed when an organisation word follows.
+_org_token = re.compile(rf"(?:(?:{U}{L}{{2,}})+{U}*|{U}[{_UP}0-9]+)(?:-(?:{U}[{_UP}0-9]*|{U}{L}+))*\Z").match
+_name_chars = re.compile(r"[^,:;?!()\[\]{}$=<>/\\|@#%^&*+]+\Z").match
+
+AFFILIATION_TAIL = re.compile(r" · ([a-z0-9][a-z0-9._-]*(?:, [a-z0-9][a-z0-9._-]*)*)\Z")
+ET_AL = " et al."
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """One reading of a title/author line."""
+
+    title: str
+    authors: tuple[str, ...]
+    authors_truncated: bool
+    affiliations: tuple[str, ...]
+    ambiguous: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SplitFailure:
+    """No plausible reading: the rule code and a sentence for the rejects table."""
+
+    rule: str
+    reason: str
+
+
+@lru_cache(maxsize=1 << 16)
+def is_name_token(token: str) -> bool:
+    """True when `token` can stand inside an author name after its first word."""
+    return (bool(_next_token(token)) and token not in STOPWORDS) or token in ORG_WORDS
+
+
+@lru_cache(maxsize=1 << 16)
+def is_first_name_token(token: str) -> bool:
+    """True when `token` can open an author name (a name word, initials, a short acronym)."""
+    return bool(_first_token(token))
+
+
+@lru_cache(maxsize=1 << 16)
+def looks_like_author(name: str) -> bool:
+    """True when a comma-separated entry reads as an author (used for the 2nd and 3rd)."""
+    tokens = name.split(" ")
+    if not 1 <= len(tokens) <= 8 or not all(tokens) or not _name_chars(name):
+        return False
+    return any(ch.isalpha() for ch in name)
+
+
+def _glued_count(text: str) -> int:
+    return sum(1 for t in text.replace(",", " ").split() if _is_glued(t))
+
+
+def _author_cost(name: str) -> int:
+    """Points against reading `name` as an author: glued tokens, English stopwords, no capital."""
+    tokens = name.split(" ")
+    cost = sum(1 for t in tokens if _is_glued(t)) + sum(1 for t in tokens if t in STOPWORDS)
+    return cost + (0 if any(t[:1].isupper() for t in tokens) else 1)
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_glued(token: str) -> bool:
+    """True for a token that is no name word but hides a name start (``IIYufan``, ``modelsJohn``)."""
+    if is_name_token(token):
+        return False
+    return any(token[p].isupper() and _word_head(token[p:]) for p in range(1, len(token)))
+
+
+def _boundaries(segment: str) -> list[int]:
+    """Every offset in `segment` where a first author can start, earliest first."""
+    tokens = segment.split(" ")
+    # The longest run of tokens at the right that can all belong to the author name.
+    k = len(tokens)
+    while k > 1 and is_name_token(tokens[k - 1]):
+        k -= 1
+    has_org_word = any(t in ORG_WORDS for t in tokens[k:])
+    found: list[int] = []
+    offset = sum(len(t) + 1 for t in tokens[: k - 1])
+    for j in range(k - 1, len(tokens)):
+        token = tokens[j]
+        for p in range(1, len(token)):
+            # A title ending in "-" is rarer than a hyphenated title word (Box-Kites).
+            if not token[p].isupper() or (token[p - 1] == "-" and token[p - 2 : p - 1].isalnum()):
+                continue
+            head = token[p:]
+            # An organisation (NVIDIA, MiniCPM Team) needs an organisation word after it, or must
+            # be a whole all-caps author glued to a lower-case title end (LearningNVIDIA).
+            org_allowed = has_org_word or (j == len(tokens) - 1 and token[p - 1].islower() and head.isupper())
+            if is_first_name_token(head) or (org_allowed and _org_token(head)):
+                found.append(offset + p)
+        offset += len(token) + 1
+    return found
+
+
+def _is_real_alternative(segment: str, chosen: int, other: int) -> bool:
+    """True when a later boundary in the same token leaves a plausible title ending.
+
+    ``MRIKM Khalid``: giving ``I`` to the title is as plausible as giving it to the author, so
+    the split is ambiguous. ``McDowell`` → ``Dowell`` or ``J.P.Hague`` → ``P.Hague`` would leave
+    the title ending in ``Mc`` or ``J.``, which no title does.
+    """
+    moved = segment[chosen:other]
+    return " " not in moved and all(ch.isupper() or ch.isdigit() for ch in moved)
+
+
+def split_title_authors(line: str) -> Split | SplitFailure:
+    """Split a listing's second line into title, shown authors, et-al flag and affiliation slugs.
+
+    Tries 3, 2 then 1 shown authors (only 3 with ``et al.``): the last entries after ", " must
+    read as authors, and the entry before them holds the glued title/first-author boundary. The
+    earliest valid boundary over all counts wins (see the module docstring).
+    """
+    body = line.strip()
+    affiliations: tuple[str, ...] = ()
+    m = AFFILIATION_TAIL.search(body)
+    if m:
+        affiliations = tuple(m.group(1).split(", "))
+        body = body[: m.start()]
+    truncated = body.endswith(ET_AL)
+    if truncated:
+        body = body[: -len(ET_AL)].rstrip()
+    parts = body.split(", ")
+    # Each count of shown authors gives one reading; a reading pays one point for every glued
+    # token (``EvaluationMahdi``) it leaves in the title or in the 2nd/3rd author. The cheapest
+    # wins; on a tie, more authors (the earlier boundary).
+    best: tuple[int, int, list[int]] | None = None
+    for count in (3,) if truncated else (3, 2, 1):
+        glued_index = len(parts) - count
+        if glued_index < 0:
+            continue
+        tail = parts[glued_index + 1 :]
+        if not all(looks_like_author(a) for a in tail):
+            continue
+        found = _boundaries(parts[glued_index])
+        if not found:
+            continue
+        title = ", ".join([*parts[:glued_index], parts[glued_index][: found[0]]])
+        cost = _glued_count(title) + sum(_author_cost(a) for a in tail)
+        if best is None or cost < best[0]:
+            best = (cost, count, found)
+    if best is None:
+        detail = " and three authors" if truncated else " and an author list"
+        return SplitFailure(
+            "no_author_split",
+            f"no boundary between the title{detail} reads as a name (the text after it must look like author names)",
+        )
+    _, count, found = best
+    glued_index = len(parts) - count
+    segment = parts[glued_index]
+    boundary = found[0]
+    ambiguous = any(_is_real_alternative(segment, boundary, b) for b in found[1:])
+    head = ", ".join(parts[:glued_index])
+    title = (head + ", " if head else "") + segment[:boundary]
+    authors = (segment[boundary:], *parts[glued_index + 1 :])
+    return Split(title, authors, truncated, affiliations, ambiguous)

@@ -1,0 +1,51 @@
+"""The contract shipped inside every version: exported schemas, data dictionary, fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+
+from schemas.tables import FOREIGN_KEYS, MODELS, arrow_schema
+
+
+def contract_json() -> str:
+    """Every table's pandera schema, exported as one JSON document (table → schema)."""
+    with warnings.catch_warnings():
+        # Custom dataframe checks are exported by name only; pandera warns about it.
+        warnings.simplefilter("ignore")
+        schemas = {name: json.loads(model.to_schema().to_json()) for name, model in MODELS.items()}
+    return json.dumps(schemas, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def schema_fingerprint() -> str:
+    """sha256 of the Arrow types and pandera schemas: changes whenever the contract does."""
+    arrow = {name: arrow_schema(name).to_string() for name in MODELS}
+    payload = json.dumps({"arrow": arrow, "pandera": json.loads(contract_json())}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def data_dictionary() -> str:
+    """Markdown data dictionary: table, column, type, nullable, description, constraints."""
+    lines = ["# Data dictionary", "", f"Schema fingerprint: `{schema_fingerprint()}`", ""]
+    for name, model in MODELS.items():
+        schema = model.to_schema()
+        arrow = arrow_schema(name)
+        lines += [f"## {name}", "", (model.__doc__ or "").strip(), ""]
+        if schema.unique:
+            lines += [f"Unique together: {', '.join(schema.unique)}", ""]
+        lines += ["| column | type | nullable | description | constraints |", "|---|---|---|---|---|"]
+        for column_name, column in schema.columns.items():
+            constraints = [c.error or c.name for c in column.checks]
+            if column.unique:
+                constraints.insert(0, "unique")
+            fk = FOREIGN_KEYS.get((name, column_name))
+            if fk:
+                constraints.append(f"references {fk[0]}.{fk[1]}")
+            rule = "; ".join(constraints).replace("|", "\\|")
+            lines.append(
+                f"| {column_name} | {arrow.field(column_name).type} | {'yes' if column.nullable else 'no'} | "
+                f"{column.description or ''} | {rule} |"
+            )
+        lines.append("")
+    return "\n".join(lines)

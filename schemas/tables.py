@@ -1,0 +1,204 @@
+"""The published contract: one pandera DataFrameModel per table, plus its Arrow types."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pyarrow_lib
+from pandera.engines.pandas_engine import Date
+from pandera.typing import Series
+
+PAPER_ID = r"^p_[0-9a-f]{16}$"
+AUTHOR_ID = r"^a_[0-9a-f]{16}$"
+SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+
+
+class Papers(pa.DataFrameModel):
+    """One row per distinct paper; the latest capture that lists it supplies its fields."""
+
+    paper_id: Series[str] = pa.Field(
+        unique=True, str_matches=PAPER_ID,
+        description="Stable id: hash of the folded title and first author's name_key.",
+    )  # fmt: skip
+    title: Series[str] = pa.Field(str_length={"min_value": 1}, description="Title as listed, whitespace collapsed.")
+    published: Series[Date] = pa.Field(description="Publication date shown in the listing.")
+    published_year_inferred: Series[bool] = pa.Field(
+        description="True when the listing omitted the year and it was inferred from the capture date."
+    )
+    category: Series[str] = pa.Field(description="Canonical arXiv category code, e.g. cs.CL (FK to categories).")
+    category_suffix: Series[str] = pa.Field(description="Subject suffix exactly as listed, e.g. CL.")
+    category_ambiguous: Series[bool] = pa.Field(
+        description="True when the suffix is shared by several archives and the preference rule chose the code."
+    )
+    has_code: Series[bool] = pa.Field(description="True when the listing shows a Code badge.")
+    score: Series[float] = pa.Field(nullable=True, ge=0, le=100, description="Aggregator score, when shown.")
+    authors_truncated: Series[bool] = pa.Field(description="True when the listing shows 'et al.' after three authors.")
+    author_split_ambiguous: Series[bool] = pa.Field(
+        description="True when another title/author boundary was also plausible; the documented rule chose this one."
+    )
+    abstract: Series[str] = pa.Field(description="Abstract exactly as listed (may hold LaTeX).")
+    abstract_text: Series[str] = pa.Field(description="Abstract with LaTeX rendered to plain Unicode.")
+    source_file: Series[str] = pa.Field(
+        description="Raw listing file (relative to the raw folder) that supplied the row."
+    )
+    source_line: Series[int] = pa.Field(ge=1, description="1-based line of the record's header in source_file.")
+    first_seen: Series[Date] = pa.Field(description="Capture date of the earliest listing that shows the paper.")
+    last_seen: Series[Date] = pa.Field(description="Capture date of the latest listing that shows the paper.")
+
+    class Config:
+        strict = True
+        coerce = True
+
+    @pa.dataframe_check
+    @classmethod
+    def seen_in_order(cls, df: pd.DataFrame) -> pd.Series:
+        """first_seen is on or before last_seen."""
+        return df["first_seen"] <= df["last_seen"]
+
+
+class Authors(pa.DataFrameModel):
+    """One row per person or organisation, identified by the folded name key."""
+
+    author_id: Series[str] = pa.Field(unique=True, str_matches=AUTHOR_ID, description="Stable id: hash of name_key.")
+    name: Series[str] = pa.Field(str_length={"min_value": 1}, description="Display name; keeps diacritics.")
+    name_key: Series[str] = pa.Field(
+        unique=True, str_length={"min_value": 1},
+        description="Folded key: transliterated to ASCII, lower-case, punctuation removed.",
+    )  # fmt: skip
+    given_name: Series[str] = pa.Field(
+        nullable=True, description="Given name(s); null for organisations and one-word names."
+    )
+    family_name: Series[str] = pa.Field(
+        nullable=True, description="Family name with particles; null for organisations."
+    )
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class PaperAuthors(pa.DataFrameModel):
+    """Authors of each paper in listed order (at most three are shown)."""
+
+    paper_id: Series[str] = pa.Field(str_matches=PAPER_ID, description="FK to papers.")
+    position: Series[int] = pa.Field(ge=1, le=3, description="1-based position in the listed author order.")
+    author_id: Series[str] = pa.Field(str_matches=AUTHOR_ID, description="FK to authors.")
+    name_as_listed: Series[str] = pa.Field(str_length={"min_value": 1}, description="Author exactly as in the listing.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["paper_id", "position"]  # noqa: RUF012 - pandera reads a list
+
+
+class Organizations(pa.DataFrameModel):
+    """Affiliation slugs: registry entries and every slug seen in a listing."""
+
+    org_id: Series[str] = pa.Field(unique=True, str_matches=SLUG, description="The slug as listed, e.g. openai.")
+    name: Series[str] = pa.Field(nullable=True, description="Organisation name; null for slugs not in the registry.")
+    ror_id: Series[str] = pa.Field(
+        nullable=True, str_matches=r"^0[a-z0-9]{6}[0-9]{2}$", description="ROR identifier, when known."
+    )
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class PaperOrganizations(pa.DataFrameModel):
+    """Affiliation slugs of each paper in listed order."""
+
+    paper_id: Series[str] = pa.Field(str_matches=PAPER_ID, description="FK to papers.")
+    position: Series[int] = pa.Field(ge=1, description="1-based position in the listed slugs.")
+    org_id: Series[str] = pa.Field(str_matches=SLUG, description="FK to organizations.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["paper_id", "position"]  # noqa: RUF012 - pandera reads a list
+
+
+class Categories(pa.DataFrameModel):
+    """The arXiv category taxonomy (155 codes, aliases included)."""
+
+    category: Series[str] = pa.Field(unique=True, description="arXiv code, e.g. cs.CL.")
+    name: Series[str] = pa.Field(description="Category name.")
+    archive: Series[str] = pa.Field(description="Archive, e.g. cs, math, astro-ph.")
+    group: Series[str] = pa.Field(description="Subject group, e.g. Computer Science.")
+    alias_of: Series[str] = pa.Field(nullable=True, description="Canonical code when this code is an alias.")
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class Rejects(pa.DataFrameModel):
+    """Records (or stray lines) that could not be used, with the rule that rejected them."""
+
+    source_file: Series[str] = pa.Field(description="Raw listing file, relative to the raw folder.")
+    source_line: Series[int] = pa.Field(ge=1, description="1-based first line of the rejected text.")
+    rule: Series[str] = pa.Field(str_matches=r"^[a-z_]+$", description="Short rule code, e.g. unknown_category.")
+    reason: Series[str] = pa.Field(str_length={"min_value": 1}, description="One sentence saying what was wrong.")
+    raw: Series[str] = pa.Field(description="The rejected text exactly as found.")
+
+    class Config:
+        strict = True
+        coerce = True
+        unique = ["source_file", "source_line"]  # noqa: RUF012 - pandera reads a list
+
+
+class Changes(pa.DataFrameModel):
+    """Papers added, updated or removed since the parent version."""
+
+    paper_id: Series[str] = pa.Field(unique=True, str_matches=PAPER_ID, description="The paper that changed.")
+    change: Series[str] = pa.Field(isin=["added", "updated", "removed"], description="Kind of change.")
+    changed_fields: Series[str] = pa.Field(
+        description="Comma-separated fields that differ from the parent (empty for added/removed)."
+    )
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "papers": Papers,
+    "authors": Authors,
+    "paper_authors": PaperAuthors,
+    "organizations": Organizations,
+    "paper_organizations": PaperOrganizations,
+    "categories": Categories,
+    "rejects": Rejects,
+    "changes": Changes,
+}
+
+# (child table, child column) → (parent table, parent column)
+FOREIGN_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    ("papers", "category"): ("categories", "category"),
+    ("paper_authors", "paper_id"): ("papers", "paper_id"),
+    ("paper_authors", "author_id"): ("authors", "author_id"),
+    ("paper_organizations", "paper_id"): ("papers", "paper_id"),
+    ("paper_organizations", "org_id"): ("organizations", "org_id"),
+}
+
+_ARROW = {
+    "str": pyarrow_lib.string(),
+    "string": pyarrow_lib.string(),
+    "string[pyarrow]": pyarrow_lib.string(),
+    "string[python]": pyarrow_lib.string(),
+    "bool": pyarrow_lib.bool_(),
+    "float64": pyarrow_lib.float64(),
+    "int64": pyarrow_lib.int64(),
+    "date": pyarrow_lib.date32(),
+}
+
+
+def arrow_schema(table: str) -> pyarrow_lib.Schema:
+    """The Parquet schema of `table`, derived from its pandera model (dates → date32)."""
+    schema = MODELS[table].to_schema()
+    return pyarrow_lib.schema(
+        [
+            pyarrow_lib.field(name, _ARROW[str(column.dtype)], nullable=bool(column.nullable))
+            for name, column in schema.columns.items()
+        ]
+    )

@@ -1,0 +1,80 @@
+"""The command line: one real subprocess run, and the read-side commands in process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.__main__ import main
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    """A dataset published by `python -m pipeline run` in a subprocess, as a user runs it."""
+    base = tmp_path_factory.mktemp("cli")
+    raw = base / "raw"
+    raw.mkdir()
+    shutil.copy(ROOT / "data" / "raw" / "listing_2026-11-26.txt", raw)
+    out = base / "processed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out)],
+        capture_output=True, text=True, env=env, cwd=base, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "published new version 000001" in proc.stdout
+    assert "rejects: 0" in proc.stdout
+    assert "papers                     50 rows" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    return out
+
+
+@pytest.mark.subprocess
+def test_run_prints_version_counts_and_rejects(published: Path) -> None:
+    assert (published / "latest" / "papers.parquet").is_file()
+
+
+@pytest.mark.subprocess
+def test_validate_accepts_a_published_version(published: Path, capsys) -> None:
+    assert main(["validate", str(published / "latest")]) == 0
+    assert "conforms" in capsys.readouterr().out
+
+
+@pytest.mark.subprocess
+def test_validate_names_a_corrupted_column(published: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "handoff"
+    shutil.copytree(published / "latest", copy)
+    papers = pq.read_table(copy / "papers.parquet")
+    scores = pa.array([500.0] * papers.num_rows, type=pa.float64())
+    pq.write_table(papers.set_column(papers.schema.get_field_index("score"), "score", scores), copy / "papers.parquet")
+    assert main(["validate", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "does not conform" in err
+    assert "papers.score" in err
+
+
+@pytest.mark.subprocess
+def test_versions_lists_latest(published: Path, capsys) -> None:
+    assert main(["versions", "--out", str(published)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("* 000001")
+    assert "papers=50" in out
+
+
+def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--as-of", "26/11/2026"])
+    assert "not a YYYY-MM-DD date" in capsys.readouterr().err

@@ -1,0 +1,90 @@
+"""The Prefect flow end to end, in process, against one session-wide temporary server."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.flow import parse_listing_file, refresh, run_fingerprint
+from pipeline.sources import discover_sources
+from pipeline.store import read_tables
+
+pytestmark = pytest.mark.flow
+
+
+def run(raw: Path, out: Path, **overrides):
+    params = {"raw_dir": raw, "out_dir": out, "as_of": None, "force": False, "lock_timeout_s": 30.0}
+    return refresh(**{**params, **overrides})
+
+
+def test_parse_task_unit(raw_dir: Path, reference) -> None:
+    (source,) = discover_sources(raw_dir, None)
+    result = parse_listing_file.fn(source)
+    assert (result.records, len(result.rejects), result.capture_date) == (50, 0, date(2026, 11, 26))
+
+
+def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "processed"
+    summary = run(raw_dir, out)
+    assert summary.published
+    assert summary.version_id == "000001"
+    assert (summary.records, summary.rejects) == (50, 0)
+    assert summary.row_counts["papers"] == 50
+
+    latest = out / "latest"
+    count = duckdb.sql(f"select count(*) from '{latest}/papers.parquet'").fetchall()
+    assert count == [(50,)]
+    joined = duckdb.sql(
+        f"""select p.title, a.name, pa.position
+            from '{latest}/papers.parquet' p
+            join '{latest}/paper_authors.parquet' pa using (paper_id)
+            join '{latest}/authors.parquet' a using (author_id)"""
+    ).df()
+    assert len(joined) == 142
+    assert (joined["name"] == "Sébastien Bubeck").sum() == 4  # "Sebastien" in one paper, folded together
+
+    tables = read_tables(latest)
+    merged = tables["papers"].merge(tables["paper_authors"], on="paper_id").merge(tables["authors"], on="author_id")
+    assert len(merged) == 142
+    assert merged.groupby("paper_id")["position"].min().eq(1).all()
+
+    again = run(raw_dir, out)
+    assert (again.published, again.version_id) == (False, "000001")
+
+
+def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_path: Path) -> None:
+    (raw_dir / "extra.txt").write_text(
+        "XXMar 1, 2024\nSome TitleAnn Lee\nAbstract.\n"
+        "LGMar 2\nAnother Study of GraphsBo Chen, Cy Wu\nAbstract.\n"
+        "LGMar 3, 2024\n",
+        encoding="utf-8",
+    )
+    (raw_dir / "latin1.txt").write_bytes("LGMar 1, 2024\nTitleJosé Núñez\nAbs.\n".encode("latin-1"))
+    out = tmp_path / "processed"
+    summary = run(raw_dir, out, as_of=date(2026, 1, 3))
+    inputs = {i["path"]: i for i in summary.inputs}
+    assert inputs["extra.txt"]["capture_date"] == "2026-01-03"
+    assert inputs["extra.txt"]["capture_date_from"] == "--as-of"
+    assert summary.rejects_by_rule == {"unknown_category": 1, "truncated_record": 1, "invalid_encoding": 1}
+    rejects = read_tables(out / "latest", ["rejects"])["rejects"]
+    assert set(zip(rejects["source_file"], rejects["rule"], strict=True)) == {
+        ("extra.txt", "unknown_category"), ("extra.txt", "truncated_record"), ("latin1.txt", "invalid_encoding"),
+    }  # fmt: skip
+    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    # captured (per --as-of) on 2026-01-03, "Mar 2" without a year is the previous March
+    assert papers.loc["Another Study of Graphs", "published"] == date(2025, 3, 2)
+
+    os.utime(raw_dir / "extra.txt", (0, 86400 * 365))  # 1971-01-01
+    no_as_of = discover_sources(raw_dir, None)
+    assert {s.name: s.capture_date_from for s in no_as_of}["extra.txt"] == "modification time"
+
+
+def test_fingerprint_ignores_input_order() -> None:
+    a = {"path": "a.txt", "sha256": "1", "capture_date": "2026-01-01"}
+    b = {"path": "b.txt", "sha256": "2", "capture_date": "2026-01-02"}
+    assert run_fingerprint([a, b], "c", "s") == run_fingerprint([b, a], "c", "s")
+    assert run_fingerprint([a], "c", "s") != run_fingerprint([a], "c2", "s")

@@ -1,0 +1,113 @@
+"""The listing parser: record boundaries, tolerated formatting, and every rejection rule."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.listing import HEADER, ParsedRecord, Reject, parse_listing
+
+GOOD = (
+    "87.4LGMar 12\n"
+    "Matching Features, Not Tokens: Energy-Based Fine-Tuning of Language ModelsSamy Jelassi, Mujin Kwun, "
+    "Rosie Zhao et al.\n"
+    "Cross-entropy (CE) training provides dense supervision.\n"
+)
+SECOND = (
+    "CLSep 11, 2023Code\n"
+    "Textbooks Are All You Need IIYuanzhi Li, Sébastien Bubeck · microsoft-research\n"
+    "Abstract two.\n"
+)
+
+
+def parse(text: str) -> list[ParsedRecord | Reject]:
+    return list(parse_listing(text))
+
+
+def test_header_fields() -> None:
+    (record,) = parse(GOOD)
+    assert isinstance(record, ParsedRecord)
+    assert (record.score, record.category_suffix, record.month, record.day, record.year) == (87.4, "LG", 3, 12, None)
+    assert not record.has_code
+    assert record.authors == ("Samy Jelassi", "Mujin Kwun", "Rosie Zhao")
+    assert record.authors_truncated
+    assert record.abstract == "Cross-entropy (CE) training provides dense supervision."
+
+
+@pytest.mark.parametrize(
+    ("header", "suffix", "year", "code"),
+    [
+        ("CLSep 11, 2023Code", "CL", 2023, True),
+        ("MAMar 3, 2024", "MA", 2024, False),
+        ("mes-hallJan 2", "mes-hall", None, False),
+        ("quant-phDec 31, 2025", "quant-ph", 2025, False),
+        ("91.0LGMar 10", "LG", None, False),
+    ],
+)
+def test_header_shapes(header: str, suffix: str, year: int | None, code: bool) -> None:
+    m = HEADER.match(header)
+    assert m is not None
+    assert (m["suffix"], int(m["year"]) if m["year"] else None, m["code"] is not None) == (suffix, year, code)
+
+
+def test_crlf_bom_blank_lines_and_trailing_spaces_are_tolerated() -> None:
+    messy = "\ufeff" + GOOD.replace("\n", "  \r\n") + "\r\n\r\n" + SECOND.replace("\n", "\t\r\n")
+    clean = parse(GOOD + SECOND)
+    got = parse(messy)
+    assert [r.title for r in got] == [r.title for r in clean]  # type: ignore[union-attr]
+    assert [r.authors for r in got] == [r.authors for r in clean]  # type: ignore[union-attr]
+    assert got[1].source_line == 6  # two blank lines were skipped
+    assert got[1].affiliations == ("microsoft-research",)  # type: ignore[union-attr]
+
+
+def test_truncated_record_costs_only_itself() -> None:
+    text = "CLMar 1, 2024\nA lonely title without abstractAnn Lee\n" + GOOD
+    first, second = parse(text)
+    assert isinstance(first, Reject)
+    assert first.rule == "truncated_record"
+    assert first.source_line == 1
+    assert "abstract" in first.reason
+    assert isinstance(second, ParsedRecord)
+    assert second.source_line == 3
+
+
+def test_header_at_end_of_file_is_truncated() -> None:
+    (*_, last) = parse(GOOD + "LGMar 3, 2024\n")
+    assert isinstance(last, Reject)
+    assert last.rule == "truncated_record"
+    assert "title/author line and abstract" in last.reason
+
+
+def test_lines_before_the_first_header_are_stray() -> None:
+    first, second = parse("Some page chrome\nLogin\n" + GOOD)
+    assert isinstance(first, Reject)
+    assert (first.rule, first.source_line, first.raw) == ("stray_lines", 1, "Some page chrome\nLogin")
+    assert isinstance(second, ParsedRecord)
+
+
+def test_broken_header_rejects_its_block_and_resynchronises() -> None:
+    broken = "LG March twelfth\nSome TitleAnn Lee\nAbstract.\n"
+    first, second = parse(broken + GOOD)
+    assert isinstance(first, Reject)
+    assert first.rule == "stray_lines"
+    assert first.raw.startswith("LG March twelfth")
+    assert isinstance(second, ParsedRecord)
+
+
+def test_extra_lines_after_an_abstract_are_rejected_not_merged() -> None:
+    record, extra = parse(GOOD.rstrip("\n") + "\nan abstract continuation\n")
+    assert isinstance(record, ParsedRecord)
+    assert isinstance(extra, Reject)
+    assert (extra.rule, extra.source_line) == ("stray_lines", 4)
+
+
+def test_title_line_without_authors_is_rejected() -> None:
+    (record,) = parse("CLMar 1, 2024\nan all lower case title with no author\nAbstract.\n")
+    assert isinstance(record, Reject)
+    assert record.rule == "no_author_split"
+    assert record.raw.splitlines()[1] == "an all lower case title with no author"
+
+
+def test_every_line_is_accounted_for() -> None:
+    text = "chrome\n" + GOOD + "CLMar 1, 2024\n" + SECOND + "trailing junk\n"
+    items = parse(text)
+    assert sorted(i.source_line for i in items) == [1, 2, 5, 6, 9]

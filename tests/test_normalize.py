@@ -1,0 +1,213 @@
+"""Normalisers: dates, categories, author names, organisations, abstracts and ids."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.listing import parse_listing
+from pipeline.normalize import (
+    NormalizationError,
+    abstract_text,
+    author_name,
+    category_code,
+    fold,
+    name_parts,
+    normalize_listing,
+    paper_id,
+    published_date,
+)
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+def test_year_less_date_rolls_back_across_new_year() -> None:
+    assert published_date(12, 30, None, date(2026, 1, 3)) == (date(2025, 12, 30), True)
+    assert published_date(1, 2, None, date(2026, 1, 3)) == (date(2026, 1, 2), True)
+
+
+def test_year_less_date_on_the_capture_day_is_that_day() -> None:
+    assert published_date(3, 12, None, date(2026, 3, 12)) == (date(2026, 3, 12), True)
+
+
+def test_year_less_feb_29_takes_the_last_leap_year() -> None:
+    assert published_date(2, 29, None, date(2026, 11, 26)) == (date(2024, 2, 29), True)
+
+
+def test_explicit_year_is_kept_and_not_inferred() -> None:
+    assert published_date(9, 11, 2023, date(2026, 11, 26)) == (date(2023, 9, 11), False)
+
+
+@pytest.mark.parametrize(("month", "day", "year"), [(2, 30, 2024), (4, 31, None), (2, 29, 2023)])
+def test_impossible_dates_are_rejected(month: int, day: int, year: int | None) -> None:
+    with pytest.raises(NormalizationError) as err:
+        published_date(month, day, year, date(2026, 11, 26))
+    assert err.value.rule == "invalid_date"
+
+
+def test_date_after_capture_is_rejected() -> None:
+    with pytest.raises(NormalizationError) as err:
+        published_date(12, 1, 2026, date(2026, 11, 26))
+    assert err.value.rule == "future_date"
+
+
+@given(st.integers(1, 12), st.integers(1, 31), st.dates(date(2000, 1, 1), date(2100, 12, 31)))
+def test_inferred_dates_are_never_after_capture_nor_a_year_before(month: int, day: int, as_of: date) -> None:
+    try:
+        value, inferred = published_date(month, day, None, as_of)
+    except NormalizationError:
+        return
+    assert inferred
+    assert value <= as_of
+    assert (value.month, value.day) == (month, day)
+    if (month, day) != (2, 29):
+        assert (as_of - value).days < 366
+
+
+# --- categories ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "code", "ambiguous"),
+    [
+        ("LG", "cs.LG", False),
+        ("CL", "cs.CL", False),
+        ("ML", "stat.ML", False),
+        ("OC", "math.OC", False),
+        ("CV", "cs.CV", True),  # cs.CV or math.CV: cs preferred
+        ("CO", "stat.CO", True),  # astro-ph.CO, math.CO or stat.CO: stat before math and astro-ph
+        ("SP", "eess.SP", True),
+        ("NA", "math.NA", False),  # cs.NA is an alias of math.NA: one canonical code
+        ("SY", "eess.SY", False),
+        ("EC", "econ.GN", False),  # q-fin.EC is an alias of econ.GN
+        ("IT", "cs.IT", False),
+        ("mes-hall", "cond-mat.mes-hall", False),
+        ("quant-ph", "quant-ph", False),
+        ("cs.LG", "cs.LG", False),
+        ("math.IT", "cs.IT", False),
+    ],
+)
+def test_category_codes(reference, suffix: str, code: str, ambiguous: bool) -> None:
+    assert category_code(suffix, reference) == (code, ambiguous)
+
+
+@pytest.mark.parametrize("suffix", ["XX", "lg", "cs.XX", ""])
+def test_unknown_suffix_is_rejected(reference, suffix: str) -> None:
+    with pytest.raises(NormalizationError) as err:
+        category_code(suffix, reference)
+    assert err.value.rule == "unknown_category"
+
+
+def test_every_suffix_of_the_taxonomy_resolves_to_a_known_code(reference) -> None:
+    for suffix in reference.suffixes:
+        code, _ = category_code(suffix, reference)
+        assert code in reference.categories
+
+
+# --- authors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Sébastien Bubeck", "Sebastien Bubeck"),
+        ("Łukasz Kaiser", "Lukasz Kaiser"),
+        ("Stéphane d'Ascoli", "Stephane d’Ascoli"),
+        ("J.P. Hague", "J. P. Hague"),
+        ("Zeyuan Allen-Zhu", "Zeyuan  Allen-Zhu"),
+        ("Øyvind Müller", "Oyvind Muller"),
+    ],
+)
+def test_spellings_of_one_person_share_a_key_and_id(a: str, b: str) -> None:
+    assert author_name(a).name_key == author_name(b).name_key
+    assert author_name(a).author_id == author_name(b).author_id
+
+
+def test_different_people_differ() -> None:
+    assert author_name("Yuanzhi Li").author_id != author_name("Yuchen Li").author_id
+
+
+def test_display_name_keeps_diacritics_and_key_folds_them() -> None:
+    name = author_name("Sébastien  Bubeck")
+    assert (name.name, name.name_key) == ("Sébastien Bubeck", "sebastien bubeck")
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "family"),
+    [
+        ("Yuanzhi Li", "Yuanzhi", "Li"),
+        ("Tom M. Mitchell", "Tom M.", "Mitchell"),  # initials
+        ("C.-P. Yuan", "C.-P.", "Yuan"),
+        ("Stéphane d'Ascoli", "Stéphane", "d'Ascoli"),  # apostrophe particle
+        ("Ludwig van Beethoven", "Ludwig", "van Beethoven"),  # particle
+        ("Jan van den Berg", "Jan", "van den Berg"),
+        ("Zeyuan Allen-Zhu", "Zeyuan", "Allen-Zhu"),  # hyphen
+        ("Sam O'Connor Russell", "Sam O'Connor", "Russell"),
+        ("Martin Luther King Jr.", "Martin Luther", "King Jr."),
+        ("Yuxi", None, "Yuxi"),  # single-word person
+        ("NVIDIA", None, None),  # organisation
+        ("The BABAR Collaboration", None, None),
+        ("MiniCPM Team", None, None),
+    ],
+)
+def test_name_parts(name: str, given: str | None, family: str | None) -> None:
+    assert name_parts(name) == (given, family)
+
+
+@given(st.text(min_size=1, max_size=40))
+def test_fold_is_idempotent_and_ascii(text: str) -> None:
+    key = fold(text)
+    assert key == fold(key)
+    assert key.isascii()
+
+
+# --- ids -------------------------------------------------------------------------------------
+
+
+def test_paper_id_ignores_whitespace_case_and_diacritics() -> None:
+    first = author_name("Sébastien Bubeck").name_key
+    assert paper_id("Sparks of  AGI: GPT-4", first) == paper_id(
+        "sparks of agi: gpt-4 ", author_name("Sebastien BUBECK").name_key
+    )
+    assert paper_id("Sparks of AGI", first) != paper_id("Sparks of AGI 2", first)
+
+
+# --- abstracts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("latex", "text"),
+    [
+        (r"as initiated by \textbf{TinyStories} -- a model", "as initiated by TinyStories – a model"),
+        (r"costs $O(n^2)$ with $\alpha$-divergence", "costs O(n^2) with α-divergence"),
+        ("improves by 5% on GSM8k, then 80% more", "improves by 5% on GSM8k, then 80% more"),
+        (r"an \emph{open}   question", "an open question"),
+        ("plain text stays", "plain text stays"),
+    ],
+)
+def test_abstract_text_renders_latex(latex: str, text: str) -> None:
+    assert abstract_text(latex) == text
+
+
+# --- whole listings --------------------------------------------------------------------------
+
+
+def test_normalisation_rejects_carry_rule_and_raw_text(reference) -> None:
+    text = (
+        "XXMar 1, 2024\nA Title of SomethingAnn Lee\nAbstract.\n"
+        "LGFeb 30, 2024\nAnother TitleBo Chen\nAbstract.\n"
+        "LGMar 1, 2024\nA Title of SomethingAnn Lee\nAbstract.\n"
+        "LGMar 2, 2024\nA  title of SOMETHINGAnn Lee\nAbstract.\n"
+        "LGMar 1, 2024\nA Title of SomethingÁnn Lée\nAbstract again.\n"
+    )
+    papers, rejects = normalize_listing(parse_listing(text), date(2026, 11, 26), reference)
+    # Lines 10 and 13 differ from line 7 only by whitespace, case and diacritics: the same paper.
+    assert [p.source_line for p in papers] == [7]
+    assert [(r.source_line, r.rule) for r in rejects] == [
+        (1, "unknown_category"), (4, "invalid_date"), (10, "duplicate_paper"), (13, "duplicate_paper"),
+    ]  # fmt: skip
+    assert rejects[0].raw.startswith("XXMar 1, 2024\nA Title of SomethingAnn Lee")
+    assert "line 7" in rejects[3].reason
