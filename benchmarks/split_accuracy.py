@@ -33,10 +33,15 @@ def miss_cause(truth: Rendered, got: ParsedRecord | Reject | None) -> str:
     return "other"
 
 
+def parse_rendered(records: list[dict]) -> tuple[list[Rendered], dict[int, ParsedRecord | Reject]]:
+    """Render `records` as one listing and parse it: (truth, parsed items by header line)."""
+    text, truth = render_listing(records, CAPTURE)
+    return truth, {item.source_line: item for item in parse_listing(text)}
+
+
 def split_accuracy(records: list[dict]) -> tuple[int, list[tuple[Rendered, ParsedRecord | Reject | None]]]:
     """(exact count, misses) of the real parser on `records` rendered as one listing."""
-    text, truth = render_listing(records, CAPTURE)
-    parsed = {item.source_line: item for item in parse_listing(text)}
+    truth, parsed = parse_rendered(records)
     exact = 0
     misses = []
     for t in truth:
@@ -74,6 +79,10 @@ def main() -> None:
     records = load_records()
     exact, misses = split_accuracy(records)
     print(f"real corpus: {exact}/{len(records)} exact = {100 * exact / len(records):.2f}%")
+    _, parsed = parse_rendered(records)
+    flagged = {line for line, item in parsed.items() if isinstance(item, ParsedRecord) and item.split_ambiguous}
+    flagged_misses = sum(1 for t, _ in misses if t.source_line in flagged)
+    print(f"flagged author_split_ambiguous: {len(flagged)} ({flagged_misses} of the {len(misses)} misses)")
     for cause, n in Counter(miss_cause(t, g) for t, g in misses).most_common():
         print(f"  {n:4d}  {cause}")
     for t, g in misses[: args.show]:

@@ -127,8 +127,6 @@ def parse_record(raw: RawRecord) -> ParsedRecord | Reject:
     split = split_title_authors(raw.title_line)
     if not isinstance(split, Split):
         return Reject(raw.source_line, split.rule, split.reason, _raw_text(raw))
-    if not split.title.strip():
-        return Reject(raw.source_line, "empty_title", "the title is empty", _raw_text(raw))
     return ParsedRecord(
         source_line=raw.source_line,
         score=float(m["score"]) if m["score"] else None,

@@ -69,6 +69,14 @@ def test_versions_lists_latest(published: Path, capsys) -> None:
     assert "papers=50" in out
 
 
+@pytest.mark.subprocess
+def test_duckdb_cli_reads_latest(published: Path) -> None:
+    duckdb_cli = Path(sys.executable).parent / "duckdb"
+    query = f"select count(*) from '{published}/latest/papers.parquet'"
+    proc = subprocess.run([str(duckdb_cli), "-csv", "-c", query], capture_output=True, text=True, check=True)
+    assert proc.stdout.splitlines()[-1] == "50"
+
+
 def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -83,6 +83,26 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     assert {s.name: s.capture_date_from for s in no_as_of}["extra.txt"] == "modification time"
 
 
+def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    from pipeline import flow
+    from schemas import DatasetInvalidError
+
+    real_build = flow.build_tables
+
+    def corrupt(results, reference):
+        tables = real_build(results, reference)
+        tables["papers"].loc[[0, 1], "score"] = 1000.0
+        return tables
+
+    monkeypatch.setattr(flow, "build_tables", corrupt)
+    out = tmp_path / "processed"
+    with pytest.raises(DatasetInvalidError) as err:
+        run(raw_dir, out)
+    assert sorted(err.value.report.loc[err.value.report["column"] == "score", "row"].astype(int)) == [0, 1]
+    assert not (out / "latest").exists()
+    assert not (out / "versions").exists() or not any((out / "versions").iterdir())
+
+
 def test_fingerprint_ignores_input_order() -> None:
     a = {"path": "a.txt", "sha256": "1", "capture_date": "2026-01-01"}
     b = {"path": "b.txt", "sha256": "2", "capture_date": "2026-01-02"}
