@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-split bench clean
+.PHONY: run test lint bench-split dictionary clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ lint: $(STAMP)
 
 bench-split: $(STAMP)
 	$(PY) -m benchmarks.split_accuracy
+
+dictionary: $(STAMP)
+	$(PY) -c "from schemas.contract import data_dictionary; print(data_dictionary(), end='')" > schemas/DATA_DICTIONARY.md
 
 clean:
 	rm -rf $(VENV) data/processed/versions data/processed/latest data/processed/LATEST .pytest_cache .ruff_cache .mypy_cache

@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|validate|versions`."""
+"""Command line: `python -m pipeline run|validate|versions|diff|show`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a share between 0 and 1, not {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (defaults live here only)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
@@ -40,9 +54,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--lock-timeout", type=float, default=600.0, help="seconds to wait for another run (default: %(default)s)"
     )
+    run.add_argument(
+        "--max-reject-rate", type=_rate, default=0.05,
+        help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
+    )  # fmt: skip
+    run.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
 
-    validate = commands.add_parser("validate", help="re-validate a published version folder")
+    validate = commands.add_parser("validate", help="re-validate a version folder against the contract")
     validate.add_argument("path", type=Path, help="a version folder, e.g. data/processed/latest")
+
+    diff = commands.add_parser("diff", help="what changed between two versions")
+    diff.add_argument("old", help="version id, e.g. 000001")
+    diff.add_argument("new", nargs="?", default=None, help="version id (default: latest)")
+    diff.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    diff.add_argument("--limit", type=int, default=20, help="changed papers to list (default: %(default)s)")
+
+    show = commands.add_parser("show", help="a version's manifest summary and the first rows of a table")
+    show.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    show.add_argument("--version", default=None, help="version id (default: latest)")
+    show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
+    show.add_argument("--limit", type=int, default=10, help="rows to show (default: %(default)s)")
 
     versions = commands.add_parser("versions", help="list published versions")
     versions.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
@@ -59,17 +90,26 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from pipeline.flow import refresh
+    from pipeline.flow import RejectRateExceededError, refresh
     from pipeline.store import StoreError
     from schemas import DatasetInvalidError
 
     try:
         summary = refresh(
-            raw_dir=args.raw, out_dir=args.out, as_of=args.as_of, force=args.force, lock_timeout_s=args.lock_timeout
+            raw_dir=args.raw,
+            out_dir=args.out,
+            as_of=args.as_of,
+            force=args.force,
+            lock_timeout_s=args.lock_timeout,
+            max_reject_rate=args.max_reject_rate,
+            keep=args.keep,
         )
     except (InputError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RejectRateExceededError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except DatasetInvalidError as err:
         print(f"error: the dataset failed validation; nothing was published.\n{err}", file=sys.stderr)
         return 1
@@ -80,6 +120,10 @@ def _run(args: argparse.Namespace) -> int:
         print(f"  reject {rule}: {count}")
     for table, rows in summary.row_counts.items():
         print(f"  {table:<20} {rows:>8} rows")
+    if summary.changes:
+        print("changes since the parent: " + ", ".join(f"{n} {kind}" for kind, n in sorted(summary.changes.items())))
+    if summary.pruned:
+        print(f"pruned versions: {', '.join(summary.pruned)}")
     return 0
 
 
@@ -113,10 +157,61 @@ def _versions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diff(args: argparse.Namespace) -> int:
+    from pipeline import store
+    from pipeline.tables import changes_table
+
+    try:
+        old_path = store.version_path(args.out, args.old)
+        new_path = store.version_path(args.out, args.new)
+    except store.StoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    tables = ("papers", "paper_authors", "paper_organizations")
+    old, new = store.read_tables(old_path, tables), store.read_tables(new_path, tables)
+    changes = changes_table(old, new)
+    print(f"{old_path.name} → {new_path.name}: {len(old['papers'])} → {len(new['papers'])} papers")
+    counts = changes["change"].value_counts()
+    print("  " + (", ".join(f"{counts.get(k, 0)} {k}" for k in ("added", "updated", "removed"))))
+    titles: dict[str, str] = {}
+    for frame in (old["papers"], new["papers"]):
+        titles.update(zip(frame["paper_id"].astype(str), frame["title"].astype(str), strict=True))
+    for change, paper_id, changed_fields in changes.head(args.limit).itertuples(index=False):
+        fields = f" ({changed_fields})" if changed_fields else ""
+        print(f"  {change:<8} {paper_id}  {titles[str(paper_id)][:70]}{fields}")
+    if len(changes) > args.limit:
+        print(f"  ... {len(changes) - args.limit} more")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from pipeline import store
+    from schemas import MODELS
+
+    if args.table not in MODELS:
+        print(f"error: no table {args.table!r}; tables: {', '.join(MODELS)}", file=sys.stderr)
+        return 2
+    try:
+        path = store.version_path(args.out, args.version)
+    except store.StoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    manifest = store.read_manifest(path)
+    print(f"version {manifest['id']} (parent {manifest['parent_id']}), created {manifest['created_at']}")
+    print(f"inputs: {len(manifest['inputs'])}  records: {manifest['records']}  rejects: {manifest['rejects']}")
+    frame = store.read_tables(path, [args.table])[args.table]
+    with pd.option_context("display.max_columns", 8, "display.width", 160, "display.max_colwidth", 40):
+        print(f"{args.table}: {len(frame)} rows")
+        print(frame.head(args.limit).to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": _run, "validate": _validate, "versions": _versions}
+    handlers = {"run": _run, "validate": _validate, "versions": _versions, "diff": _diff, "show": _show}
     return handlers[args.command](args)
 
 

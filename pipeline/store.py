@@ -177,7 +177,7 @@ def _point_latest(out_dir: Path, version_id: str) -> None:
 def clean_incomplete(out_dir: Path) -> list[Path]:
     """Remove what an interrupted run left (temporary folders, links and files); return them."""
     removed = []
-    for root in (out_dir, out_dir / VERSIONS):
+    for root in (out_dir, out_dir / VERSIONS, out_dir / "rejected"):
         if not root.is_dir():
             continue
         for path in root.iterdir():
@@ -187,6 +187,48 @@ def clean_incomplete(out_dir: Path) -> list[Path]:
                 else:
                     path.unlink()
                 removed.append(path)
+    return removed
+
+
+def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, Any]) -> Path:
+    """Write the rejects of a run that was refused, outside any version; return the folder.
+
+    ``OUT/rejected/<fingerprint>/`` holds rejects.parquet, rejects.csv and the run's manifest.
+    """
+    folder = out_dir / "rejected" / str(manifest["fingerprint"])[:16]
+    staging = folder.with_name(f"{TMP_PREFIX}{folder.name}-{os.getpid()}")
+    staging.mkdir(parents=True)
+    _write_parquet(rejects, "rejects", staging / "rejects.parquet")
+    rejects.to_csv(staging / "rejects.csv", index=False)
+    (staging / MANIFEST).write_text(json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    if folder.exists():
+        shutil.rmtree(folder)
+    staging.rename(folder)
+    return folder
+
+
+def prune_versions(out_dir: Path, keep: int) -> list[str]:
+    """Delete the oldest versions so that `keep` remain; never `latest` nor its parent.
+
+    Call under `writer_lock`. Returns the ids removed.
+    """
+    if keep < 1:
+        raise StoreError("--keep must be at least 1")
+    current = latest_id(out_dir)
+    protected = {current} if current else set()
+    if current:
+        parent = read_manifest(version_path(out_dir, current)).get("parent_id")
+        if parent:
+            protected.add(str(parent))
+    ids = version_ids(out_dir)
+    removable = [v for v in ids if v not in protected]
+    excess = max(len(ids) - max(keep, len(protected)), 0)
+    removed = removable[:excess]
+    for version_id in removed:
+        # Rename first so that a reader never sees a half-deleted version under its id.
+        doomed = out_dir / VERSIONS / f"{TMP_PREFIX}deleting-{version_id}"
+        (out_dir / VERSIONS / version_id).rename(doomed)
+        shutil.rmtree(doomed)
     return removed
 
 

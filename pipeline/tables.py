@@ -126,11 +126,6 @@ def build_tables(results: Sequence[ListingResult], reference: Reference) -> dict
         {"category": c.code, "name": c.name, "archive": c.archive, "group": c.group, "alias_of": c.alias_of}
         for c in reference.categories.values()
     ]
-    rejects = [
-        {"source_file": r.source_file, "source_line": j.source_line, "rule": j.rule, "reason": j.reason, "raw": j.raw}
-        for r in ordered
-        for j in r.rejects
-    ]
     return {
         "papers": _frame(paper_rows, PAPER_COLUMNS).sort_values("paper_id", ignore_index=True),
         "authors": _frame(authors, AUTHOR_COLUMNS).sort_values("author_id", ignore_index=True),
@@ -142,8 +137,18 @@ def build_tables(results: Sequence[ListingResult], reference: Reference) -> dict
             ["paper_id", "position"], ignore_index=True
         ),
         "categories": _frame(categories, ["category", "name", "archive", "group", "alias_of"]),
-        "rejects": _frame(rejects, ["source_file", "source_line", "rule", "reason", "raw"]),
+        "rejects": rejects_table(ordered),
     }
+
+
+def rejects_table(results: Sequence[ListingResult]) -> pd.DataFrame:
+    """Every reject of every listing, in file and line order."""
+    rows = (
+        {"source_file": r.source_file, "source_line": j.source_line, "rule": j.rule, "reason": j.reason, "raw": j.raw}
+        for r in sorted(results, key=lambda r: (r.capture_date, r.source_file))
+        for j in r.rejects
+    )
+    return _frame(rows, ["source_file", "source_line", "rule", "reason", "raw"])
 
 
 PAPER_COLUMNS = [

@@ -46,3 +46,14 @@ def prefect_server() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def run_flow(raw: Path, out: Path, **overrides):
+    """Call the flow with the CLI's defaults, overridden by keyword."""
+    from pipeline.flow import refresh
+
+    params = {
+        "raw_dir": raw, "out_dir": out, "as_of": None, "force": False, "lock_timeout_s": 30.0,
+        "max_reject_rate": 0.05, "keep": None,
+    }  # fmt: skip
+    return refresh(**{**params, **overrides})

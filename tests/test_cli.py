@@ -77,6 +77,18 @@ def test_duckdb_cli_reads_latest(published: Path) -> None:
     assert proc.stdout.splitlines()[-1] == "50"
 
 
+@pytest.mark.subprocess
+def test_diff_and_show_read_any_version(published: Path, capsys) -> None:
+    assert main(["diff", "000001", "000001", "--out", str(published)]) == 0
+    assert "0 added, 0 updated, 0 removed" in capsys.readouterr().out
+    assert main(["show", "--out", str(published), "--version", "000001", "--table", "authors", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "version 000001 (parent None)" in out
+    assert "authors: 80 rows" in out
+    assert main(["diff", "000009", "--out", str(published)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
 def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -9,16 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.flow import parse_listing_file, refresh, run_fingerprint
+from pipeline.flow import parse_listing_file, run_fingerprint
 from pipeline.sources import discover_sources
 from pipeline.store import read_tables
+from tests.conftest import run_flow as run
 
 pytestmark = pytest.mark.flow
-
-
-def run(raw: Path, out: Path, **overrides):
-    params = {"raw_dir": raw, "out_dir": out, "as_of": None, "force": False, "lock_timeout_s": 30.0}
-    return refresh(**{**params, **overrides})
 
 
 def test_parse_task_unit(raw_dir: Path, reference) -> None:
@@ -65,7 +61,7 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     )
     (raw_dir / "latin1.txt").write_bytes("LGMar 1, 2024\nTitleJosé Núñez\nAbs.\n".encode("latin-1"))
     out = tmp_path / "processed"
-    summary = run(raw_dir, out, as_of=date(2026, 1, 3))
+    summary = run(raw_dir, out, as_of=date(2026, 1, 3), max_reject_rate=1.0)
     inputs = {i["path"]: i for i in summary.inputs}
     assert inputs["extra.txt"]["capture_date"] == "2026-01-03"
     assert inputs["extra.txt"]["capture_date_from"] == "--as-of"

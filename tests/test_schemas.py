@@ -9,6 +9,7 @@ import pytest
 from pipeline.tables import build_tables, changes_table, listing_result
 from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +77,8 @@ def test_contract_exports() -> None:
         assert f"## {name}" in dictionary
     assert "references authors.author_id" in dictionary
     assert len(schema_fingerprint()) == 64
+
+
+def test_committed_data_dictionary_is_current() -> None:
+    committed = (ROOT / "schemas" / "DATA_DICTIONARY.md").read_text(encoding="utf-8")
+    assert committed == data_dictionary(), "regenerate schemas/DATA_DICTIONARY.md from schemas.contract"

@@ -1,0 +1,166 @@
+"""Versions consumers can trust: accumulating refreshes, changes, thresholds, retention, concurrency."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+from pipeline import store
+from pipeline.flow import RejectRateExceededError
+from tests.conftest import ROOT, run_flow
+
+pytestmark = pytest.mark.flow
+
+P1 = "LGMar 1, 2025\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract one.\n"
+P2 = "CLMar 2, 2025\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P2_NEW = "91.0CLMar 2, 2025Code\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
+
+
+def changes_of(out: Path, version_id: str) -> dict[str, str]:
+    """title → change, for one version's changes table."""
+    tables = store.read_tables(out / "versions" / version_id, ["changes", "papers"])
+    titles = dict(zip(tables["papers"]["paper_id"], tables["papers"]["title"], strict=True))
+    if version_id != "000001":
+        parent = store.read_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
+        titles.update({k: v for k, v in zip(parent["paper_id"], parent["title"], strict=True) if k not in titles})
+    return {titles[row.paper_id]: row.change for row in tables["changes"].itertuples()}
+
+
+def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    (raw / "listing_2026-01-01.txt").write_text(P1 + P2, encoding="utf-8")
+    first = run_flow(raw, out)
+    assert (first.version_id, first.changes) == ("000001", {"added": 2})
+
+    # a second, overlapping capture: P2 again with new fields, P3 new
+    (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3, encoding="utf-8")
+    second = run_flow(raw, out)
+    assert (second.version_id, second.parent_id) == ("000002", "000001")
+    assert changes_of(out, "000002") == {"Language Models Revisited": "updated", "Vision at Scale": "added"}
+    changes = store.read_tables(out / "latest", ["changes"])["changes"]
+    assert set(changes.loc[changes["change"] == "updated", "changed_fields"].iloc[0].split(",")) == {
+        "score",
+        "has_code",
+    }
+    papers = store.read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    assert papers.loc["Language Models Revisited", ["first_seen", "last_seen"]].tolist() == [
+        date(2026, 1, 1), date(2026, 2, 1),
+    ]  # fmt: skip
+    assert papers.loc["Language Models Revisited", "score"] == 91.0
+
+    # same inputs, same code: nothing new
+    again = run_flow(raw, out)
+    assert (again.published, again.version_id) == (False, "000002")
+    assert store.version_ids(out) == ["000001", "000002"]
+
+    # a capture deleted: its papers go unless another capture has them
+    (raw / "listing_2026-01-01.txt").unlink()
+    third = run_flow(raw, out)
+    assert changes_of(out, "000003") == {"A Study of Graphs": "removed"}
+    assert third.row_counts["papers"] == 2
+    manifest = store.read_manifest(out / "latest")
+    assert [i["path"] for i in manifest["inputs"]] == ["listing_2026-02-01.txt"]
+    assert manifest["parent_id"] == "000002"
+
+    # time travel by folder: every reader sees latest and an older version, offline
+    latest, old = out / "latest" / "papers.parquet", out / "versions" / "000001" / "papers.parquet"
+    assert duckdb.sql(f"select count(*) from '{latest}'").fetchall() == [(2,)]
+    assert duckdb.sql(f"select count(*) from '{old}'").fetchall() == [(2,)]
+    assert pl.read_parquet(latest).height == 2
+    assert pl.read_parquet(old)["published"].dtype == pl.Date
+    assert len(pd.read_parquet(old)) == 2
+    added = duckdb.sql(
+        f"select count(*) from '{out}/versions/000002/changes.parquet' where change = 'added'"
+    ).fetchall()
+    assert added == [(1,)]
+
+
+def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    (raw / "listing_2026-01-01.txt").write_text(P1 + "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n", encoding="utf-8")
+    with pytest.raises(RejectRateExceededError, match=r"1 of 2 records rejected \(50.0% > 5.0%\)") as err:
+        run_flow(raw, out)
+    assert store.version_ids(out) == []
+    assert store.latest_id(out) is None
+    csv = Path(str(err.value).rsplit(" ", 1)[-1])
+    assert csv.is_file()
+    assert pd.read_csv(csv)["rule"].tolist() == ["unknown_category"]
+    assert run_flow(raw, out, max_reject_rate=0.5).published
+
+
+def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    for n, text in enumerate([P1, P2, P3], start=1):
+        (raw / f"listing_2026-01-0{n}.txt").write_text(text, encoding="utf-8")
+        run_flow(raw, out)
+    assert store.version_ids(out) == ["000001", "000002", "000003"]
+    (raw / "listing_2026-01-04.txt").write_text(P2_NEW, encoding="utf-8")
+    summary = run_flow(raw, out, keep=1)
+    assert summary.pruned == ["000001", "000002"]
+    assert store.version_ids(out) == ["000003", "000004"]
+    assert store.latest_id(out) == "000004"
+
+
+@pytest.mark.subprocess
+def test_two_runs_at_once_publish_one_version_each_in_order(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    raws = []
+    for name, text in (("a", P1 + P2), ("b", P3)):
+        raw = tmp_path / name
+        raw.mkdir()
+        (raw / f"listing_2026-01-0{len(raws) + 1}.txt").write_text(text, encoding="utf-8")
+        raws.append(raw)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    logs: list[list[str]] = [[], []]
+
+    def drain(stream, lines: list[str]) -> None:
+        lines.extend(stream)
+
+    # Hold the writer lock until both runs have parsed their input and are waiting for it.
+    with store.writer_lock(out, timeout_s=5):
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for raw in raws
+        ]
+        readers = [threading.Thread(target=drain, args=(p.stderr, lines)) for p, lines in zip(procs, logs, strict=True)]
+        for reader in readers:
+            reader.start()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not all(any(" records, " in line for line in lines) for lines in logs):
+            assert all(p.poll() is None for p in procs), logs
+            time.sleep(0.2)
+        time.sleep(0.5)  # from the parse log line to the lock takes a few milliseconds
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for reader in readers:
+        reader.join()
+    assert [p.returncode for p in procs] == [0, 0], logs
+    assert sorted(o.split()[3] for o in outputs) == ["000001", "000002"]
+    assert store.version_ids(out) == ["000001", "000002"]
+    first, second = (store.read_manifest(out / "versions" / v) for v in ("000001", "000002"))
+    assert (first["parent_id"], second["parent_id"]) == (None, "000001")
+    for manifest in (first, second):
+        # never a mix: every paper of a version comes from that version's own inputs
+        papers = store.read_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
+        assert set(papers["source_file"]) == {i["path"] for i in manifest["inputs"]}
+        assert len(manifest["inputs"]) == 1
+    assert set(store.read_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}
