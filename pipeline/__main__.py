@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-reject-rate", type=_rate, default=0.05,
         help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
     )  # fmt: skip
+    run.add_argument("--refresh", action="store_true", help="re-parse every listing, ignoring the cache")
     run.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
 
     validate = commands.add_parser("validate", help="re-validate a version folder against the contract")
@@ -91,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
 
     from pipeline.flow import RejectRateExceededError, refresh
+    from pipeline.report import report_markdown
     from pipeline.store import StoreError
     from schemas import DatasetInvalidError
 
@@ -103,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
             lock_timeout_s=args.lock_timeout,
             max_reject_rate=args.max_reject_rate,
             keep=args.keep,
+            refresh_cache=args.refresh,
         )
     except (InputError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -113,17 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     except DatasetInvalidError as err:
         print(f"error: the dataset failed validation; nothing was published.\n{err}", file=sys.stderr)
         return 1
-    state = "published new version" if summary.published else "up to date: latest is version"
-    print(f"{state} {summary.version_id} at {summary.path}")
-    print(f"records: {summary.records}  rejects: {summary.rejects}")
-    for rule, count in summary.rejects_by_rule.items():
-        print(f"  reject {rule}: {count}")
-    for table, rows in summary.row_counts.items():
-        print(f"  {table:<20} {rows:>8} rows")
-    if summary.changes:
-        print("changes since the parent: " + ", ".join(f"{n} {kind}" for kind, n in sorted(summary.changes.items())))
-    if summary.pruned:
-        print(f"pruned versions: {', '.join(summary.pruned)}")
+    print(report_markdown(summary), end="")
     return 0
 
 

@@ -5,47 +5,42 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 
 from pipeline import __version__, store
 from pipeline.reference import load_reference
-from pipeline.sources import Source, code_fingerprint, discover_sources, read_source
+from pipeline.report import REJECT_SAMPLE, RunSummary, report_markdown
+from pipeline.sources import Source, code_fingerprint, discover_sources, listing_cache_key, load_source
 from pipeline.tables import ListingResult, build_tables, changes_table, rejects_table
 from schemas import validate_dataset
 from schemas.contract import schema_fingerprint
 
 PARENT_TABLES = ("papers", "paper_authors", "paper_organizations")
+SUMMARY_ARTIFACT = "listings-run-summary"
+REJECTS_ARTIFACT = "listings-rejects"
+
+__all__ = ["RejectRateExceededError", "RunSummary", "refresh"]
 
 
-@dataclass(frozen=True)
-class RunSummary:
-    """What a run did, for the CLI and for tests."""
+class RejectRateExceededError(Exception):
+    """More records were rejected than the run allows; nothing was published."""
 
-    version_id: str
-    path: Path
-    published: bool
-    parent_id: str | None
-    records: int
-    rejects: int
-    rejects_by_rule: dict[str, int]
-    row_counts: dict[str, int]
-    inputs: list[dict[str, Any]] = field(default_factory=list)
-    changes: dict[str, int] = field(default_factory=dict)
-    pruned: list[str] = field(default_factory=list)
+
+# --- tasks: thin wrappers; data errors become rejects, so only I/O is retried -----------------
 
 
 @task(name="parse-listing", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def parse_listing_file(source: Source) -> ListingResult:
-    """Read and parse one raw listing (retried: reading is I/O)."""
-    return read_source(source, load_reference())
+def parse_listing_file(source: Source, cache_dir: Path | None, refresh_cache: bool) -> tuple[ListingResult, bool]:
+    """Read and parse one raw listing, or take it from the cache; True when cached."""
+    return load_source(source, load_reference(), cache_dir, refresh_cache)
 
 
 @task(name="build-tables", cache_policy=NO_CACHE)
@@ -66,6 +61,15 @@ def publish(
 ) -> store.PublishOutcome:
     """Write the version aside and swap `latest` (retried: writing is I/O)."""
     return store.publish_version(out_dir, tables, manifest, datetime.now(UTC), force=force)
+
+
+@task(name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def write_rejected(out_dir: Path, results: list[ListingResult], manifest: dict[str, Any]) -> Path:
+    """Write a refused run's rejects where the operator can read them."""
+    return store.write_rejected(out_dir, rejects_table(results), manifest)
+
+
+# --- plain helpers ----------------------------------------------------------------------------
 
 
 def input_entries(results: list[ListingResult], sources: list[Source]) -> list[dict[str, Any]]:
@@ -107,29 +111,34 @@ def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class RejectRateExceededError(Exception):
-    """More records were rejected than the run allows; nothing was published."""
+def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> None:
+    create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
+    sample = rejects_table(results).head(REJECT_SAMPLE)
+    create_table_artifact(
+        table=[{str(k): v for k, v in row.items()} for row in sample.drop(columns=["raw"]).to_dict(orient="records")],
+        key=REJECTS_ARTIFACT,
+        description=f"First {REJECT_SAMPLE} rejects of the run ({summary.rejects} in all)",
+    )
 
 
-@task(name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def write_rejected(out_dir: Path, results: list[ListingResult], manifest: dict[str, Any]) -> Path:
-    """Write a refused run's rejects where the operator can read them."""
-    return store.write_rejected(out_dir, rejects_table(results), manifest)
+# --- the flow ---------------------------------------------------------------------------------
 
 
 @flow(name="listings-to-parquet", log_prints=False)
 def refresh(
     raw_dir: Path,
     out_dir: Path,
-    as_of: date | None,
-    force: bool,
-    lock_timeout_s: float,
-    max_reject_rate: float,
-    keep: int | None,
+    as_of: date | None = None,
+    force: bool = False,
+    lock_timeout_s: float = 600.0,
+    max_reject_rate: float = 0.05,
+    keep: int | None = None,
+    refresh_cache: bool = False,
 ) -> RunSummary:
     """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`.
 
-    Raises RejectRateExceededError (rejects written aside, nothing published) when more than
+    Parsed listings are cached under ``out_dir/.cache`` on their content; `refresh_cache` re-parses
+    all. Raises RejectRateExceededError (rejects written aside, nothing published) when more than
     `max_reject_rate` of the records are rejected, and DatasetInvalidError when validation fails.
     """
     logger = get_run_logger()
@@ -140,51 +149,75 @@ def refresh(
                 "%s: no YYYY-MM-DD in its name and no --as-of; using its modification date %s",
                 s.name, s.capture_date,
             )  # fmt: skip
-    results = [f.result() for f in parse_listing_file.map(sources)]
-    for r in results:
-        logger.info("%s: %d records, %d rejects", r.source_file, r.records, len(r.rejects))
+    cache_dir = out_dir / store.CACHE
+    futures = parse_listing_file.map(sources, cache_dir=cache_dir, refresh_cache=refresh_cache)
+    by_name: dict[str, tuple[ListingResult, bool]] = {}
+    for done, future in enumerate(as_completed(futures), start=1):
+        result, cached = future.result()
+        by_name[result.source_file] = (result, cached)
+        logger.info(
+            "[%d/%d] %s: %d records, %d rejects (%s)",
+            done, len(sources), result.source_file, result.records, len(result.rejects),
+            "from cache" if cached else "parsed",
+        )  # fmt: skip
+    results = [by_name[s.name][0] for s in sources]
     manifest = run_manifest(results, sources)
     records, rejects = manifest["records"], manifest["rejects"]
-    summary = partial(
-        RunSummary,
-        records=records,
-        rejects=rejects,
-        rejects_by_rule=dict(Counter(j.rule for r in results for j in r.rejects).most_common()),
-        inputs=manifest["inputs"],
-    )
+    base = {
+        "records": records,
+        "rejects": rejects,
+        "rejects_by_rule": dict(Counter(j.rule for r in results for j in r.rejects).most_common()),
+        "inputs": manifest["inputs"],
+        "parsed_files": [s.name for s in sources if not by_name[s.name][1]],
+        "cached_files": [s.name for s in sources if by_name[s.name][1]],
+    }
+
     if records and rejects / records > max_reject_rate:
         folder = write_rejected(out_dir, results, manifest)
-        raise RejectRateExceededError(
+        reason = (
             f"{rejects} of {records} records rejected ({rejects / records:.1%} > {max_reject_rate:.1%}); "
             f"nothing was published. The rejects are in {folder / 'rejects.csv'}"
         )
+        refused = RunSummary(None, None, False, store.latest_id(out_dir), row_counts={}, refused=reason, **base)
+        _publish_artifacts(refused, results)
+        raise RejectRateExceededError(reason)
+
     current = store.latest_id(out_dir)
     if not force and current and store.fingerprint(out_dir, current) == manifest["fingerprint"]:
         logger.info("up to date: version %s already has these inputs and code", current)
         path = store.version_path(out_dir, current)
-        return summary(
-            version_id=current, path=path, published=False, parent_id=current,
-            row_counts=store.read_manifest(path)["row_counts"],
-        )  # fmt: skip
+        summary = RunSummary(current, path, False, current, row_counts=store.read_manifest(path)["row_counts"], **base)
+        _publish_artifacts(summary, results)
+        return summary
+
+    logger.info("building tables from %d listing(s)", len(results))
     tables = build_dataset(results)
     with store.writer_lock(out_dir, lock_timeout_s):
         parent_id = store.latest_id(out_dir)
         parent = store.read_tables(store.version_path(out_dir, parent_id), PARENT_TABLES) if parent_id else None
         tables["changes"] = changes_table(parent, tables)
-        outcome = publish(out_dir, validate(tables), manifest, force)
+        logger.info("validating %d tables", len(tables))
+        validated = validate(tables)
+        outcome = publish(out_dir, validated, manifest, force)
         pruned = store.prune_versions(out_dir, keep) if keep is not None else []
+        code = code_fingerprint()
+        store.prune_cache(
+            cache_dir, {listing_cache_key(s, r.sha256, code) for s, r in zip(sources, results, strict=True)}
+        )
     if pruned:
         logger.info("pruned versions %s (--keep %d)", ", ".join(pruned), keep)
-    if outcome.published:
-        logger.info("published version %s at %s", outcome.version_id, outcome.path)
-    else:  # another run published the same content while this one waited for the lock
-        logger.info("up to date: version %s already has these inputs and code", outcome.version_id)
-    return summary(
-        version_id=outcome.version_id,
-        path=outcome.path,
-        published=outcome.published,
-        parent_id=outcome.parent_id,
+    logger.info(
+        "%s version %s at %s", "published" if outcome.published else "up to date:", outcome.version_id, outcome.path
+    )
+    summary = RunSummary(
+        outcome.version_id,
+        outcome.path,
+        outcome.published,
+        outcome.parent_id,
         row_counts={name: len(frame) for name, frame in tables.items()},
         changes=dict(Counter(tables["changes"]["change"])) if outcome.published else {},
         pruned=pruned,
+        **base,
     )
+    _publish_artifacts(summary, results)
+    return summary

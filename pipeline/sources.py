@@ -6,9 +6,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 
-from pipeline import __version__
+from pipeline import __version__, store
 from pipeline.listing import Reject
 from pipeline.reference import Reference
 from pipeline.tables import ListingResult, listing_result
@@ -67,6 +68,31 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> list[Source]:
     return sources
 
 
+def listing_cache_key(source: Source, content_sha256: str, code: str) -> str:
+    """Key of a parsed listing: its content, name and capture date, and the code that parsed it."""
+    identity = f"{content_sha256}|{source.name}|{source.capture_date.isoformat()}|{code}"
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
+def load_source(
+    source: Source, reference: Reference, cache_dir: Path | None, refresh: bool
+) -> tuple[ListingResult, bool]:
+    """The parsed listing and whether it came from the cache (keyed on the file's sha256).
+
+    With `refresh`, the cache is not read (but is rewritten); with no `cache_dir`, not used.
+    """
+    if cache_dir is None:
+        return read_source(source, reference), False
+    key = listing_cache_key(source, hashlib.sha256(source.path.read_bytes()).hexdigest(), code_fingerprint())
+    if not refresh:
+        cached = store.read_cached_listing(cache_dir, key)
+        if cached is not None:
+            return cached, True
+    result = read_source(source, reference)
+    store.write_cached_listing(cache_dir, key, result)
+    return result, False
+
+
 def read_source(source: Source, reference: Reference) -> ListingResult:
     """Read, hash, decode and parse one listing.
 
@@ -89,6 +115,7 @@ def read_source(source: Source, reference: Reference) -> ListingResult:
     return listing_result(text, source.name, sha256, len(data), source.capture_date, reference)
 
 
+@cache
 def code_fingerprint() -> str:
     """sha256 of the package's code and reference data: a new version follows any change."""
     digest = hashlib.sha256(__version__.encode())

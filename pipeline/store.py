@@ -17,7 +17,9 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.tables import ListingResult
 from schemas import MODELS, arrow_schema
 from schemas.contract import contract_json, data_dictionary
 
@@ -37,6 +40,7 @@ LATEST = "latest"
 POINTER = "LATEST"
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+CACHE = ".cache"  # parsed listings, keyed on content: OUT/.cache/<key>.pickle
 
 
 class StoreError(Exception):
@@ -177,7 +181,7 @@ def _point_latest(out_dir: Path, version_id: str) -> None:
 def clean_incomplete(out_dir: Path) -> list[Path]:
     """Remove what an interrupted run left (temporary folders, links and files); return them."""
     removed = []
-    for root in (out_dir, out_dir / VERSIONS, out_dir / "rejected"):
+    for root in (out_dir, out_dir / VERSIONS, out_dir / "rejected", out_dir / CACHE):
         if not root.is_dir():
             continue
         for path in root.iterdir():
@@ -188,6 +192,36 @@ def clean_incomplete(out_dir: Path) -> list[Path]:
                     path.unlink()
                 removed.append(path)
     return removed
+
+
+def read_cached_listing(cache_dir: Path, key: str) -> ListingResult | None:
+    """A parsed listing from the cache, or None when absent or unreadable (then it is re-parsed)."""
+    path = cache_dir / f"{key}.pickle"
+    try:
+        with path.open("rb") as handle:
+            value = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+    return value if isinstance(value, ListingResult) else None
+
+
+def write_cached_listing(cache_dir: Path, key: str, result: ListingResult) -> None:
+    """Store a parsed listing under its key (atomically: concurrent runs may write the same key)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = cache_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{threading.get_ident()}"
+    with tmp.open("wb") as handle:
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(cache_dir / f"{key}.pickle")
+
+
+def prune_cache(cache_dir: Path, keep: set[str]) -> int:
+    """Delete cached listings whose key is not in `keep` (files no longer in the raw folder)."""
+    if not cache_dir.is_dir():
+        return 0
+    stale = [p for p in cache_dir.glob("*.pickle") if p.stem not in keep]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
 
 
 def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, Any]) -> Path:

@@ -31,8 +31,8 @@ def published(tmp_path_factory) -> Path:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "published new version 000001" in proc.stdout
-    assert "rejects: 0" in proc.stdout
-    assert "papers                     50 rows" in proc.stdout
+    assert "- rejects: 0" in proc.stdout
+    assert "| papers | 50 |" in proc.stdout
     assert "Traceback" not in proc.stderr
     return out
 

@@ -17,10 +17,18 @@ from tests.conftest import run_flow as run
 pytestmark = pytest.mark.flow
 
 
-def test_parse_task_unit(raw_dir: Path, reference) -> None:
+def test_parse_task_unit_and_cache(raw_dir: Path, tmp_path: Path) -> None:
     (source,) = discover_sources(raw_dir, None)
-    result = parse_listing_file.fn(source)
-    assert (result.records, len(result.rejects), result.capture_date) == (50, 0, date(2026, 11, 26))
+    result, cached = parse_listing_file.fn(source, None, False)
+    assert (result.records, len(result.rejects), result.capture_date, cached) == (50, 0, date(2026, 11, 26), False)
+    cache = tmp_path / "cache"
+    assert parse_listing_file.fn(source, cache, False)[1] is False
+    again, cached = parse_listing_file.fn(source, cache, False)
+    assert cached
+    assert again == result
+    assert parse_listing_file.fn(source, cache, True)[1] is False  # --refresh ignores the cache
+    source.path.write_text(source.path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert parse_listing_file.fn(source, cache, False)[1] is False  # new content, new key
 
 
 def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path) -> None:

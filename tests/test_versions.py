@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -154,7 +155,8 @@ def test_two_runs_at_once_publish_one_version_each_in_order(tmp_path: Path) -> N
     for reader in readers:
         reader.join()
     assert [p.returncode for p in procs] == [0, 0], logs
-    assert sorted(o.split()[3] for o in outputs) == ["000001", "000002"]
+    published = sorted(re.search(r"published new version (\d+)", o).group(1) for o in outputs)  # type: ignore[union-attr]
+    assert published == ["000001", "000002"]
     assert store.version_ids(out) == ["000001", "000002"]
     first, second = (store.read_manifest(out / "versions" / v) for v in ("000001", "000002"))
     assert (first["parent_id"], second["parent_id"]) == (None, "000001")
