@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|validate|versions|diff|show`."""
+"""Command line: `python -m pipeline run|serve|validate|versions|diff|show`."""
 
 from __future__ import annotations
 
@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-reject-rate", type=_rate, default=0.05,
         help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
     )  # fmt: skip
+    scale = run.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--workers", type=_positive, default=None, help="parse files on a local Dask cluster of N workers"
+    )
+    scale.add_argument("--dask-address", default=None, help="parse files on an existing Dask cluster (tcp://HOST:PORT)")
+    run.add_argument("--quiet", action="store_true", help="for cron: only warnings and the final summary")
     run.add_argument("--refresh", action="store_true", help="re-parse every listing, ignoring the cache")
     run.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
 
@@ -76,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
     show.add_argument("--limit", type=int, default=10, help="rows to show (default: %(default)s)")
 
+    serve = commands.add_parser("serve", help="register a scheduled deployment on a Prefect server and serve it")
+    serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 6 * * *" (daily at 06:00 UTC)')
+    serve.add_argument("--name", default="scheduled-refresh", help="deployment name (default: %(default)s)")
+    serve.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
+    serve.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    serve.add_argument("--max-reject-rate", type=_rate, default=0.05, help="as for run (default: %(default)s)")
+    serve.add_argument("--keep", type=_positive, default=None, help="as for run (default: all versions)")
+
     versions = commands.add_parser("versions", help="list published versions")
     versions.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
     return parser
@@ -91,13 +105,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from pipeline.flow import RejectRateExceededError, refresh
+    from pipeline.flow import RejectRateExceededError, refresh, task_runner
     from pipeline.report import report_markdown
     from pipeline.store import StoreError
     from schemas import DatasetInvalidError
 
+    runner = task_runner(args.workers, args.dask_address)
+    flow = refresh.with_options(task_runner=runner) if runner is not None else refresh
     try:
-        summary = refresh(
+        summary = flow(
             raw_dir=args.raw,
             out_dir=args.out,
             as_of=args.as_of,
@@ -147,6 +163,46 @@ def _versions(args: argparse.Namespace) -> int:
         papers = manifest["row_counts"].get("papers", 0)
         changes = manifest["row_counts"].get("changes", 0)
         print(f"{marker} {version_id}  {manifest['created_at']}  papers={papers}  changes={changes}")
+    return 0
+
+
+SERVER_HELP = """\
+A schedule needs a running Prefect server (the temporary one that `run` starts cannot schedule):
+
+    .venv/bin/prefect server start                     # in another terminal; SQLite by default
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    .venv/bin/python -m pipeline serve --cron "0 6 * * *"
+"""
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from pipeline.flow import refresh
+
+    api_url = PREFECT_API_URL.value()
+    if not api_url:
+        print(f"error: PREFECT_API_URL is not set.\n{SERVER_HELP}", file=sys.stderr)
+        return 2
+    with get_client(sync_client=True) as client:
+        failure = client.api_healthcheck()
+    if failure is not None:
+        print(f"error: no Prefect server answers at {api_url} ({failure}).\n{SERVER_HELP}", file=sys.stderr)
+        return 2
+    print(f"serving deployment listings-to-parquet/{args.name} on {api_url} with cron {args.cron!r}; Ctrl-C stops")
+    refresh.serve(
+        name=args.name,
+        cron=args.cron,
+        parameters={
+            "raw_dir": str(args.raw.resolve()),
+            "out_dir": str(args.out.resolve()),
+            "max_reject_rate": args.max_reject_rate,
+            "keep": args.keep,
+        },
+        description="Refresh the listings dataset from every capture in the raw folder.",
+        print_starting_message=False,
+    )
     return 0
 
 
@@ -204,7 +260,18 @@ def _show(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    handlers = {"run": _run, "validate": _validate, "versions": _versions, "diff": _diff, "show": _show}
+    if getattr(args, "quiet", False):
+        # Read by Prefect when it is first imported, which happens after this point.
+        os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
+        os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "ERROR"
+    handlers = {
+        "run": _run,
+        "validate": _validate,
+        "versions": _versions,
+        "diff": _diff,
+        "show": _show,
+        "serve": _serve,
+    }
     return handlers[args.command](args)
 
 

@@ -26,6 +26,7 @@ class Source:
     name: str  # relative to the raw folder: the value of source_file
     capture_date: date
     capture_date_from: str  # "file name", "--as-of" or "modification time"
+    size_bytes: int
 
 
 class InputError(Exception):
@@ -55,14 +56,15 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> list[Source]:
         if not path.is_file():
             continue
         name = path.relative_to(raw_dir).as_posix()
+        size = path.stat().st_size
         from_name = capture_date_in_name(path.name)
         if from_name is not None:
-            sources.append(Source(path, name, from_name, "file name"))
+            sources.append(Source(path, name, from_name, "file name", size))
         elif as_of is not None:
-            sources.append(Source(path, name, as_of, "--as-of"))
+            sources.append(Source(path, name, as_of, "--as-of", size))
         else:
             modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date()
-            sources.append(Source(path, name, modified, "modification time"))
+            sources.append(Source(path, name, modified, "modification time", size))
     if not sources:
         raise InputError(f"no listings ({LISTING_GLOB}) under {raw_dir}")
     return sources

@@ -48,12 +48,79 @@ def prefect_server() -> Iterator[None]:
         yield
 
 
-def run_flow(raw: Path, out: Path, **overrides):
-    """Call the flow with the CLI's defaults, overridden by keyword."""
+def run_flow(raw: Path, out: Path, flow=None, **overrides):
+    """Call the flow (or a variant of it) with the CLI's defaults, overridden by keyword."""
     from pipeline.flow import refresh
 
     params = {
         "raw_dir": raw, "out_dir": out, "as_of": None, "force": False, "lock_timeout_s": 30.0,
         "max_reject_rate": 0.05, "keep": None,
     }  # fmt: skip
-    return refresh(**{**params, **overrides})
+    return (flow or refresh)(**{**params, **overrides})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, timeout_s: float) -> bool:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.5)
+    return False
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(tmp_path_factory) -> Iterator[str]:
+    """A real Prefect server: the one .ci/run started (PIPELINE_TEST_PREFECT_API_URL), else our own."""
+    import subprocess
+    import sys
+
+    given = os.environ.get("PIPELINE_TEST_PREFECT_API_URL")
+    if given:
+        assert _wait_healthy(given, 180), f"no Prefect server at {given}"
+        yield given
+        return
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = _free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    prefect = Path(sys.executable).parent / "prefect"
+    log = (home / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        assert _wait_healthy(url, 120), (home / "server.log").read_text()
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def dask_address() -> Iterator[str]:
+    """A running Dask scheduler: the one .ci/run started (PIPELINE_TEST_DASK_ADDRESS), else a local cluster."""
+    given = os.environ.get("PIPELINE_TEST_DASK_ADDRESS")
+    if given:
+        yield given
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        yield cluster.scheduler_address

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory) -> Path:
-    """A dataset published by `python -m pipeline run` in a subprocess, as a user runs it."""
+    """A dataset published by `python -m pipeline run --quiet` in a subprocess, as cron runs it."""
     base = tmp_path_factory.mktemp("cli")
     raw = base / "raw"
     raw.mkdir()
@@ -26,7 +26,7 @@ def published(tmp_path_factory) -> Path:
     out = base / "processed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out)],
+        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out), "--quiet"],
         capture_output=True, text=True, env=env, cwd=base, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -34,6 +34,7 @@ def published(tmp_path_factory) -> Path:
     assert "- rejects: 0" in proc.stdout
     assert "| papers | 50 |" in proc.stdout
     assert "Traceback" not in proc.stderr
+    assert "INFO" not in proc.stderr  # --quiet: warnings and the final summary only
     return out
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.flow import parse_listing_file, run_fingerprint
+from pipeline.flow import file_batches, parse_listing_files, run_fingerprint
 from pipeline.sources import discover_sources
 from pipeline.store import read_tables
 from tests.conftest import run_flow as run
@@ -19,16 +19,27 @@ pytestmark = pytest.mark.flow
 
 def test_parse_task_unit_and_cache(raw_dir: Path, tmp_path: Path) -> None:
     (source,) = discover_sources(raw_dir, None)
-    result, cached = parse_listing_file.fn(source, None, False)
+    ((result, cached),) = parse_listing_files.fn([source], None, False)
     assert (result.records, len(result.rejects), result.capture_date, cached) == (50, 0, date(2026, 11, 26), False)
     cache = tmp_path / "cache"
-    assert parse_listing_file.fn(source, cache, False)[1] is False
-    again, cached = parse_listing_file.fn(source, cache, False)
+    assert parse_listing_files.fn([source], cache, False)[0][1] is False
+    ((again, cached),) = parse_listing_files.fn([source], cache, False)
     assert cached
     assert again == result
-    assert parse_listing_file.fn(source, cache, True)[1] is False  # --refresh ignores the cache
+    assert parse_listing_files.fn([source], cache, True)[0][1] is False  # --refresh ignores the cache
     source.path.write_text(source.path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert parse_listing_file.fn(source, cache, False)[1] is False  # new content, new key
+    assert parse_listing_files.fn([source], cache, False)[0][1] is False  # new content, new key
+
+
+def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
+    from pipeline.sources import Source
+
+    sources = [Source(tmp_path / f"{n}.txt", f"{n}.txt", date(2026, 1, 1), "file name", size) for n, size in
+               enumerate([5, 5, 5, 20, 1, 1])]  # fmt: skip
+    batches = file_batches(sources, 10)
+    assert [[s.name for s in b] for b in batches] == [["0.txt", "1.txt"], ["2.txt", "3.txt"], ["4.txt", "5.txt"]]
+    assert len(file_batches(sources, 1)) == 6
+    assert file_batches([], 10) == []
 
 
 def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path) -> None:

@@ -1,0 +1,106 @@
+"""Refresh orchestration: incremental parsing, run reports as Prefect artifacts, Dask fan-out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+from pipeline import store
+from pipeline.flow import REJECTS_ARTIFACT, SUMMARY_ARTIFACT
+from tests.conftest import SAMPLE, run_flow
+
+pytestmark = pytest.mark.flow
+
+EXTRA = "LGMar 1, 2025\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract.\nXXMar 2, 2025\nBad SuffixBo Chen\nAbs.\n"
+
+
+def artifacts_of(flow_run_id) -> dict[str, object]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {a.key: a.data for a in found if a.key}
+
+
+def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    shutil.copy(SAMPLE, raw / SAMPLE.name)
+    first = run_flow(raw, out)
+    assert (first.parsed_files, first.cached_files) == ([SAMPLE.name], [])
+
+    (raw / "listing_2026-11-27.txt").write_text(EXTRA, encoding="utf-8")
+    state = run_flow(raw, out, max_reject_rate=0.5, return_state=True)
+    second = state.result()
+    assert second.parsed_files == ["listing_2026-11-27.txt"]
+    assert second.cached_files == [SAMPLE.name]
+    assert second.changes == {"added": 1}
+
+    artifacts = artifacts_of(state.state_details.flow_run_id)
+    summary = str(artifacts[SUMMARY_ARTIFACT])
+    assert "published new version 000002" in summary
+    assert "2 file(s), 1 parsed, 1 from cache" in summary
+    assert "| unknown_category | 1 |" in summary
+    assert "| papers | 51 |" in summary
+    rejects = artifacts[REJECTS_ARTIFACT]
+    rows = pd.DataFrame(json.loads(rejects) if isinstance(rejects, str) else rejects)
+    assert rows[["source_file", "source_line", "rule"]].to_numpy().tolist() == [
+        ["listing_2026-11-27.txt", 4, "unknown_category"]
+    ]
+
+    third = run_flow(raw, out, max_reject_rate=0.5, refresh_cache=True)
+    assert (third.published, sorted(third.parsed_files), third.cached_files) == (
+        False, sorted([SAMPLE.name, "listing_2026-11-27.txt"]), [],
+    )  # fmt: skip
+    (raw / "listing_2026-11-27.txt").unlink()
+    run_flow(raw, out)
+    assert len(list((out / store.CACHE).glob("*.pickle"))) == 1  # the deleted file's entry is pruned
+
+
+@pytest.fixture(scope="module")
+def twenty_files(tmp_path_factory) -> Path:
+    """20 captures rendered from the real corpus, 150 papers each, overlapping by a third."""
+    from datetime import date, timedelta
+
+    from benchmarks.render import load_records, render_listing
+
+    raw = tmp_path_factory.mktemp("twenty")
+    records = load_records()
+    for n in range(20):
+        capture = date(2026, 1, 1) + timedelta(days=7 * n)
+        text, _ = render_listing(records[n * 100 : n * 100 + 150], capture, seed=n)
+        (raw / f"listing_{capture.isoformat()}.txt").write_text(text, encoding="utf-8")
+    return raw
+
+
+def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, tmp_path: Path) -> None:
+    from pipeline.flow import refresh, task_runner
+
+    default = run_flow(twenty_files, tmp_path / "default", max_reject_rate=1.0)
+    dask_flow = refresh.with_options(task_runner=task_runner(2, None))
+    # batch_bytes=1: one task per file, so the 20 files really spread over the workers
+    on_dask = run_flow(twenty_files, tmp_path / "dask", max_reject_rate=1.0, flow=dask_flow, batch_bytes=1)
+    assert default.row_counts == on_dask.row_counts
+    assert default.row_counts["papers"] > 2000
+    assert len(on_dask.parsed_files) == 20
+    left = store.read_tables(tmp_path / "default" / "latest")
+    right = store.read_tables(tmp_path / "dask" / "latest")
+    for name in left:
+        pd.testing.assert_frame_equal(left[name], right[name], obj=name)
+
+
+def test_existing_dask_cluster_by_address(
+    prefect_server, dask_address: str, twenty_files: Path, tmp_path: Path
+) -> None:
+    from pipeline.flow import refresh, task_runner
+
+    on_cluster = refresh.with_options(task_runner=task_runner(None, dask_address))
+    summary = run_flow(twenty_files, tmp_path / "out", max_reject_rate=1.0, flow=on_cluster, batch_bytes=1)
+    assert summary.published
+    assert len(summary.parsed_files) == 20
