@@ -148,7 +148,7 @@ def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any
     if dask_address is not None:
         return DaskTaskRunner(address=dask_address)
     return DaskTaskRunner(
-        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
     )
 
 

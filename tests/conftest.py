@@ -30,6 +30,19 @@ def sample_text() -> str:
     return SAMPLE.read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="session")
+def sample_tables(sample_text, reference):
+    """The sample's tables as a first version would publish them (not yet validated)."""
+    from datetime import date
+
+    from pipeline.tables import build_tables, changes_table, listing_result
+
+    result = listing_result(sample_text, SAMPLE.name, "0" * 64, len(sample_text), date(2026, 11, 26), reference)
+    built = build_tables([result], reference)
+    built["changes"] = changes_table(None, built)
+    return built
+
+
 @pytest.fixture
 def raw_dir(tmp_path: Path) -> Path:
     """A raw folder holding a copy of the committed sample listing."""

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
-from pipeline.tables import build_tables, changes_table, listing_result
 from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
 from tests.conftest import ROOT
 
 
-@pytest.fixture(scope="module")
-def tables(sample_text, reference):
-    result = listing_result(
-        sample_text, "listing_2026-11-26.txt", "0" * 64, len(sample_text), date(2026, 11, 26), reference
-    )
-    built = build_tables([result], reference)
-    built["changes"] = changes_table(None, built)
-    return built
+@pytest.fixture
+def tables(sample_tables):
+    return sample_tables
 
 
 def test_sample_dataset_validates(tables) -> None:

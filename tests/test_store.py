@@ -9,20 +9,14 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.tables import build_tables, changes_table, listing_result
 from schemas import validate_dataset
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def tables(sample_text, reference):
-    result = listing_result(
-        sample_text, "listing_2026-11-26.txt", "0" * 64, len(sample_text), date(2026, 11, 26), reference
-    )
-    built = build_tables([result], reference)
-    built["changes"] = changes_table(None, built)
-    return validate_dataset(built)
+def tables(sample_tables):
+    return validate_dataset(sample_tables)
 
 
 def publish(out: Path, tables, fingerprint: str = "f1", force: bool = False) -> store.PublishOutcome:
