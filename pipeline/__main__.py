@@ -137,19 +137,18 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pipeline.store import read_tables
-    from schemas import MODELS, DatasetInvalidError, validate_dataset
+    from pipeline.store import check_version_folder
+    from schemas import MODELS
+    from schemas.validate import format_report
 
-    missing = [name for name in MODELS if not (args.path / f"{name}.parquet").is_file()]
-    if missing:
-        print(f"error: {args.path} lacks {', '.join(m + '.parquet' for m in missing)}", file=sys.stderr)
+    if not args.path.is_dir():
+        print(f"error: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    report = check_version_folder(args.path)
+    if len(report):
+        print(f"{args.path} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
         return 1
-    try:
-        validate_dataset(read_tables(args.path))
-    except DatasetInvalidError as err:
-        print(f"{args.path} does not conform to the contract:\n{err}", file=sys.stderr)
-        return 1
-    print(f"{args.path} conforms to the contract ({len(MODELS)} tables)")
+    print(f"{args.path} conforms to the contract ({len(MODELS)} tables, types, keys, row counts)")
     return 0
 
 

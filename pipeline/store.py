@@ -32,8 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.tables import ListingResult
-from schemas import MODELS, arrow_schema
+from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
 from schemas.contract import contract_json, data_dictionary
+from schemas.validate import REPORT_COLUMNS
 
 VERSIONS = "versions"
 LATEST = "latest"
@@ -150,6 +151,52 @@ def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd
         table = pq.read_table(path / f"{name}.parquet")
         frames[name] = table.to_pandas(date_as_object=True)
     return frames
+
+
+def check_version_folder(path: Path) -> pd.DataFrame:
+    """Everything wrong with a version folder, for the receiving side of a hand-off.
+
+    Checks that every table file exists with the contract's Arrow types, that the tables pass
+    the pandera models and foreign keys, and that row counts match the manifest. Returns the
+    failures in the report format of `schemas.validate` (empty when the folder conforms).
+    """
+    failures: list[dict[str, Any]] = []
+    present = {}
+    for name in MODELS:
+        file = path / f"{name}.parquet"
+        if not file.is_file():
+            failures.append(
+                {"table": name, "column": None, "check": "file_present", "row": None, "failure_case": str(file)}
+            )
+            continue
+        present[name] = file
+        actual = pq.read_schema(file)
+        for field in arrow_schema(name):
+            if field.name not in actual.names:
+                failures.append(
+                    {"table": name, "column": field.name, "check": "column_present", "row": None, "failure_case": None}
+                )
+            elif not actual.field(field.name).type.equals(field.type):
+                failures.append({
+                    "table": name, "column": field.name, "check": f"arrow_type({field.type})",
+                    "row": None, "failure_case": str(actual.field(field.name).type),
+                })  # fmt: skip
+    report = pd.DataFrame(failures, columns=REPORT_COLUMNS)
+    if failures:
+        return report
+    tables = read_tables(path)
+    try:
+        validate_dataset(tables)
+    except DatasetInvalidError as err:
+        report = pd.concat([report, err.report], ignore_index=True)
+    if (path / MANIFEST).is_file():
+        counts = read_manifest(path).get("row_counts", {})
+        for name, frame in tables.items():
+            if name in counts and counts[name] != len(frame):
+                row = {"table": name, "column": None, "check": f"manifest_row_count({counts[name]})",
+                       "row": None, "failure_case": str(len(frame))}  # fmt: skip
+                report = pd.concat([report, pd.DataFrame([row])], ignore_index=True)
+    return report
 
 
 def _write_parquet(frame: pd.DataFrame, table: str, path: Path) -> None:

@@ -24,7 +24,9 @@ def format_report(report: pd.DataFrame, limit: int = 50) -> str:
     """A readable summary: failures per table/column/check, then the first `limit` rows."""
     counts = report.groupby(["table", "column", "check"], dropna=False).size().reset_index(name="rows")
     lines = [f"{len(report)} failure(s):"]
-    lines += [f"  {r.table}.{r.column}: {r.check} ({r.rows} row(s))" for r in counts.itertuples(index=False)]
+    for r in counts.itertuples(index=False):
+        where = f"{r.table}.{r.column}" if isinstance(r.column, str) else str(r.table)
+        lines.append(f"  {where}: {r.check} ({r.rows} row(s))")
     shown = report.head(limit).to_string(index=False)
     return "\n".join([*lines, shown] + ([f"... {len(report) - limit} more"] if len(report) > limit else []))
 

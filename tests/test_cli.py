@@ -90,6 +90,45 @@ def test_diff_and_show_read_any_version(published: Path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.subprocess
+def test_validate_names_a_column_of_the_wrong_type_and_a_missing_file(published: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "handoff"
+    shutil.copytree(published / "latest", copy)
+    papers = pq.read_table(copy / "papers.parquet")
+    as_text = papers.set_column(
+        papers.schema.get_field_index("published"), "published", pa.array(["2026-01-01"] * papers.num_rows)
+    )
+    pq.write_table(as_text, copy / "papers.parquet")
+    (copy / "rejects.parquet").unlink()
+    assert main(["validate", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "papers.published: arrow_type(date32[day])" in err
+    assert "rejects: file_present" in err
+
+
+@pytest.mark.subprocess
+def test_validate_catches_rows_lost_against_the_manifest(published: Path, tmp_path: Path, capsys) -> None:
+    copy = tmp_path / "handoff"
+    shutil.copytree(published / "latest", copy)
+    authors = pq.read_table(copy / "authors.parquet")
+    pq.write_table(authors.slice(0, 10), copy / "authors.parquet")
+    assert main(["validate", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "authors: manifest_row_count(80)" in err
+    assert "foreign_key(authors.author_id)" in err
+
+
+def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        assert main(["serve", "--cron", "0 6 * * *"]) == 2
+    assert "prefect server start" in capsys.readouterr().err
+    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        assert main(["serve", "--cron", "0 6 * * *"]) == 2
+    assert "no Prefect server answers at http://127.0.0.1:9/api" in capsys.readouterr().err
+
+
 def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
