@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipeline.listing import HEADER, ParsedRecord, Reject, parse_listing
+from pipeline.listing import HEADER, ParsedRecord, Reject, clean_lines, parse_listing
 
 GOOD = (
     "87.4LGMar 12\n"
@@ -111,3 +113,38 @@ def test_every_line_is_accounted_for() -> None:
     text = "chrome\n" + GOOD + "CLMar 1, 2024\n" + SECOND + "trailing junk\n"
     items = parse(text)
     assert sorted(i.source_line for i in items) == [1, 2, 5, 6, 9]
+
+
+LINES = st.one_of(
+    st.sampled_from(
+        [
+            "87.4LGMar 12",
+            "CLSep 11, 2023Code",
+            "XXFeb 30, 2024",
+            "",
+            "   ",
+            "\ufeff",
+            "Some TitleAnn Lee, Bo Chen et al. · openai",
+            "no authors here",
+            "An abstract with 5% and $x$.",
+        ]
+    ),
+    st.text(max_size=40),
+)
+
+
+@given(st.lists(LINES, max_size=30), st.sampled_from(["\n", "\r\n"]))
+def test_every_non_blank_line_ends_in_exactly_one_output(lines: list[str], newline: str) -> None:
+    text = newline.join(lines)
+    items = list(parse_listing(text))
+    covered = 0
+    for item in items:
+        if isinstance(item, ParsedRecord):
+            covered += 3
+        else:
+            assert item.rule
+            assert item.reason
+            covered += item.raw.count("\n") + 1
+    expected = sum(1 for _, line in clean_lines(text) if line.strip())
+    assert covered == expected
+    assert [i.source_line for i in items] == sorted({i.source_line for i in items})
