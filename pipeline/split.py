@@ -4,14 +4,22 @@ The listing prints the title and the first author with no separator
 (``...Early experiments with GPT-4Sébastien Bubeck, ...``). The boundary lies inside one
 space-separated token: the last word of the title glued to the first word of the first author.
 
-Rule: every token right of the boundary must read as part of a person's or organisation's name
-(a grammar of name words, initials, particles, hyphens, apostrophes, known inner-capital prefixes
-such as Mc/De/Le and romanised East-Asian compounds such as HongSheng). Among the boundaries that
-satisfy it, the **earliest** one wins (the longest first author): a title word glued to a name is
-almost never itself a valid name word, so it blocks every boundary further left. When another
-boundary is also valid, the split is flagged ``ambiguous`` unless the alternative only cuts a
-name word inside the chosen first author (``LeCun`` → ``Cun``) or leaves a title ending in a
-name-like fragment.
+Rules, in order:
+
+1. Affiliation slugs (`` · openai, uw``) and `` et al.`` are taken off the end; ``et al.`` means
+   exactly three authors are shown.
+2. Reading with 3, 2 or 1 shown authors: the last entries after ", " are the 2nd and 3rd authors,
+   the entry before them holds the boundary. Each reading pays one point for every glued token
+   (``EvaluationMahdi``) it leaves in the title or in the 2nd/3rd author, and for English
+   stopwords in those authors; the cheapest reading wins, ties going to more authors.
+3. Within the glued entry, every token right of the boundary must read as part of a name (a
+   grammar of name words, initials, particles, hyphens, apostrophes, known inner-capital prefixes
+   such as Mc/De/Le, romanised East-Asian compounds such as HongSheng, organisations before
+   Collaboration/Team). The **earliest** valid boundary wins (the longest first author): a title
+   word glued to a name is almost never itself a name word, so it blocks every boundary left of it.
+4. The split is flagged ``ambiguous`` when a later boundary in the same token would leave an
+   equally plausible title ending (``MRIKM Khalid``: ``MRI`` + ``KM`` or ``MR`` + ``IKM``).
+   When no reading exists at all, the line is a ``no_author_split`` failure, never a guess.
 """
 
 from __future__ import annotations

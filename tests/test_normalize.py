@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -15,6 +16,7 @@ from pipeline.normalize import (
     author_name,
     category_code,
     fold,
+    latex_to_text,
     name_parts,
     normalize_listing,
     paper_id,
@@ -211,3 +213,36 @@ def test_normalisation_rejects_carry_rule_and_raw_text(reference) -> None:
     ]  # fmt: skip
     assert rejects[0].raw.startswith("XXMar 1, 2024\nA Title of SomethingAnn Lee")
     assert "line 7" in rejects[3].reason
+
+
+# Well-formed pieces of LaTeX, some spanning several words; any sequence of them is well-formed.
+WORDS = st.sampled_from(
+    [
+        "plain", "words", "GPT-4's", "e.g.,", "(LLMs)", "5%", "\\textbf{TinyStories}", "\\textbf{two words}",
+        "$O(n^2)$", "$a + b$", "$$x$$", "``quoted''", "--", "---", "a~b", "\\alpha", "\\LaTeX", "is",
+        "R\\&D", "{\\em x}", "\\cite{a}", "$x_1$", "$a^2$", "\\%", "\\emph{open}", "#1", "\\\\",
+        "\\textit{a {nested} group}", "$\\{x\\}$",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(WORDS, max_size=25))
+def test_abstract_fast_path_equals_pylatexenc_on_the_whole_text(words: list[str]) -> None:
+    text = " ".join(words)
+    assert abstract_text.__wrapped__(text) == latex_to_text(text)
+
+
+def test_abstract_fast_path_equals_pylatexenc_on_the_sample() -> None:
+    from tests.conftest import GOLD
+
+    for line in GOLD.read_text(encoding="utf-8").splitlines():
+        abstract = json.loads(line)["abstract"]
+        assert abstract_text.__wrapped__(abstract) == latex_to_text(abstract)
+
+
+def test_abstract_fast_path_equals_pylatexenc_on_real_titles() -> None:
+    from benchmarks.render import load_records
+
+    titles = [r["title"] for r in load_records() if "$" in r["title"] or "\\" in r["title"]]
+    assert len(titles) > 500
+    assert [t for t in titles if abstract_text.__wrapped__(t) != latex_to_text(t)] == []
