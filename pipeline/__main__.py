@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import date
@@ -105,24 +106,29 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
-    from pipeline.flow import RejectRateExceededError, refresh, task_runner
+    from pipeline.flow import RejectRateExceededError, api_for_workers, refresh, task_runner
     from pipeline.report import report_markdown
     from pipeline.store import StoreError
     from schemas import DatasetInvalidError
 
     runner = task_runner(args.workers, args.dask_address)
     flow = refresh.with_options(task_runner=runner) if runner is not None else refresh
+    api = api_for_workers() if runner is not None else contextlib.nullcontext()
     try:
-        summary = flow(
-            raw_dir=args.raw,
-            out_dir=args.out,
-            as_of=args.as_of,
-            force=args.force,
-            lock_timeout_s=args.lock_timeout,
-            max_reject_rate=args.max_reject_rate,
-            keep=args.keep,
-            refresh_cache=args.refresh,
-        )
+        with api:
+            summary = flow(
+                raw_dir=args.raw,
+                out_dir=args.out,
+                as_of=args.as_of,
+                force=args.force,
+                lock_timeout_s=args.lock_timeout,
+                max_reject_rate=args.max_reject_rate,
+                keep=args.keep,
+                refresh_cache=args.refresh,
+                # Two parse tasks per worker keep every worker busy; an existing cluster's size is
+                # unknown here, so assume a small one.
+                min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
+            )
     except (InputError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,7 +4,10 @@
 # pydantic model that Prefect builds from the flow's evaluated annotations.
 import hashlib
 import json
+import os
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -125,17 +128,49 @@ def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> Non
     )
 
 
-def file_batches(sources: list[Source], batch_bytes: int) -> list[list[Source]]:
-    """Consecutive groups of listings of about `batch_bytes` each (a file is never split)."""
+def file_batches(sources: list[Source], batch_bytes: int, min_batches: int = 1) -> list[list[Source]]:
+    """Consecutive groups of listings of about `batch_bytes` each (a file is never split), smaller
+    when needed to make at least `min_batches` groups, so that every worker gets some."""
+    total = sum(s.size_bytes for s in sources)
+    target = max(min(batch_bytes, -(-total // max(min_batches, 1))), 1)
     batches: list[list[Source]] = []
-    size = batch_bytes
+    size = target
     for source in sources:
-        if size >= batch_bytes:
+        if size >= target:
             batches.append([])
             size = 0
         batches[-1].append(source)
         size += source.size_bytes
     return batches
+
+
+@contextmanager
+def api_for_workers() -> Iterator[None]:
+    """Make the Prefect API reachable by worker processes (Dask) through their environment.
+
+    With no server configured, each process would start its own temporary server (~9 s each,
+    and the task runs would land in different databases); so start one here and export its URL.
+    """
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    previous = os.environ.get("PREFECT_API_URL")
+    if not configured:
+        # Stopped at exit (the server registers that itself), after Prefect's log and event
+        # workers have drained: stopping it earlier makes them retry for a minute.
+        server = SubprocessASGIServer()
+        server.start()
+        configured = server.api_url
+    os.environ["PREFECT_API_URL"] = configured
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: configured}):
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
 
 
 def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any] | None:
@@ -166,12 +201,14 @@ def refresh(
     keep: int | None = None,
     refresh_cache: bool = False,
     batch_bytes: int = 8_000_000,
+    min_tasks: int = 1,
 ) -> RunSummary:
     """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`.
 
     Parsed listings are cached under ``out_dir/.cache`` on their content; `refresh_cache` re-parses
     all. Files are parsed in tasks of about `batch_bytes` each (a task run costs ~25 ms, so one
-    per small file would cost more than the parsing).
+    per small file would cost more than the parsing), and in at least `min_tasks` tasks (set it to
+    a few per worker when a Dask runner is used).
 
     Raises RejectRateExceededError (rejects written aside, nothing published) when more than
     `max_reject_rate` of the records are rejected, and DatasetInvalidError when validation fails.
@@ -185,7 +222,7 @@ def refresh(
                 s.name, s.capture_date,
             )  # fmt: skip
     cache_dir = out_dir / store.CACHE
-    batches = file_batches(sources, batch_bytes)
+    batches = file_batches(sources, batch_bytes, min_tasks)
     logger.info("%d listing(s) in %d parse task(s)", len(sources), len(batches))
     futures = parse_listing_files.map(batches, cache_dir=cache_dir, refresh_cache=refresh_cache)
     by_name: dict[str, tuple[ListingResult, bool]] = {}

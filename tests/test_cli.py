@@ -134,6 +134,17 @@ def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_scale_out_options() -> None:
+    from pipeline.__main__ import build_parser
+
+    args = build_parser().parse_args(["run", "--workers", "2"])
+    assert (args.workers, args.dask_address) == (2, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--workers", "2", "--dask-address", "tcp://127.0.0.1:8786"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--workers", "0"])
+
+
 def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--as-of", "26/11/2026"])

@@ -40,6 +40,9 @@ def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
     assert [[s.name for s in b] for b in batches] == [["0.txt", "1.txt"], ["2.txt", "3.txt"], ["4.txt", "5.txt"]]
     assert len(file_batches(sources, 1)) == 6
     assert file_batches([], 10) == []
+    # min_batches shrinks the batches so that every worker gets work
+    assert len(file_batches(sources, 1000, min_batches=3)) == 3
+    assert len(file_batches(sources, 1000, min_batches=100)) == 6
 
 
 def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path) -> None:

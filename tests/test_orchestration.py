@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -80,12 +81,15 @@ def twenty_files(tmp_path_factory) -> Path:
 
 
 def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, tmp_path: Path) -> None:
-    from pipeline.flow import refresh, task_runner
+    from pipeline.flow import api_for_workers, refresh, task_runner
 
     default = run_flow(twenty_files, tmp_path / "default", max_reject_rate=1.0)
     dask_flow = refresh.with_options(task_runner=task_runner(2, None))
+    # as `--workers 2` does: the workers report to this session's server, not temporary ones;
     # batch_bytes=1: one task per file, so the 20 files really spread over the workers
-    on_dask = run_flow(twenty_files, tmp_path / "dask", max_reject_rate=1.0, flow=dask_flow, batch_bytes=1)
+    with api_for_workers():
+        assert os.environ["PREFECT_API_URL"]
+        on_dask = run_flow(twenty_files, tmp_path / "dask", max_reject_rate=1.0, flow=dask_flow, batch_bytes=1)
     assert default.row_counts == on_dask.row_counts
     assert default.row_counts["papers"] > 2000
     assert len(on_dask.parsed_files) == 20
