@@ -12,6 +12,8 @@ from datetime import date
 
 from benchmarks.render import Rendered, load_records, render_listing, synthetic_records
 from pipeline.listing import ParsedRecord, Reject, parse_listing
+from pipeline.normalize import normalize_listing
+from pipeline.reference import load_reference
 
 CAPTURE = date(2026, 11, 26)
 
@@ -92,6 +94,13 @@ def main() -> None:
     text, _ = render_listing(records, CAPTURE)
     n, seconds = records_per_second(text, repeat=3)
     print(f"parser speed, real corpus: {n} records in {seconds:.3f} s = {n / seconds:,.0f} records/s (best of 3)")
+    items = list(parse_listing(text))
+    start = time.perf_counter()
+    normalize_listing(items, CAPTURE, load_reference())
+    seconds = time.perf_counter() - start
+    print(
+        f"normaliser speed (dates, codes, names, LaTeX, ids) on the same records: {len(items) / seconds:,.0f} records/s"
+    )
     if args.synthetic:
         synthetic = list(synthetic_records(records, args.synthetic))
         text, _ = render_listing(synthetic, CAPTURE)
