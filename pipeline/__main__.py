@@ -39,14 +39,28 @@ def _positive(text: str) -> int:
     return value
 
 
+def _out_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+
+
+def _refresh_args(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `serve`: what to read, where to publish, what to accept."""
+    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
+    _out_arg(parser)
+    parser.add_argument(
+        "--max-reject-rate", type=_rate, default=0.05,
+        help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (defaults live here only)."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="parse every listing and publish a new version")
-    run.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
-    run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    _refresh_args(run)
     run.add_argument(
         "--as-of", type=_iso_date, default=None,
         help="capture date for files whose name has no YYYY-MM-DD (default: their modification date)",
@@ -55,10 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--lock-timeout", type=float, default=600.0, help="seconds to wait for another run (default: %(default)s)"
     )
-    run.add_argument(
-        "--max-reject-rate", type=_rate, default=0.05,
-        help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
-    )  # fmt: skip
     scale = run.add_mutually_exclusive_group()
     scale.add_argument(
         "--workers", type=_positive, default=None, help="parse files on a local Dask cluster of N workers"
@@ -66,33 +76,29 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--dask-address", default=None, help="parse files on an existing Dask cluster (tcp://HOST:PORT)")
     run.add_argument("--quiet", action="store_true", help="for cron: only warnings and the final summary")
     run.add_argument("--refresh", action="store_true", help="re-parse every listing, ignoring the cache")
-    run.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
-
-    validate = commands.add_parser("validate", help="re-validate a version folder against the contract")
-    validate.add_argument("path", type=Path, help="a version folder, e.g. data/processed/latest")
-
-    diff = commands.add_parser("diff", help="what changed between two versions")
-    diff.add_argument("old", help="version id, e.g. 000001")
-    diff.add_argument("new", nargs="?", default=None, help="version id (default: latest)")
-    diff.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
-    diff.add_argument("--limit", type=int, default=20, help="changed papers to list (default: %(default)s)")
-
-    show = commands.add_parser("show", help="a version's manifest summary and the first rows of a table")
-    show.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
-    show.add_argument("--version", default=None, help="version id (default: latest)")
-    show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
-    show.add_argument("--limit", type=int, default=10, help="rows to show (default: %(default)s)")
 
     serve = commands.add_parser("serve", help="register a scheduled deployment on a Prefect server and serve it")
     serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 6 * * *" (daily at 06:00 UTC)')
     serve.add_argument("--name", default="scheduled-refresh", help="deployment name (default: %(default)s)")
-    serve.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
-    serve.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
-    serve.add_argument("--max-reject-rate", type=_rate, default=0.05, help="as for run (default: %(default)s)")
-    serve.add_argument("--keep", type=_positive, default=None, help="as for run (default: all versions)")
+    _refresh_args(serve)
+
+    validate = commands.add_parser("validate", help="re-validate a version folder against the contract")
+    validate.add_argument("path", type=Path, help="a version folder, e.g. data/processed/latest")
 
     versions = commands.add_parser("versions", help="list published versions")
-    versions.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    _out_arg(versions)
+
+    diff = commands.add_parser("diff", help="what changed between two versions")
+    diff.add_argument("old", help="version id, e.g. 000001")
+    diff.add_argument("new", nargs="?", default=None, help="version id (default: latest)")
+    _out_arg(diff)
+    diff.add_argument("--limit", type=int, default=20, help="changed papers to list (default: %(default)s)")
+
+    show = commands.add_parser("show", help="a version's manifest summary and the first rows of a table")
+    _out_arg(show)
+    show.add_argument("--version", default=None, help="version id (default: latest)")
+    show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
+    show.add_argument("--limit", type=int, default=10, help="rows to show (default: %(default)s)")
     return parser
 
 

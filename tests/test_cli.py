@@ -38,6 +38,13 @@ def published(tmp_path_factory) -> Path:
     return out
 
 
+def handoff(published: Path, tmp_path: Path) -> Path:
+    """A copy of the latest version, as a receiving team would get it."""
+    copy = tmp_path / "handoff"
+    shutil.copytree(published / "latest", copy)
+    return copy
+
+
 @pytest.mark.subprocess
 def test_run_prints_version_counts_and_rejects(published: Path) -> None:
     assert (published / "latest" / "papers.parquet").is_file()
@@ -51,8 +58,7 @@ def test_validate_accepts_a_published_version(published: Path, capsys) -> None:
 
 @pytest.mark.subprocess
 def test_validate_names_a_corrupted_column(published: Path, tmp_path: Path, capsys) -> None:
-    copy = tmp_path / "handoff"
-    shutil.copytree(published / "latest", copy)
+    copy = handoff(published, tmp_path)
     papers = pq.read_table(copy / "papers.parquet")
     scores = pa.array([500.0] * papers.num_rows, type=pa.float64())
     pq.write_table(papers.set_column(papers.schema.get_field_index("score"), "score", scores), copy / "papers.parquet")
@@ -92,8 +98,7 @@ def test_diff_and_show_read_any_version(published: Path, capsys) -> None:
 
 @pytest.mark.subprocess
 def test_validate_names_a_column_of_the_wrong_type_and_a_missing_file(published: Path, tmp_path: Path, capsys) -> None:
-    copy = tmp_path / "handoff"
-    shutil.copytree(published / "latest", copy)
+    copy = handoff(published, tmp_path)
     papers = pq.read_table(copy / "papers.parquet")
     as_text = papers.set_column(
         papers.schema.get_field_index("published"), "published", pa.array(["2026-01-01"] * papers.num_rows)
@@ -108,8 +113,7 @@ def test_validate_names_a_column_of_the_wrong_type_and_a_missing_file(published:
 
 @pytest.mark.subprocess
 def test_validate_catches_rows_lost_against_the_manifest(published: Path, tmp_path: Path, capsys) -> None:
-    copy = tmp_path / "handoff"
-    shutil.copytree(published / "latest", copy)
+    copy = handoff(published, tmp_path)
     authors = pq.read_table(copy / "authors.parquet")
     pq.write_table(authors.slice(0, 10), copy / "authors.parquet")
     assert main(["validate", str(copy)]) == 1
