@@ -16,6 +16,10 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 DEFAULT_RAW = Path("data/raw")
 DEFAULT_OUT = Path("data/processed")
+DEFAULT_MAX_REJECT_RATE = 0.05
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+# A task run costs ~25 ms of Prefect bookkeeping: ~8 MB of listings per parse task outweighs it.
+DEFAULT_BATCH_BYTES = 8_000_000
 
 
 def _iso_date(text: str) -> date:
@@ -48,7 +52,7 @@ def _refresh_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
     _out_arg(parser)
     parser.add_argument(
-        "--max-reject-rate", type=_rate, default=0.05,
+        "--max-reject-rate", type=_rate, default=DEFAULT_MAX_REJECT_RATE,
         help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
@@ -67,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     run.add_argument("--force", action="store_true", help="publish even when latest has the same content")
     run.add_argument(
-        "--lock-timeout", type=float, default=600.0, help="seconds to wait for another run (default: %(default)s)"
+        "--lock-timeout",
+        type=float,
+        default=DEFAULT_LOCK_TIMEOUT_S,
+        help="seconds to wait for another run (default: %(default)s)",
     )
     scale = run.add_mutually_exclusive_group()
     scale.add_argument(
@@ -131,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
                 max_reject_rate=args.max_reject_rate,
                 keep=args.keep,
                 refresh_cache=args.refresh,
+                batch_bytes=DEFAULT_BATCH_BYTES,
                 # Two parse tasks per worker keep every worker busy; an existing cluster's size is
                 # unknown here, so assume a small one.
                 min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
@@ -208,8 +216,14 @@ def _serve(args: argparse.Namespace) -> int:
         parameters={
             "raw_dir": str(args.raw.resolve()),
             "out_dir": str(args.out.resolve()),
+            "as_of": None,
+            "force": False,
+            "lock_timeout_s": DEFAULT_LOCK_TIMEOUT_S,
             "max_reject_rate": args.max_reject_rate,
             "keep": args.keep,
+            "refresh_cache": False,
+            "batch_bytes": DEFAULT_BATCH_BYTES,
+            "min_tasks": 1,
         },
         description="Refresh the listings dataset from every capture in the raw folder.",
         print_starting_message=False,

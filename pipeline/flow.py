@@ -194,16 +194,18 @@ def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any
 def refresh(
     raw_dir: Path,
     out_dir: Path,
-    as_of: date | None = None,
-    force: bool = False,
-    lock_timeout_s: float = 600.0,
-    max_reject_rate: float = 0.05,
-    keep: int | None = None,
-    refresh_cache: bool = False,
-    batch_bytes: int = 8_000_000,
-    min_tasks: int = 1,
+    as_of: date | None,
+    force: bool,
+    lock_timeout_s: float,
+    max_reject_rate: float,
+    keep: int | None,
+    refresh_cache: bool,
+    batch_bytes: int,
+    min_tasks: int,
 ) -> RunSummary:
     """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`.
+
+    Every parameter is required: the defaults live at the entry points (`pipeline.__main__`).
 
     Parsed listings are cached under ``out_dir/.cache`` on their content; `refresh_cache` re-parses
     all. Files are parsed in tasks of about `batch_bytes` each (a task run costs ~25 ms, so one
