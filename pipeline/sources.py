@@ -82,27 +82,28 @@ def load_source(
     """The parsed listing and whether it came from the cache (keyed on the file's sha256).
 
     With `refresh`, the cache is not read (but is rewritten); with no `cache_dir`, not used.
+    The file is read and hashed once, whether it is then parsed or found in the cache.
     """
+    data = source.path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
     if cache_dir is None:
-        return read_source(source, reference), False
-    key = listing_cache_key(source, hashlib.sha256(source.path.read_bytes()).hexdigest(), code_fingerprint())
+        return listing_from_bytes(source, data, sha256, reference), False
+    key = listing_cache_key(source, sha256, code_fingerprint())
     if not refresh:
         cached = store.read_cached_listing(cache_dir, key)
         if cached is not None:
             return cached, True
-    result = read_source(source, reference)
+    result = listing_from_bytes(source, data, sha256, reference)
     store.write_cached_listing(cache_dir, key, result)
     return result, False
 
 
-def read_source(source: Source, reference: Reference) -> ListingResult:
-    """Read, hash, decode and parse one listing.
+def listing_from_bytes(source: Source, data: bytes, sha256: str, reference: Reference) -> ListingResult:
+    """Decode and parse the bytes of one listing.
 
     A file that is not UTF-8 becomes a single ``invalid_encoding`` reject: guessing an encoding
     would publish corrupted names.
     """
-    data = source.path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
