@@ -41,6 +41,7 @@ LATEST = "latest"
 POINTER = "LATEST"
 MANIFEST = "manifest.json"
 TMP_PREFIX = ".tmp-"
+REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
 CACHE = ".cache"  # parsed listings, keyed on content: OUT/.cache/<key>.pickle
 
 
@@ -161,7 +162,6 @@ def check_version_folder(path: Path) -> pd.DataFrame:
     failures in the report format of `schemas.validate` (empty when the folder conforms).
     """
     failures: list[dict[str, Any]] = []
-    present = {}
     for name in MODELS:
         file = path / f"{name}.parquet"
         if not file.is_file():
@@ -169,7 +169,6 @@ def check_version_folder(path: Path) -> pd.DataFrame:
                 {"table": name, "column": None, "check": "file_present", "row": None, "failure_case": str(file)}
             )
             continue
-        present[name] = file
         actual = pq.read_schema(file)
         for field in arrow_schema(name):
             if field.name not in actual.names:
@@ -206,6 +205,10 @@ def _write_parquet(frame: pd.DataFrame, table: str, path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    (folder / MANIFEST).write_text(json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
@@ -228,7 +231,7 @@ def _point_latest(out_dir: Path, version_id: str) -> None:
 def clean_incomplete(out_dir: Path) -> list[Path]:
     """Remove what an interrupted run left (temporary folders, links and files); return them."""
     removed = []
-    for root in (out_dir, out_dir / VERSIONS, out_dir / "rejected", out_dir / CACHE):
+    for root in (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / CACHE):
         if not root.is_dir():
             continue
         for path in root.iterdir():
@@ -276,12 +279,12 @@ def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, 
 
     ``OUT/rejected/<fingerprint>/`` holds rejects.parquet, rejects.csv and the run's manifest.
     """
-    folder = out_dir / "rejected" / str(manifest["fingerprint"])[:16]
+    folder = out_dir / REJECTED / str(manifest["fingerprint"])[:16]
     staging = folder.with_name(f"{TMP_PREFIX}{folder.name}-{os.getpid()}")
     staging.mkdir(parents=True)
     _write_parquet(rejects, "rejects", staging / "rejects.parquet")
     rejects.to_csv(staging / "rejects.csv", index=False)
-    (staging / MANIFEST).write_text(json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_manifest(staging, manifest)
     if folder.exists():
         shutil.rmtree(folder)
     staging.rename(folder)
@@ -348,7 +351,7 @@ def publish_version(
         **manifest,
         "row_counts": {name: len(frame) for name, frame in tables.items()},
     }
-    (staging / MANIFEST).write_text(json.dumps(full_manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _write_manifest(staging, full_manifest)
     _fsync_dir(staging)
     staging.rename(root / version_id)
     _fsync_dir(root)
