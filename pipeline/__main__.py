@@ -233,7 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from pipeline import store
-    from pipeline.tables import changes_table
+    from pipeline.tables import CHANGE_INPUTS, changes_table
+    from schemas.tables import CHANGE_KINDS
 
     try:
         old_path = store.version_path(args.out, args.old)
@@ -241,12 +242,11 @@ def _diff(args: argparse.Namespace) -> int:
     except store.StoreError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    tables = ("papers", "paper_authors", "paper_organizations")
-    old, new = store.read_tables(old_path, tables), store.read_tables(new_path, tables)
+    old, new = store.read_tables(old_path, CHANGE_INPUTS), store.read_tables(new_path, CHANGE_INPUTS)
     changes = changes_table(old, new)
     print(f"{old_path.name} → {new_path.name}: {len(old['papers'])} → {len(new['papers'])} papers")
     counts = changes["change"].value_counts()
-    print("  " + (", ".join(f"{counts.get(k, 0)} {k}" for k in ("added", "updated", "removed"))))
+    print("  " + (", ".join(f"{counts.get(k, 0)} {k}" for k in CHANGE_KINDS)))
     titles: dict[str, str] = {}
     for frame in (old["papers"], new["papers"]):
         titles.update(zip(frame["paper_id"].astype(str), frame["title"].astype(str), strict=True))

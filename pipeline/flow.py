@@ -24,11 +24,10 @@ from pipeline import __version__, store
 from pipeline.reference import load_reference
 from pipeline.report import REJECT_SAMPLE, RunSummary, report_markdown
 from pipeline.sources import Source, code_fingerprint, discover_sources, listing_cache_key, load_source
-from pipeline.tables import ListingResult, build_tables, changes_table, rejects_table
+from pipeline.tables import CHANGE_INPUTS, ListingResult, build_tables, changes_table, rejects_table
 from schemas import validate_dataset
 from schemas.contract import schema_fingerprint
 
-PARENT_TABLES = ("papers", "paper_authors", "paper_organizations")
 SUMMARY_ARTIFACT = "listings-run-summary"
 REJECTS_ARTIFACT = "listings-rejects"
 
@@ -272,7 +271,7 @@ def refresh(
     tables = build_dataset(quote(results))  # type: ignore[call-overload]
     with store.writer_lock(out_dir, lock_timeout_s):
         parent_id = store.latest_id(out_dir)
-        parent = store.read_tables(store.version_path(out_dir, parent_id), PARENT_TABLES) if parent_id else None
+        parent = store.read_tables(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
         tables["changes"] = changes_table(parent, tables)
         logger.info("validating %d tables", len(tables))
         validated = validate(quote(tables))  # type: ignore[call-overload]

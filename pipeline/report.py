@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.tables import CHANGE_KINDS
+
 REJECT_SAMPLE = 100
 
 
@@ -50,8 +52,8 @@ def report_markdown(summary: RunSummary) -> str:
     if summary.parent_id and summary.published:
         lines.append(f"- parent version: {summary.parent_id}")
     if summary.changes:
-        kinds = ("added", "updated", "removed")
-        lines.append("- changes since the parent: " + ", ".join(f"{summary.changes.get(k, 0)} {k}" for k in kinds))
+        counts = ", ".join(f"{summary.changes.get(k, 0)} {k}" for k in CHANGE_KINDS)
+        lines.append(f"- changes since the parent: {counts}")
     if summary.pruned:
         lines.append(f"- pruned versions: {', '.join(summary.pruned)}")
     if summary.rejects_by_rule:

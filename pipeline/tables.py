@@ -13,6 +13,8 @@ from pipeline.listing import Reject, parse_listing
 from pipeline.normalize import AuthorName, Paper, author_name, normalize_listing
 from pipeline.reference import Reference
 
+# The tables of a version that `changes_table` compares.
+CHANGE_INPUTS = ("papers", "paper_authors", "paper_organizations")
 # Columns that say where a row came from, not what the paper is: not compared for changes.
 LINEAGE_COLUMNS = ("source_file", "source_line", "first_seen", "last_seen")
 

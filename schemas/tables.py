@@ -11,6 +11,7 @@ from pandera.typing import Series
 PAPER_ID = r"^p_[0-9a-f]{16}$"
 AUTHOR_ID = r"^a_[0-9a-f]{16}$"
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
+CHANGE_KINDS = ("added", "updated", "removed")
 
 
 class Papers(pa.DataFrameModel):
@@ -151,7 +152,7 @@ class Changes(pa.DataFrameModel):
     """Papers added, updated or removed since the parent version."""
 
     paper_id: Series[str] = pa.Field(unique=True, str_matches=PAPER_ID, description="The paper that changed.")
-    change: Series[str] = pa.Field(isin=["added", "updated", "removed"], description="Kind of change.")
+    change: Series[str] = pa.Field(isin=list(CHANGE_KINDS), description="Kind of change.")
     changed_fields: Series[str] = pa.Field(
         description="Comma-separated fields that differ from the parent (empty for added/removed)."
     )
