@@ -21,22 +21,10 @@ from pathlib import Path
 from prefect.testing.utilities import prefect_test_harness
 
 from benchmarks.render import load_records, render_listing
-from pipeline.__main__ import DEFAULT_BATCH_BYTES, DEFAULT_LOCK_TIMEOUT_S
+from pipeline.__main__ import flow_parameters
 from pipeline.flow import refresh
 from pipeline.normalize import abstract_text, author_name
 from pipeline.split import is_first_name_token, is_name_token, looks_like_author
-
-# The CLI's defaults, but every record accepted (the benchmark measures time, not quality).
-OPTIONS = {
-    "as_of": None,
-    "force": False,
-    "lock_timeout_s": DEFAULT_LOCK_TIMEOUT_S,
-    "max_reject_rate": 1.0,
-    "keep": None,
-    "refresh_cache": False,
-    "batch_bytes": DEFAULT_BATCH_BYTES,
-    "min_tasks": 1,
-}
 
 
 def write_capture(raw: Path, records: list[dict], n: int, per_file: int) -> None:
@@ -55,7 +43,8 @@ def clear_memos() -> None:
 def run(raw: Path, out: Path) -> tuple[float, object]:
     clear_memos()
     start = time.perf_counter()
-    summary = refresh(raw_dir=raw, out_dir=out, **OPTIONS)
+    # every record accepted: the benchmark measures time, not quality
+    summary = refresh(**flow_parameters(raw, out, max_reject_rate=1.0))
     return time.perf_counter() - start, summary
 
 
@@ -75,7 +64,7 @@ def main() -> None:
         incremental, second = run(raw, out)
         clear_memos()
         forced = time.perf_counter()
-        refresh(raw_dir=raw, out_dir=out, **{**OPTIONS, "refresh_cache": True, "force": True})
+        refresh(**flow_parameters(raw, out, max_reject_rate=1.0, refresh_cache=True, force=True))
         clear_memos()
         forced = time.perf_counter() - forced
     print(

@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 # Before Prefect is imported: no telemetry, and quiet shutdown of the temporary server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -27,6 +28,33 @@ def _iso_date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+
+
+def flow_parameters(
+    raw_dir: Path,
+    out_dir: Path,
+    *,
+    as_of: date | None = None,
+    force: bool = False,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+    max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
+    keep: int | None = None,
+    refresh_cache: bool = False,
+    min_tasks: int = 1,
+) -> dict[str, Any]:
+    """Every parameter of the `refresh` flow, the CLI's defaults filling those not given."""
+    return {
+        "raw_dir": raw_dir,
+        "out_dir": out_dir,
+        "as_of": as_of,
+        "force": force,
+        "lock_timeout_s": lock_timeout_s,
+        "max_reject_rate": max_reject_rate,
+        "keep": keep,
+        "refresh_cache": refresh_cache,
+        "batch_bytes": DEFAULT_BATCH_BYTES,
+        "min_tasks": min_tasks,
+    }
 
 
 def _rate(text: str) -> float:
@@ -130,18 +158,19 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with api:
             summary = flow(
-                raw_dir=args.raw,
-                out_dir=args.out,
-                as_of=args.as_of,
-                force=args.force,
-                lock_timeout_s=args.lock_timeout,
-                max_reject_rate=args.max_reject_rate,
-                keep=args.keep,
-                refresh_cache=args.refresh,
-                batch_bytes=DEFAULT_BATCH_BYTES,
-                # Two parse tasks per worker keep every worker busy; an existing cluster's size is
-                # unknown here, so assume a small one.
-                min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
+                **flow_parameters(
+                    args.raw,
+                    args.out,
+                    as_of=args.as_of,
+                    force=args.force,
+                    lock_timeout_s=args.lock_timeout,
+                    max_reject_rate=args.max_reject_rate,
+                    keep=args.keep,
+                    refresh_cache=args.refresh,
+                    # Two parse tasks per worker keep every worker busy; an existing cluster's size
+                    # is unknown here, so assume a small one.
+                    min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
+                )
             )
     except (InputError, StoreError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -214,16 +243,10 @@ def _serve(args: argparse.Namespace) -> int:
         name=args.name,
         cron=args.cron,
         parameters={
+            **flow_parameters(args.raw, args.out, max_reject_rate=args.max_reject_rate, keep=args.keep),
+            # stored in the deployment as JSON, and read from wherever the served process runs
             "raw_dir": str(args.raw.resolve()),
             "out_dir": str(args.out.resolve()),
-            "as_of": None,
-            "force": False,
-            "lock_timeout_s": DEFAULT_LOCK_TIMEOUT_S,
-            "max_reject_rate": args.max_reject_rate,
-            "keep": args.keep,
-            "refresh_cache": False,
-            "batch_bytes": DEFAULT_BATCH_BYTES,
-            "min_tasks": 1,
         },
         description="Refresh the listings dataset from every capture in the raw folder.",
         print_starting_message=False,

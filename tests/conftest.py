@@ -68,15 +68,10 @@ def prefect_server() -> Iterator[None]:
 
 def run_flow(raw: Path, out: Path, flow=None, **overrides):
     """Call the flow (or a variant of it) with the CLI's defaults, overridden by keyword."""
-    from pipeline.__main__ import DEFAULT_BATCH_BYTES, DEFAULT_MAX_REJECT_RATE
+    from pipeline.__main__ import flow_parameters
     from pipeline.flow import refresh
 
-    params = {
-        "raw_dir": raw, "out_dir": out, "as_of": None, "force": False, "lock_timeout_s": 30.0,
-        "max_reject_rate": DEFAULT_MAX_REJECT_RATE, "keep": None, "refresh_cache": False,
-        "batch_bytes": DEFAULT_BATCH_BYTES, "min_tasks": 1,
-    }  # fmt: skip
-    return (flow or refresh)(**{**params, **overrides})
+    return (flow or refresh)(**{**flow_parameters(raw, out, lock_timeout_s=30.0), **overrides})
 
 
 def _free_port() -> int:
