@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
+import logging
 import os
 import sys
+import traceback
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,16 +20,30 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 DEFAULT_RAW = Path("data/raw")
 DEFAULT_OUT = Path("data/processed")
 DEFAULT_MAX_REJECT_RATE = 0.05
+DEFAULT_MAX_REMOVED_RATE = 0.10
 DEFAULT_LOCK_TIMEOUT_S = 600.0
+
+# Exit codes (the README's table says the same).
+EXIT_OK = 0  # published, or up to date
+EXIT_REFUSED = 1  # a data guard refused the run (rejects, removals, validation): nothing published
+EXIT_UNUSABLE = 2  # inputs or store unusable (missing folder, full or read-only disk, lock, damage)
+EXIT_NO_PREFECT = 3  # no Prefect API: the temporary server did not start, or PREFECT_API_URL is down
+EXIT_INTERNAL = 4  # an unexpected error: a bug, reported with its traceback
+EXIT_INTERRUPTED = 130  # Ctrl-C
 # A task run costs ~25 ms of Prefect bookkeeping: ~8 MB of listings per parse task outweighs it.
 DEFAULT_BATCH_BYTES = 8_000_000
 
 
 def _iso_date(text: str) -> date:
+    from pipeline.normalize import EARLIEST_DATE, LATEST_CAPTURE_DATE, plausible_capture_date
+
     try:
-        return date.fromisoformat(text)
+        value = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
+    if not plausible_capture_date(value):
+        raise argparse.ArgumentTypeError(f"a capture date from {EARLIEST_DATE} to {LATEST_CAPTURE_DATE}, not {text}")
+    return value
 
 
 def flow_parameters(
@@ -38,6 +54,7 @@ def flow_parameters(
     force: bool = False,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     max_reject_rate: float = DEFAULT_MAX_REJECT_RATE,
+    max_removed_rate: float = DEFAULT_MAX_REMOVED_RATE,
     keep: int | None = None,
     refresh_cache: bool = False,
     min_tasks: int = 1,
@@ -50,6 +67,7 @@ def flow_parameters(
         "force": force,
         "lock_timeout_s": lock_timeout_s,
         "max_reject_rate": max_reject_rate,
+        "max_removed_rate": max_removed_rate,
         "keep": keep,
         "refresh_cache": refresh_cache,
         "batch_bytes": DEFAULT_BATCH_BYTES,
@@ -82,6 +100,11 @@ def _refresh_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-reject-rate", type=_rate, default=DEFAULT_MAX_REJECT_RATE,
         help="fail without publishing when more than this share of records is rejected (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-removed-rate", type=_rate, default=DEFAULT_MAX_REMOVED_RATE,
+        help="fail without publishing when more than this share of the current papers would disappear; "
+        "1 allows any removal (default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--keep", type=_positive, default=None, help="keep only the N newest versions (default: all)")
 
@@ -137,26 +160,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ExpectedFailureFilter(logging.Filter):
+    """Keeps Prefect's console log to one line for an expected failure (the CLI prints the
+    error itself): its traceback is dropped, and with --quiet the line too."""
+
+    def __init__(self, expected: tuple[type[BaseException], ...], quiet: bool) -> None:
+        super().__init__()
+        self.expected = expected
+        self.quiet = quiet
+        kinds: list[type[BaseException]] = list(expected)
+        for kind in kinds:
+            kinds.extend(kind.__subclasses__())
+        self.names = tuple(kind.__name__ for kind in kinds)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, self.expected):
+            record.exc_info, record.exc_text = None, None
+            return not self.quiet
+        # Prefect's closing line of a failed run names the exception only in its text.
+        message = record.getMessage() if record.levelno >= logging.ERROR and error is None else ""
+        if message.startswith("Finished in state Failed") and any(f" {name}: " in message for name in self.names):
+            return not self.quiet
+        return True
+
+
+def _quiet_expected_failures(expected: tuple[type[BaseException], ...], quiet: bool) -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            for old in [f for f in handler.filters if isinstance(f, _ExpectedFailureFilter)]:
+                handler.removeFilter(old)  # main() called again in one process (tests)
+            handler.addFilter(_ExpectedFailureFilter(expected, quiet))
+
+
+def _error(message: object, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def _run(args: argparse.Namespace) -> int:
+    from pipeline import store
     from pipeline.sources import InputError, discover_sources
 
     try:
-        # Fail fast, before Prefect's start-up, when there is nothing to read.
+        # Fail fast, before Prefect's start-up, when there is nothing to read or nowhere to write.
         discover_sources(args.raw, args.as_of)
-    except InputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        store.check_writable(args.out)
+    except (InputError, store.StoreError) as err:
+        return _error(err, EXIT_UNUSABLE)
 
-    from pipeline.flow import RejectRateExceededError, api_for_workers, refresh, task_runner
+    from pipeline.flow import RefusedError, refresh, task_runner
+    from pipeline.prefect_api import PrefectUnavailableError, prefect_api, startup_allowance
     from pipeline.report import report_markdown
-    from pipeline.store import StoreError
     from schemas import DatasetInvalidError
 
+    _quiet_expected_failures((RefusedError, DatasetInvalidError, InputError, store.StoreError), args.quiet)
     runner = task_runner(args.workers, args.dask_address)
     flow = refresh.with_options(task_runner=runner) if runner is not None else refresh
-    api = api_for_workers() if runner is not None else contextlib.nullcontext()
     try:
-        with api:
+        with prefect_api(startup_allowance()):
             summary = flow(
                 **flow_parameters(
                     args.raw,
@@ -165,6 +229,7 @@ def _run(args: argparse.Namespace) -> int:
                     force=args.force,
                     lock_timeout_s=args.lock_timeout,
                     max_reject_rate=args.max_reject_rate,
+                    max_removed_rate=args.max_removed_rate,
                     keep=args.keep,
                     refresh_cache=args.refresh,
                     # Two parse tasks per worker keep every worker busy; an existing cluster's size
@@ -172,17 +237,16 @@ def _run(args: argparse.Namespace) -> int:
                     min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
                 )
             )
-    except (InputError, StoreError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except RejectRateExceededError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    except PrefectUnavailableError as err:
+        return _error(err, EXIT_NO_PREFECT)
+    except (InputError, store.StoreError) as err:
+        return _error(err, EXIT_UNUSABLE)
+    except RefusedError as err:
+        return _error(err, EXIT_REFUSED)
     except DatasetInvalidError as err:
-        print(f"error: the dataset failed validation; nothing was published.\n{err}", file=sys.stderr)
-        return 1
+        return _error(f"the dataset failed validation; nothing was published.\n{err}", EXIT_REFUSED)
     print(report_markdown(summary), end="")
-    return 0
+    return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -191,27 +255,39 @@ def _validate(args: argparse.Namespace) -> int:
     from schemas.validate import format_report
 
     if not args.path.is_dir():
-        print(f"error: {args.path} is not a folder", file=sys.stderr)
-        return 2
+        return _error(f"{args.path} is not a folder", EXIT_UNUSABLE)
     report = check_version_folder(args.path)
     if len(report):
         print(f"{args.path} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
-        return 1
-    print(f"{args.path} conforms to the contract ({len(MODELS)} tables, types, keys, row counts)")
-    return 0
+        return EXIT_REFUSED
+    print(
+        f"{args.path} conforms to the contract ({len(MODELS)} tables; files match the manifest's sha256; "
+        "page checksums, types, keys and row counts checked)"
+    )
+    return EXIT_OK
 
 
 def _versions(args: argparse.Namespace) -> int:
     from pipeline import store
 
-    current = store.latest_id(args.out)
-    for version_id in store.version_ids(args.out):
-        manifest = store.read_manifest(store.version_path(args.out, version_id))
+    if not args.out.is_dir():
+        return _error(f"no dataset folder at {args.out} (pass --out DIR)", EXIT_UNUSABLE)
+    try:
+        current = store.latest_id(args.out)
+    except store.StoreError as err:
+        return _error(err, EXIT_UNUSABLE)
+    ids = store.version_ids(args.out)
+    if not ids:
+        print(f"no versions published under {args.out}")
+    for version_id in ids:
         marker = "*" if version_id == current else " "
-        papers = manifest["row_counts"].get("papers", 0)
-        changes = manifest["row_counts"].get("changes", 0)
-        print(f"{marker} {version_id}  {manifest['created_at']}  papers={papers}  changes={changes}")
-    return 0
+        try:
+            manifest = store.read_manifest(store.version_path(args.out, version_id))
+            counts, created = manifest["row_counts"], manifest["created_at"]
+            print(f"{marker} {version_id}  {created}  papers={counts['papers']}  changes={counts['changes']}")
+        except (store.StoreError, KeyError, TypeError):
+            print(f"{marker} {version_id}  (damaged: its manifest cannot be read; see `validate`)")
+    return EXIT_OK
 
 
 SERVER_HELP = """\
@@ -224,26 +300,29 @@ A schedule needs a running Prefect server (the temporary one that `run` starts c
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
     from pipeline.flow import refresh
+    from pipeline.prefect_api import server_answers
 
     api_url = PREFECT_API_URL.value()
     if not api_url:
-        print(f"error: PREFECT_API_URL is not set.\n{SERVER_HELP}", file=sys.stderr)
-        return 2
-    with get_client(sync_client=True) as client:
-        failure = client.api_healthcheck()
+        return _error(f"PREFECT_API_URL is not set.\n{SERVER_HELP}", EXIT_NO_PREFECT)
+    failure = server_answers(api_url)
     if failure is not None:
-        print(f"error: no Prefect server answers at {api_url} ({failure}).\n{SERVER_HELP}", file=sys.stderr)
-        return 2
+        return _error(f"no Prefect server answers at {api_url} ({failure}).\n{SERVER_HELP}", EXIT_NO_PREFECT)
     print(f"serving deployment listings-to-parquet/{args.name} on {api_url} with cron {args.cron!r}; Ctrl-C stops")
     refresh.serve(
         name=args.name,
         cron=args.cron,
         parameters={
-            **flow_parameters(args.raw, args.out, max_reject_rate=args.max_reject_rate, keep=args.keep),
+            **flow_parameters(
+                args.raw,
+                args.out,
+                max_reject_rate=args.max_reject_rate,
+                max_removed_rate=args.max_removed_rate,
+                keep=args.keep,
+            ),
             # stored in the deployment as JSON, and read from wherever the served process runs
             "raw_dir": str(args.raw.resolve()),
             "out_dir": str(args.out.resolve()),
@@ -262,10 +341,9 @@ def _diff(args: argparse.Namespace) -> int:
     try:
         old_path = store.version_path(args.out, args.old)
         new_path = store.version_path(args.out, args.new)
+        old, new = store.read_tables(old_path, CHANGE_INPUTS), store.read_tables(new_path, CHANGE_INPUTS)
     except store.StoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    old, new = store.read_tables(old_path, CHANGE_INPUTS), store.read_tables(new_path, CHANGE_INPUTS)
+        return _error(err, EXIT_UNUSABLE)
     changes = changes_table(old, new)
     print(f"{old_path.name} → {new_path.name}: {len(old['papers'])} → {len(new['papers'])} papers")
     counts = changes["change"].value_counts()
@@ -273,46 +351,61 @@ def _diff(args: argparse.Namespace) -> int:
     titles: dict[str, str] = {}
     for frame in (old["papers"], new["papers"]):
         titles.update(zip(frame["paper_id"].astype(str), frame["title"].astype(str), strict=True))
-    for change, paper_id, changed_fields in changes.head(args.limit).itertuples(index=False):
-        fields = f" ({changed_fields})" if changed_fields else ""
-        print(f"  {change:<8} {paper_id}  {titles[str(paper_id)][:70]}{fields}")
+    for row in changes.head(args.limit).itertuples(index=False):
+        fields = f" ({row.changed_fields!s})" if row.changed_fields else ""
+        print(f"  {row.change!s:<8} {row.paper_id!s}  {_cell(titles[str(row.paper_id)], 70)}{fields}")
     if len(changes) > args.limit:
         print(f"  ... {len(changes) - args.limit} more")
-    return 0
+    return EXIT_OK
+
+
+SHOW_COLUMN_CHARS = 40
+SHOW_MAX_COLUMNS = 8
+
+
+def _cell(value: object, width: int = SHOW_COLUMN_CHARS) -> str:
+    """A value on one line of at most `width` characters."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _show(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from pipeline import store
     from schemas import MODELS
 
     if args.table not in MODELS:
-        print(f"error: no table {args.table!r}; tables: {', '.join(MODELS)}", file=sys.stderr)
-        return 2
+        return _error(f"no table {args.table!r}; tables: {', '.join(MODELS)}", EXIT_UNUSABLE)
     try:
         path = store.version_path(args.out, args.version)
+        manifest = store.read_manifest(path)
+        frame = store.read_tables(path, [args.table])[args.table]
     except store.StoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    manifest = store.read_manifest(path)
-    print(f"version {manifest['id']} (parent {manifest['parent_id']}), created {manifest['created_at']}")
-    print(f"inputs: {len(manifest['inputs'])}  records: {manifest['records']}  rejects: {manifest['rejects']}")
-    frame = store.read_tables(path, [args.table])[args.table]
-    with pd.option_context("display.max_columns", 8, "display.width", 160, "display.max_colwidth", 40):
-        print(f"{args.table}: {len(frame)} rows")
-        print(frame.head(args.limit).to_string(index=False))
-    return 0
+        return _error(err, EXIT_UNUSABLE)
+    print(f"version {manifest.get('id')} (parent {manifest.get('parent_id')}), created {manifest.get('created_at')}")
+    inputs, records, rejects = len(manifest.get("inputs", [])), manifest.get("records"), manifest.get("rejects")
+    print(f"inputs: {inputs}  records: {records}  rejects: {rejects}")
+    print(
+        f"{args.table}: {len(frame)} rows"
+        + (f" (first {SHOW_MAX_COLUMNS} columns)" if frame.shape[1] > SHOW_MAX_COLUMNS else "")
+    )
+    shown = frame.head(args.limit).iloc[:, :SHOW_MAX_COLUMNS].map(_cell)
+    print(shown.to_string(index=False))
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
+    """Entry point; returns the process exit code (see the EXIT_* constants)."""
+    for stream in (sys.stdout, sys.stderr):
+        # Names from the file system may hold bytes that are not UTF-8: print them escaped.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if getattr(args, "quiet", False):
         # Read by Prefect when it is first imported, which happens after this point.
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "ERROR"
-    handlers = {
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _run,
         "validate": _validate,
         "versions": _versions,
@@ -320,7 +413,19 @@ def main(argv: list[str] | None = None) -> int:
         "show": _show,
         "serve": _serve,
     }
-    return handlers[args.command](args)
+    try:
+        code = handlers[args.command](args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`show | head`): stop writing, quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return _error("interrupted", EXIT_INTERRUPTED)
+    except Exception:
+        traceback.print_exc()
+        return _error("internal error (a bug): the traceback above says where; nothing was published", EXIT_INTERNAL)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,10 +4,8 @@
 # pydantic model that Prefect builds from the flow's evaluated annotations.
 import hashlib
 import json
-import os
+import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -16,37 +14,67 @@ import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
 from prefect.futures import as_completed
+from prefect.states import State
 from prefect.task_runners import TaskRunner
 from prefect.utilities.annotations import quote
 
 from pipeline import __version__, store
 from pipeline.reference import load_reference
-from pipeline.report import REJECT_SAMPLE, RunSummary, report_markdown
-from pipeline.sources import Source, code_fingerprint, discover_sources, listing_cache_key, load_source
+from pipeline.report import REJECT_SAMPLE, RunSummary, input_warnings, mass_removal, report_markdown
+from pipeline.sources import (
+    Loaded,
+    Source,
+    code_fingerprint,
+    discover_sources,
+    listing_cache_key,
+    load_source,
+)
 from pipeline.tables import CHANGE_INPUTS, ListingResult, build_tables, changes_table, rejects_table
 from schemas import validate_dataset
 from schemas.contract import schema_fingerprint
 
+# pylatexenc logs a warning for every malformed macro it meets: one hostile abstract would flood
+# the run's log (and Prefect's database) with thousands of lines; the rendering itself is kept.
+logging.getLogger("pylatexenc").setLevel(logging.ERROR)
+
 SUMMARY_ARTIFACT = "listings-run-summary"
 REJECTS_ARTIFACT = "listings-rejects"
 
-__all__ = ["RejectRateExceededError", "RunSummary", "refresh"]
+__all__ = ["RefusedError", "RejectRateExceededError", "RemovalRateExceededError", "RunSummary", "refresh"]
 
 
-class RejectRateExceededError(Exception):
+class RefusedError(Exception):
+    """The run's data failed a guard; nothing was published."""
+
+
+class RejectRateExceededError(RefusedError):
     """More records were rejected than the run allows; nothing was published."""
+
+
+class RemovalRateExceededError(RefusedError):
+    """More of the current papers would disappear than the run allows; nothing was published."""
+
+
+def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry condition for I/O tasks: retry an OS error that may pass, never a full or read-only
+    disk (a clear error at once is better), nor a data or input error."""
+    error = state.data
+    if isinstance(error, store.StoreWriteError):
+        return not error.permanent
+    return isinstance(error, OSError) and error.errno not in store.PERMANENT_ERRNOS
 
 
 # --- tasks: thin wrappers; data errors become rejects, so only I/O is retried -----------------
 
 
-@task(name="parse-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
-def parse_listing_files(
-    sources: list[Source], cache_dir: Path | None, refresh_cache: bool
-) -> list[tuple[ListingResult, bool]]:
-    """Read and parse a batch of raw listings, or take them from the cache; True when cached."""
-    return [load_source(source, load_reference(), cache_dir, refresh_cache) for source in sources]
+@task(
+    name="parse-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
+)
+def parse_listing_files(sources: list[Source], staged_dir: Path | None, refresh_cache: bool) -> list[Loaded]:
+    """Read and parse a batch of raw listings, or take them from the staged layer."""
+    return [load_source(source, load_reference(), staged_dir, refresh_cache) for source in sources]
 
 
 @task(name="build-tables", cache_policy=NO_CACHE)
@@ -61,7 +89,7 @@ def validate(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return validate_dataset(tables)
 
 
-@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure)
 def publish(
     out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any], force: bool
 ) -> store.PublishOutcome:
@@ -69,7 +97,9 @@ def publish(
     return store.publish_version(out_dir, tables, manifest, datetime.now(UTC), force=force)
 
 
-@task(name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+@task(
+    name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
+)
 def write_rejected(out_dir: Path, results: list[ListingResult], manifest: dict[str, Any]) -> Path:
     """Write a refused run's rejects where the operator can read them."""
     return store.write_rejected(out_dir, rejects_table(results), manifest)
@@ -95,13 +125,14 @@ def input_entries(results: list[ListingResult], sources: list[Source]) -> list[d
     ]
 
 
-def run_manifest(results: list[ListingResult], sources: list[Source]) -> dict[str, Any]:
+def run_manifest(results: list[ListingResult], sources: list[Source], skipped: list[str]) -> dict[str, Any]:
     """What the version will say about its inputs, code and contract (ids and counts come later)."""
     inputs = input_entries(results, sources)
     code, schema = code_fingerprint(), schema_fingerprint()
     return {
         "pipeline_version": __version__,
         "inputs": inputs,
+        "skipped_inputs": skipped,
         "records": sum(r.records for r in results),
         "rejects": sum(len(r.rejects) for r in results),
         "code_fingerprint": code,
@@ -143,35 +174,6 @@ def file_batches(sources: list[Source], batch_bytes: int, min_batches: int = 1) 
     return batches
 
 
-@contextmanager
-def api_for_workers() -> Iterator[None]:
-    """Make the Prefect API reachable by worker processes (Dask) through their environment.
-
-    With no server configured, each process would start its own temporary server (~9 s each,
-    and the task runs would land in different databases); so start one here and export its URL.
-    """
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    configured = PREFECT_API_URL.value()
-    previous = os.environ.get("PREFECT_API_URL")
-    if not configured:
-        # Stopped at exit (the server registers that itself), after Prefect's log and event
-        # workers have drained: stopping it earlier makes them retry for a minute.
-        server = SubprocessASGIServer()
-        server.start()
-        configured = server.api_url
-    os.environ["PREFECT_API_URL"] = configured
-    try:
-        with temporary_settings(updates={PREFECT_API_URL: configured}):
-            yield
-    finally:
-        if previous is None:
-            os.environ.pop("PREFECT_API_URL", None)
-        else:
-            os.environ["PREFECT_API_URL"] = previous
-
-
 def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any] | None:
     """A Dask task runner for the per-file tasks (an existing cluster, or a local one of N
     worker processes), or None for Prefect's default thread pool on this machine."""
@@ -181,9 +183,43 @@ def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any
 
     if dask_address is not None:
         return DaskTaskRunner(address=dask_address)
-    return DaskTaskRunner(
-        cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True, "dashboard_address": ":0"}
-    )
+    assert workers is not None
+    return DaskTaskRunner(cluster_kwargs=local_cluster_kwargs(workers))
+
+
+def local_cluster_kwargs(workers: int) -> dict[str, Any]:
+    """A local Dask cluster of `workers` processes that listens on 127.0.0.1 only, with no
+    dashboards (a dashboard shows task data to anyone who can reach it)."""
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "host": "127.0.0.1",
+        "dashboard_address": None,
+        "worker_dashboard_address": None,
+    }
+
+
+def _parse_all(
+    sources: list[Source], batches: list[list[Source]], staged_dir: Path, refresh_cache: bool
+) -> dict[str, Loaded]:
+    """Every listing parsed (or taken from the staged layer), by name, with progress per file."""
+    logger = get_run_logger()
+    logger.info("%d listing(s) in %d parse task(s)", len(sources), len(batches))
+    futures = parse_listing_files.map(batches, staged_dir=staged_dir, refresh_cache=refresh_cache)
+    by_name: dict[str, Loaded] = {}
+    for future in as_completed(futures):
+        for loaded in future.result():
+            result = loaded.result
+            by_name[result.source_file] = loaded
+            if loaded.note:
+                logger.warning(loaded.note)
+            logger.info(
+                "[%d/%d] %s: %d records, %d rejects (%s)",
+                len(by_name), len(sources), result.source_file, result.records, len(result.rejects),
+                "from cache" if loaded.from_cache else "parsed",
+            )  # fmt: skip
+    return by_name
 
 
 # --- the flow ---------------------------------------------------------------------------------
@@ -197,6 +233,7 @@ def refresh(
     force: bool,
     lock_timeout_s: float,
     max_reject_rate: float,
+    max_removed_rate: float,
     keep: int | None,
     refresh_cache: bool,
     batch_bytes: int,
@@ -206,45 +243,38 @@ def refresh(
 
     Every parameter is required: the defaults live at the entry points (`pipeline.__main__`).
 
-    Parsed listings are cached under ``out_dir/.cache`` on their content; `refresh_cache` re-parses
+    Parsed listings are staged under ``out_dir/staged`` on their content; `refresh_cache` re-parses
     all. Files are parsed in tasks of about `batch_bytes` each (a task run costs ~25 ms, so one
     per small file would cost more than the parsing), and in at least `min_tasks` tasks (set it to
     a few per worker when a Dask runner is used).
 
-    Raises RejectRateExceededError (rejects written aside, nothing published) when more than
-    `max_reject_rate` of the records are rejected, and DatasetInvalidError when validation fails.
+    Raises RejectRateExceededError (rejects written aside) when more than `max_reject_rate` of
+    the records are rejected, RemovalRateExceededError when more than `max_removed_rate` of the
+    current papers would disappear, DatasetInvalidError when validation fails (nothing is
+    published in these cases), and InputError or StoreError when inputs or store are unusable.
     """
     logger = get_run_logger()
-    sources = discover_sources(raw_dir, as_of)
-    for s in sources:
-        if s.capture_date_from == "modification time":
-            logger.warning(
-                "%s: no YYYY-MM-DD in its name and no --as-of; using its modification date %s",
-                s.name, s.capture_date,
-            )  # fmt: skip
-    cache_dir = out_dir / store.CACHE
-    batches = file_batches(sources, batch_bytes, min_tasks)
-    logger.info("%d listing(s) in %d parse task(s)", len(sources), len(batches))
-    futures = parse_listing_files.map(batches, cache_dir=cache_dir, refresh_cache=refresh_cache)
-    by_name: dict[str, tuple[ListingResult, bool]] = {}
-    for future in as_completed(futures):
-        for result, cached in future.result():
-            by_name[result.source_file] = (result, cached)
-            logger.info(
-                "[%d/%d] %s: %d records, %d rejects (%s)",
-                len(by_name), len(sources), result.source_file, result.records, len(result.rejects),
-                "from cache" if cached else "parsed",
-            )  # fmt: skip
-    results = [by_name[s.name][0] for s in sources]
-    manifest = run_manifest(results, sources)
+    store.check_writable(out_dir)
+    if store.remove_legacy_cache(out_dir):
+        logger.info("deleted the pickle cache of an earlier release (%s), unread", out_dir / store.LEGACY_CACHE)
+    found = discover_sources(raw_dir, as_of)
+    sources = found.sources
+    staged_dir = out_dir / store.STAGED
+    by_name = _parse_all(sources, file_batches(sources, batch_bytes, min_tasks), staged_dir, refresh_cache)
+    results = [by_name[s.name].result for s in sources]
+    warnings = [str(notice) for notice in found.notices] + input_warnings(results)
+    for warning in warnings:
+        logger.warning(warning)
+    manifest = run_manifest(results, sources, [str(n) for n in found.notices if n.action == "skipped"])
     records, rejects = manifest["records"], manifest["rejects"]
     base = {
         "records": records,
         "rejects": rejects,
         "rejects_by_rule": dict(Counter(j.rule for r in results for j in r.rejects).most_common()),
         "inputs": manifest["inputs"],
-        "parsed_files": [s.name for s in sources if not by_name[s.name][1]],
-        "cached_files": [s.name for s in sources if by_name[s.name][1]],
+        "parsed_files": [s.name for s in sources if not by_name[s.name].from_cache],
+        "cached_files": [s.name for s in sources if by_name[s.name].from_cache],
+        "warnings": warnings,
     }
 
     if records and rejects / records > max_reject_rate:
@@ -269,17 +299,26 @@ def refresh(
     # quote(): Prefect would otherwise walk every object of the inputs looking for futures
     # (about 5 s per 30k papers); these inputs hold none.
     tables = build_dataset(quote(results))  # type: ignore[call-overload]
-    with store.writer_lock(out_dir, lock_timeout_s):
+
+    def waiting(holder: str) -> None:
+        logger.info("waiting for the writer lock on %s (held by %s)", out_dir, holder)
+
+    with store.writer_lock(out_dir, lock_timeout_s, on_wait=waiting):
         parent_id = store.latest_id(out_dir)
         parent = store.read_tables(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
         tables["changes"] = changes_table(parent, tables)
+        too_many_removed = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
+        if too_many_removed:
+            refused = RunSummary(None, None, False, parent_id, row_counts={}, refused=too_many_removed, **base)
+            _publish_artifacts(refused, results)
+            raise RemovalRateExceededError(too_many_removed)
         logger.info("validating %d tables", len(tables))
         validated = validate(quote(tables))  # type: ignore[call-overload]
         outcome = publish(out_dir, quote(validated), manifest, force)  # type: ignore[call-overload]
         pruned = store.prune_versions(out_dir, keep) if keep is not None else []
         code = code_fingerprint()
-        store.prune_cache(
-            cache_dir, {listing_cache_key(s, r.sha256, code) for s, r in zip(sources, results, strict=True)}
+        store.prune_staged(
+            staged_dir, {listing_cache_key(s, r.sha256, code) for s, r in zip(sources, results, strict=True)}
         )
     if pruned:
         logger.info("pruned versions %s (--keep %d)", ", ".join(pruned), keep)

@@ -8,6 +8,21 @@ from dataclasses import dataclass
 
 from pipeline.split import Split, split_title_authors
 
+# Size limits: a record past any of them is rejected as ``oversized_record`` before the splitter
+# or the LaTeX renderer sees it, which bounds the time and memory one record can take. Real
+# listings stay far below them (arXiv caps abstracts at 1,920 characters; the longest of 20k real
+# titles has 229 characters and the longest author 155).
+MAX_HEADER_CHARS = 100
+MAX_TITLE_LINE_CHARS = 2_000
+MAX_ABSTRACT_CHARS = 10_000
+MAX_TITLE_CHARS = 1_000
+MAX_AUTHOR_CHARS = 300
+# A rejected line longer than this is kept in `raw` as its first characters and a length note.
+RAW_LINE_PREVIEW_CHARS = 1_000
+# Stray lines are rejected in groups of at most a record's three lines, so that a file without
+# headers counts as many lost records as it holds, not as one.
+STRAY_GROUP_LINES = 3
+
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 # [score] suffix date [Code]: "87.4LGMar 12", "CLSep 11, 2023Code", "quant-phJan 2, 2024".
@@ -60,6 +75,36 @@ class Reject:
     raw: str
 
 
+def decode_listing(data: bytes) -> tuple[str, frozenset[int]]:
+    """The text of a listing's bytes, and the 1-based numbers of the lines that are not UTF-8.
+
+    A file that is UTF-8 throughout decodes as usual. Otherwise each line is decoded on its own:
+    the valid lines are kept, the others are decoded with U+FFFD replacements and reported, so
+    that the records holding them are rejected one by one (``invalid_encoding``) and the rest
+    of the file is still used.
+    """
+    try:
+        return data.decode("utf-8"), frozenset()
+    except UnicodeDecodeError:
+        pass
+    lines: list[str] = []
+    undecodable: set[int] = set()
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            undecodable.add(number)
+            lines.append(raw.decode("utf-8", errors="replace"))
+    return "\n".join(lines), frozenset(undecodable)
+
+
+def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
+    """`line`, or its first `limit` characters and a note of its full length when it is longer."""
+    if len(line) <= limit:
+        return line
+    return f"{line[:limit]}… [truncated: {len(line):,} characters in all]"
+
+
 def clean_lines(text: str) -> Iterator[tuple[int, str]]:
     """Yield (1-based line number, line) with BOM, CR and trailing spaces removed."""
     if text.startswith("\ufeff"):
@@ -70,15 +115,66 @@ def clean_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def is_header(line: str) -> bool:
     """True when `line` has the shape of a record header."""
-    return HEADER.match(line) is not None
+    return len(line) <= MAX_HEADER_CHARS and HEADER.match(line) is not None
 
 
-def raw_records(lines: Iterable[tuple[int, str]]) -> Iterator[RawRecord | Reject]:
+# The header needs no limit here: a line longer than MAX_HEADER_CHARS is never read as one.
+_LINE_LIMITS = (("title/author line", MAX_TITLE_LINE_CHARS), ("abstract", MAX_ABSTRACT_CHARS))
+
+
+def _raw_text(lines: Iterable[tuple[int, str]]) -> str:
+    return "\n".join(clip(text) for _, text in lines)
+
+
+def _undecodable_reject(lines: list[tuple[int, str]], undecodable: frozenset[int]) -> Reject | None:
+    bad = [number for number, _ in lines if number in undecodable]
+    if not bad:
+        return None
+    where = ", ".join(str(n) for n in bad)
+    return Reject(
+        lines[0][0],
+        "invalid_encoding",
+        f"line(s) {where} are not valid UTF-8 (is the file in another encoding?); the text was not used",
+        _raw_text(lines),
+    )
+
+
+def _stray_rejects(lines: list[tuple[int, str]], why: str, undecodable: frozenset[int]) -> Iterator[Reject]:
+    for start in range(0, len(lines), STRAY_GROUP_LINES):
+        group = lines[start : start + STRAY_GROUP_LINES]
+        bad = _undecodable_reject(group, undecodable)
+        yield bad or Reject(group[0][0], "stray_lines", f"{len(group)} line(s) {why}", _raw_text(group))
+
+
+def _record_or_reject(block: list[tuple[int, str]], undecodable: frozenset[int]) -> RawRecord | Reject:
+    first = block[0][0]
+    bad = _undecodable_reject(block, undecodable)
+    if bad is not None:
+        return bad
+    if len(block) < 3:
+        missing = "title/author line and abstract" if len(block) == 1 else "abstract"
+        return Reject(first, "truncated_record", f"the record ends after its header: no {missing}", _raw_text(block))
+    for (_, text), (what, limit) in zip(block[1:], _LINE_LIMITS, strict=True):
+        if len(text) > limit:
+            return Reject(
+                first,
+                "oversized_record",
+                f"its {what} has {len(text):,} characters, over the limit of {limit:,}",
+                _raw_text(block),
+            )
+    return RawRecord(first, block[0][1], block[1][1], block[2][1])
+
+
+def raw_records(
+    lines: Iterable[tuple[int, str]], undecodable: frozenset[int] = frozenset()
+) -> Iterator[RawRecord | Reject]:
     """Group lines into three-line records, resynchronising on every header.
 
     Blank lines are skipped. Lines before the first header or after a record's abstract are
-    rejected as one block each (rule ``stray_lines``); a header followed by fewer than two lines
-    before the next header is rejected as ``truncated_record``.
+    rejected in groups of up to three (rule ``stray_lines``); a header followed by fewer than two
+    lines before the next header is rejected as ``truncated_record``; a record with a line past
+    its size limit as ``oversized_record``; any text on a line listed in `undecodable` as
+    ``invalid_encoding``.
     """
     block: list[tuple[int, str]] = []
 
@@ -86,27 +182,19 @@ def raw_records(lines: Iterable[tuple[int, str]]) -> Iterator[RawRecord | Reject
         if not block:
             return
         first, head = block[0]
-        raw = "\n".join(text for _, text in block)
         if not is_header(head):
-            yield Reject(
-                first,
-                "stray_lines",
-                f"{len(block)} line(s) do not belong to any record: no header "
-                "('[score]SUFFIXMon D[, YYYY][Code]') precedes them",
-                raw,
+            yield from _stray_rejects(
+                block,
+                "do not belong to any record: no header ('[score]SUFFIXMon D[, YYYY][Code]') precedes them",
+                undecodable,
             )
-        elif len(block) < 3:
-            missing = "title/author line and abstract" if len(block) == 1 else "abstract"
-            yield Reject(first, "truncated_record", f"the record ends after its header: no {missing}", raw)
         else:
-            yield RawRecord(first, head, block[1][1], block[2][1])
+            yield _record_or_reject(block[:3], undecodable)
             if len(block) > 3:
-                yield Reject(
-                    block[3][0],
-                    "stray_lines",
-                    f"{len(block) - 3} extra line(s) after the abstract of the record at line "
-                    f"{first}: a record has exactly three lines",
-                    "\n".join(text for _, text in block[3:]),
+                yield from _stray_rejects(
+                    block[3:],
+                    f"after the abstract of the record at line {first}: a record has exactly three lines",
+                    undecodable,
                 )
         block.clear()
 
@@ -126,7 +214,20 @@ def parse_record(raw: RawRecord) -> ParsedRecord | Reject:
         raise ValueError(f"line {raw.source_line} is not a header: {raw.header!r}")
     split = split_title_authors(raw.title_line)
     if not isinstance(split, Split):
-        return Reject(raw.source_line, split.rule, split.reason, _raw_text(raw))
+        return Reject(raw.source_line, split.rule, split.reason, _record_text(raw))
+    longest = max(split.authors, key=len)
+    if len(split.title) > MAX_TITLE_CHARS or len(longest) > MAX_AUTHOR_CHARS:
+        what, size, limit = (
+            ("title", len(split.title), MAX_TITLE_CHARS)
+            if len(split.title) > MAX_TITLE_CHARS
+            else ("author", len(longest), MAX_AUTHOR_CHARS)
+        )
+        return Reject(
+            raw.source_line,
+            "oversized_record",
+            f"its {what} has {size:,} characters, over the limit of {limit:,}",
+            _record_text(raw),
+        )
     return ParsedRecord(
         source_line=raw.source_line,
         score=float(m["score"]) if m["score"] else None,
@@ -141,15 +242,15 @@ def parse_record(raw: RawRecord) -> ParsedRecord | Reject:
         affiliations=split.affiliations,
         split_ambiguous=split.ambiguous,
         abstract=raw.abstract.strip(),
-        raw=_raw_text(raw),
+        raw=_record_text(raw),
     )
 
 
-def _raw_text(raw: RawRecord) -> str:
+def _record_text(raw: RawRecord) -> str:
     return "\n".join((raw.header, raw.title_line, raw.abstract))
 
 
-def parse_listing(text: str) -> Iterator[ParsedRecord | Reject]:
-    """Parse a whole listing, record by record, in line order."""
-    for item in raw_records(clean_lines(text)):
+def parse_listing(text: str, undecodable: frozenset[int] = frozenset()) -> Iterator[ParsedRecord | Reject]:
+    """Parse a whole listing, record by record, in line order (`undecodable`: see `decode_listing`)."""
+    for item in raw_records(clean_lines(text), undecodable):
         yield item if isinstance(item, Reject) else parse_record(item)

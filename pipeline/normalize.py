@@ -16,6 +16,7 @@ from pylatexenc.latex2text import LatexNodes2Text
 from pipeline.listing import ParsedRecord, Reject
 from pipeline.reference import Reference
 from pipeline.split import ORG_WORDS, PARTICLES
+from schemas.tables import SCORE_RANGE
 
 # Rule for suffixes shared by several archives (CV = cs.CV or math.CV): the first archive of
 # this list wins. The listing is a machine-learning aggregator, so computer science and
@@ -25,6 +26,16 @@ ARCHIVE_PREFERENCE = (
 )  # fmt: skip
 GENERATIONAL = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
 MAX_YEARS_BACK = 8  # Feb 29 can be up to 8 years back (1896 → 1904); no listing shows older
+# The dates a listing can hold: arXiv began in 1991, and readers' timestamp types (pandas'
+# datetime64[ns]) end in 2262. A capture date outside them is not used; a published date before
+# them is an `invalid_date` reject, one after the capture date a `future_date` one.
+EARLIEST_DATE = date(1991, 1, 1)
+LATEST_CAPTURE_DATE = date(2199, 12, 31)
+
+
+def plausible_capture_date(value: date) -> bool:
+    """True for a capture date the dataset can hold (see EARLIEST_DATE)."""
+    return EARLIEST_DATE <= value <= LATEST_CAPTURE_DATE
 
 
 class NormalizationError(ValueError):
@@ -78,8 +89,15 @@ def published_date(month: int, day: int, year: int | None, as_of: date) -> tuple
 
     A year-less date takes the latest year that puts it on or before `as_of`
     (captured 2026-01-03, ``Dec 30`` → 2025-12-30). Raises NormalizationError for a date that
-    does not exist or lies after the capture date.
+    does not exist, lies before arXiv began (EARLIEST_DATE) or after the capture date.
     """
+    value, inferred = _calendar_date(month, day, year, as_of)
+    if value < EARLIEST_DATE:
+        raise NormalizationError("invalid_date", f"{value.isoformat()} is before arXiv began ({EARLIEST_DATE.year})")
+    return value, inferred
+
+
+def _calendar_date(month: int, day: int, year: int | None, as_of: date) -> tuple[date, bool]:
     if year is not None:
         try:
             value = date(year, month, day)
@@ -258,10 +276,22 @@ def abstract_text(abstract: str) -> str:
 
 
 def normalize_record(record: ParsedRecord, as_of: date, reference: Reference) -> Paper:
-    """One parsed record → one normalised paper; raises NormalizationError with a rule code."""
+    """One parsed record → one normalised paper; raises NormalizationError with a rule code.
+
+    Every value-level check of the published contract is made here, record by record, so that a
+    bad value costs its record (a reject) and never fails the validation of the whole dataset.
+    """
+    low, high = SCORE_RANGE
+    if record.score is not None and not low <= record.score <= high:
+        raise NormalizationError("score_out_of_range", f"the score {record.score:g} is outside {low}–{high}")
     published, inferred = published_date(record.month, record.day, record.year, as_of)
     category, ambiguous = category_code(record.category_suffix, reference)
     authors = tuple((listed, author_name(listed)) for listed in record.authors)
+    for listed, author in authors:
+        if not author.name_key:
+            raise NormalizationError(
+                "invalid_author", f"the author {listed!r} has no letter or digit to identify them by"
+            )
     title = display_name(record.title)
     return Paper(
         paper_id=paper_id(title, authors[0][1].name_key),

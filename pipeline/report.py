@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 
 from schemas.tables import CHANGE_KINDS
 
+if TYPE_CHECKING:
+    from pipeline.tables import ListingResult
+
 REJECT_SAMPLE = 100
+# Rejects that carry no record header: a file of nothing else has no records at all.
+HEADERLESS_RULES = frozenset({"stray_lines"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +38,67 @@ class RunSummary:
     parsed_files: list[str] = field(default_factory=list)
     cached_files: list[str] = field(default_factory=list)
     refused: str | None = None  # why nothing was published, when the run was refused
+    warnings: list[str] = field(default_factory=list)  # inputs skipped, renamed, empty or unusable
+
+
+def input_warnings(results: Sequence[ListingResult]) -> list[str]:
+    """One warning per capture that contributes nothing: empty, without record headers, or
+    without a single usable record."""
+    warnings = []
+    for r in results:
+        headed = sum(1 for j in r.rejects if j.rule not in HEADERLESS_RULES) + len(r.papers)
+        if r.size_bytes == 0:
+            warnings.append(f"{r.source_file}: empty file (0 bytes): no records")
+        elif headed == 0 and r.rejects:
+            warnings.append(
+                f"{r.source_file}: no record header ('[score]SUFFIXMon D[, YYYY][Code]') in it: "
+                f"all {len(r.rejects)} group(s) of lines rejected"
+            )
+        elif headed == 0:
+            warnings.append(f"{r.source_file}: no records (only blank lines)")
+        elif not r.papers:
+            warnings.append(f"{r.source_file}: none of its {r.records} records could be used")
+    return warnings
+
+
+def mass_removal(
+    parent: Mapping[str, pd.DataFrame] | None,
+    changes: pd.DataFrame,
+    inputs: Sequence[Mapping[str, Any]],
+    max_removed_rate: float,
+) -> str | None:
+    """Why the run must not publish, when more than `max_removed_rate` of the parent's papers
+    would disappear; None otherwise. Names the captures that supplied the removed papers and
+    what became of each (gone from the raw folder, empty, or changed)."""
+    if parent is None or not len(parent["papers"]):
+        return None
+    removed = set(changes.loc[changes["change"] == "removed", "paper_id"])
+    total = len(parent["papers"])
+    if len(removed) / total <= max_removed_rate:
+        return None
+    papers = parent["papers"]
+    origins = Counter(papers.loc[papers["paper_id"].isin(removed), "source_file"])
+    now = {str(i["path"]): i for i in inputs}
+    parts = []
+    for name, count in origins.most_common():
+        current = now.get(name)
+        if current is None:
+            state = "no longer in the raw folder"
+        elif not current["bytes"]:
+            state = "now empty (0 bytes)"
+        else:
+            state = f"now {current['records']} record(s), {current['rejects']} rejected"
+        parts.append(f"{name} ({count} paper(s); {state})")
+    return (
+        f"{len(removed)} of {total} papers ({len(removed) / total:.1%}) would be removed, more than "
+        f"--max-removed-rate {max_removed_rate:.1%}; nothing was published. They came from: "
+        f"{'; '.join(parts)}. If the removal is intended, run again with --max-removed-rate 1"
+    )
+
+
+def _cell(text: object) -> str:
+    """A value for a Markdown table cell: one line, no column separators."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def outcome_line(summary: RunSummary) -> str:
@@ -56,6 +126,9 @@ def report_markdown(summary: RunSummary) -> str:
         lines.append(f"- changes since the parent: {counts}")
     if summary.pruned:
         lines.append(f"- pruned versions: {', '.join(summary.pruned)}")
+    if summary.warnings:
+        lines += ["", f"**{len(summary.warnings)} warning(s)**", ""]
+        lines += [f"- {' '.join(w.split())}" for w in summary.warnings]
     if summary.rejects_by_rule:
         lines += ["", "| reject rule | records |", "|---|---:|"]
         lines += [f"| {rule} | {n} |" for rule, n in summary.rejects_by_rule.items()]
@@ -66,7 +139,7 @@ def report_markdown(summary: RunSummary) -> str:
         lines += ["", "| input | capture date | records | rejects | source |", "|---|---|---:|---:|---|"]
         cached = set(summary.cached_files)
         lines += [
-            f"| {i['path']} | {i['capture_date']} | {i['records']} | {i['rejects']} | "
+            f"| {_cell(i['path'])} | {i['capture_date']} | {i['records']} | {i['rejects']} | "
             f"{'cache' if i['path'] in cached else 'parsed'} |"
             for i in summary.inputs
         ]

@@ -1,18 +1,22 @@
-"""Reading a run's inputs: raw listing files, their capture dates, and the code fingerprint."""
+"""Reading a run's inputs: raw listing files, their capture dates, the staged parses and the code fingerprint."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 
 from pipeline import __version__, store
-from pipeline.listing import Reject
+from pipeline.listing import decode_listing
+from pipeline.normalize import plausible_capture_date
 from pipeline.reference import Reference
-from pipeline.tables import ListingResult, listing_result
+from pipeline.tables import ListingResult, listing_from_staged, listing_result, staged_tables
 
 DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 LISTING_GLOB = "*.txt"
@@ -29,45 +33,149 @@ class Source:
     size_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class InputNotice:
+    """Something about an input file the operator must hear of: it was skipped, or renamed."""
+
+    name: str  # relative to the raw folder, printable
+    action: str  # "skipped", "renamed" or "dated" (by its modification time)
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.action}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """The listings of a run and the notices about files that were not read as they are."""
+
+    sources: list[Source]
+    notices: list[InputNotice]
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One parsed listing, whether it came from the staged layer, and a note for the log."""
+
+    result: ListingResult
+    from_cache: bool
+    note: str | None = None
+
+
 class InputError(Exception):
-    """The run's inputs cannot be used at all (missing folder, no listings)."""
+    """The run's inputs cannot be used at all (missing folder, no listings, an unreadable file)."""
 
 
 def capture_date_in_name(name: str) -> date | None:
-    """The first valid YYYY-MM-DD in a file name, if any."""
+    """The first valid and plausible YYYY-MM-DD in a file name, if any (not 0001-01-01)."""
     for m in DATE_IN_NAME.finditer(name):
         try:
-            return date(int(m[1]), int(m[2]), int(m[3]))
+            found = date(int(m[1]), int(m[2]), int(m[3]))
         except ValueError:
             continue
+        if plausible_capture_date(found):
+            return found
     return None
 
 
-def discover_sources(raw_dir: Path, as_of: date | None) -> list[Source]:
+def printable_name(name: str) -> str:
+    """A relative file name as text: bytes that are not UTF-8 become ``\\xNN`` escapes."""
+    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
     """Every listing under `raw_dir` (recursively, sorted), with its capture date.
 
     The date comes from a YYYY-MM-DD in the file name; else `as_of`; else the file's
     modification date (UTC), which the caller should warn about.
+
+    Hostile folders are read safely: a link that leads outside `raw_dir` is not followed and
+    neither is anything that is not a regular file (a FIFO would block the run); both are
+    reported as skipped. A name that is not UTF-8 is read under an escaped name (``caf\\xe9.txt``),
+    reported as renamed. A file dated by its modification time is reported too.
     """
     if not raw_dir.is_dir():
         raise InputError(f"raw folder {raw_dir} does not exist (pass --raw DIR)")
-    sources = []
-    for path in sorted(raw_dir.rglob(LISTING_GLOB)):
-        if not path.is_file():
-            continue
-        name = path.relative_to(raw_dir).as_posix()
-        size = path.stat().st_size
-        from_name = capture_date_in_name(path.name)
-        if from_name is not None:
-            sources.append(Source(path, name, from_name, "file name", size))
-        elif as_of is not None:
-            sources.append(Source(path, name, as_of, "--as-of", size))
-        else:
-            modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).date()
-            sources.append(Source(path, name, modified, "modification time", size))
+    root = raw_dir.resolve()
+    sources: list[Source] = []
+    notices: list[InputNotice] = []
+    names: set[str] = set()
+    for folder, dirnames, filenames in os.walk(raw_dir, followlinks=False):
+        dirnames.sort()
+        for dirname in dirnames:
+            link = Path(folder) / dirname
+            if link.is_symlink() and not _inside(link.resolve(), root):
+                name = printable_name(link.relative_to(raw_dir).as_posix())
+                notices.append(InputNotice(name, "skipped", "a link to a folder outside the raw folder: not followed"))
+        for filename in sorted(filenames):
+            if not fnmatch.fnmatchcase(filename, LISTING_GLOB):
+                continue
+            path = Path(folder) / filename
+            relative = path.relative_to(raw_dir).as_posix()
+            name = printable_name(relative)
+            real = path.resolve()
+            if not _inside(real, root):
+                notices.append(InputNotice(name, "skipped", "a link that leads outside the raw folder: not followed"))
+                continue
+            try:
+                info = real.stat()
+            except OSError as err:
+                notices.append(InputNotice(name, "skipped", f"cannot be read ({err.strerror})"))
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                notices.append(InputNotice(name, "skipped", "not a regular file"))
+                continue
+            if name != relative:
+                if name in names:
+                    notices.append(InputNotice(name, "skipped", "its name is not UTF-8 and its escaped name is taken"))
+                    continue
+                notices.append(InputNotice(name, "renamed", "its name is not UTF-8; read under this escaped name"))
+            source = _source(real, name, info, as_of)
+            if not plausible_capture_date(source.capture_date):
+                notices.append(
+                    InputNotice(name, "skipped", f"no usable capture date: its {source.capture_date_from} "
+                                f"gives {source.capture_date}; put a YYYY-MM-DD in its name or pass --as-of")
+                )  # fmt: skip
+                continue
+            names.add(name)
+            if source.capture_date_from == "modification time":
+                notices.append(
+                    InputNotice(
+                        name, "dated", f"no YYYY-MM-DD in its name and no --as-of: captured on its "
+                        f"modification date {source.capture_date}"
+                    )
+                )  # fmt: skip
+            sources.append(source)
     if not sources:
         raise InputError(f"no listings ({LISTING_GLOB}) under {raw_dir}")
-    return sources
+    sources.sort(key=lambda s: s.name)
+    return Inputs(sources, notices)
+
+
+def _source(path: Path, name: str, info: os.stat_result, as_of: date | None) -> Source:
+    from_name = capture_date_in_name(name.rsplit("/", 1)[-1])
+    if from_name is not None:
+        return Source(path, name, from_name, "file name", info.st_size)
+    if as_of is not None:
+        return Source(path, name, as_of, "--as-of", info.st_size)
+    modified = datetime.fromtimestamp(info.st_mtime, tz=UTC).date()
+    return Source(path, name, modified, "modification time", info.st_size)
+
+
+def read_listing_bytes(source: Source) -> bytes:
+    """The bytes of a listing, read without following a link put in its place since discovery."""
+    try:
+        fd = os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise InputError(f"cannot read {source.name}: not a regular file")
+        return handle.read()
 
 
 def listing_cache_key(source: Source, content_sha256: str, code: str) -> str:
@@ -76,46 +184,45 @@ def listing_cache_key(source: Source, content_sha256: str, code: str) -> str:
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
-def load_source(
-    source: Source, reference: Reference, cache_dir: Path | None, refresh: bool
-) -> tuple[ListingResult, bool]:
-    """The parsed listing and whether it came from the cache (keyed on the file's sha256).
+def load_source(source: Source, reference: Reference, staged_dir: Path | None, refresh: bool) -> Loaded:
+    """The parsed listing, from the staged layer when it holds this content (keyed on its sha256).
 
-    With `refresh`, the cache is not read (but is rewritten); with no `cache_dir`, not used.
-    The file is read and hashed once, whether it is then parsed or found in the cache.
+    With `refresh`, the staged layer is not read (but is rewritten); with no `staged_dir`, not
+    used. The file is read and hashed once, whether it is then parsed or found staged. A staged
+    entry that fails verification is parsed again; one that cannot be written is only a note.
     """
-    data = source.path.read_bytes()
+    data = read_listing_bytes(source)
     sha256 = hashlib.sha256(data).hexdigest()
-    if cache_dir is None:
-        return listing_from_bytes(source, data, sha256, reference), False
+    if staged_dir is None:
+        return Loaded(listing_from_bytes(source, data, sha256, reference), False)
     key = listing_cache_key(source, sha256, code_fingerprint())
+    note = None
     if not refresh:
-        cached = store.read_cached_listing(cache_dir, key)
-        if cached is not None:
-            return cached, True
+        try:
+            staged = store.read_staged(staged_dir, key)
+        except store.StagedEntryInvalidError as err:
+            staged, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
+            store.discard_staged(staged_dir, key)
+        if staged is not None:
+            _meta, tables = staged
+            result = listing_from_staged(source.name, sha256, len(data), source.capture_date, tables)
+            return Loaded(result, True)
     result = listing_from_bytes(source, data, sha256, reference)
-    store.write_cached_listing(cache_dir, key, result)
-    return result, False
+    try:
+        store.write_staged(staged_dir, key, {"source_file": source.name, "sha256": sha256}, staged_tables(result))
+    except store.StoreError as err:
+        note = f"{source.name}: parsed, but not staged for the next run ({err})"
+    return Loaded(result, False, note)
 
 
 def listing_from_bytes(source: Source, data: bytes, sha256: str, reference: Reference) -> ListingResult:
     """Decode and parse the bytes of one listing.
 
-    A file that is not UTF-8 becomes a single ``invalid_encoding`` reject: guessing an encoding
-    would publish corrupted names.
+    Lines that are not UTF-8 cost the records that hold them (``invalid_encoding`` rejects):
+    guessing an encoding would publish corrupted names.
     """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        reject = Reject(
-            line,
-            "invalid_encoding",
-            f"the file is not UTF-8 (byte {err.start} on line {line}); nothing in it was used",
-            data[:2000].decode("utf-8", errors="replace"),
-        )
-        return ListingResult(source.name, sha256, len(data), source.capture_date, (), (reject,))
-    return listing_result(text, source.name, sha256, len(data), source.capture_date, reference)
+    text, undecodable = decode_listing(data)
+    return listing_result(text, source.name, sha256, len(data), source.capture_date, reference, undecodable)
 
 
 @cache

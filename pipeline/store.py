@@ -5,23 +5,32 @@ Layout under OUT::
     versions/000001/  <table>.parquet ..., manifest.json, contract/{schema.json,data_dictionary.md}
     latest -> versions/000001     (symlink, swapped atomically with rename)
     LATEST                        (pointer file with the id, for readers without symlinks)
+    staged/<key>/                 (one parsed capture as Parquet, keyed on its content)
+    rejected/<run>/               (rejects of a run refused by --max-reject-rate)
     .lock                         (one writer at a time)
 
 A version is written into ``versions/.tmp-<id>-<pid>`` and renamed into place only when complete,
-then ``latest`` is swapped. A crash leaves at worst a ``.tmp-*`` folder, removed by the next writer.
+then ``latest`` is swapped. A crash leaves at worst a ``.tmp-*`` folder, removed by the next writer;
+a failed write (full or read-only disk) removes its own and raises `StoreWriteError`.
+
+Everything read back is verified: version ids must be six digits and resolve inside
+``OUT/versions``; Parquet pages carry checksums that are checked on every read; the manifest lists
+each file's sha256 and size, which `check_version_folder` compares.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
-import pickle
+import re
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,18 +40,28 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.tables import ListingResult
+from pipeline.tables import STAGED_TABLES, staged_schema
 from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
-from schemas.contract import contract_json, data_dictionary
+from schemas.contract import contract_json, data_dictionary, schema_fingerprint
 from schemas.validate import REPORT_COLUMNS
 
 VERSIONS = "versions"
 LATEST = "latest"
 POINTER = "LATEST"
 MANIFEST = "manifest.json"
+CONTRACT = "contract"
+CONTRACT_FILES = (f"{CONTRACT}/schema.json", f"{CONTRACT}/data_dictionary.md")
 TMP_PREFIX = ".tmp-"
 REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
-CACHE = ".cache"  # parsed listings, keyed on content: OUT/.cache/<key>.pickle
+STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
+STAGED_META = "capture.json"
+LEGACY_CACHE = ".cache"  # pickles of an earlier release: deleted unread
+VERSION_ID = re.compile(r"[0-9]{6}")
+# Errors that a retry cannot cure: the task fails at once with a clear message.
+PERMANENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG}
+)
+_PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
 
 
 class StoreError(Exception):
@@ -51,6 +70,27 @@ class StoreError(Exception):
 
 class StoreLockedError(StoreError):
     """Another run holds the writer lock."""
+
+
+class StoreWriteError(StoreError):
+    """Writing failed (full or read-only disk, permissions); nothing partial was left behind."""
+
+    def __init__(self, message: str, errno_code: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno_code
+
+    @property
+    def permanent(self) -> bool:
+        """True when retrying cannot help (no space, read-only, no permission)."""
+        return self.errno in PERMANENT_ERRNOS
+
+
+class VersionDamagedError(StoreError):
+    """A version's files cannot be read as published (damaged, tampered or missing)."""
+
+
+class StagedEntryInvalidError(StoreError):
+    """A staged capture failed verification; it is parsed again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +103,27 @@ class PublishOutcome:
     parent_id: str | None
 
 
+_ARROW_ERRNO = re.compile(r"\[errno (\d+)\]")
+
+
+def _write_error(path: Path, err: OSError) -> StoreWriteError:
+    """One line naming the path and the cause; Arrow's errors carry the errno in their text only."""
+    code = err.errno
+    if code is None and (found := _ARROW_ERRNO.search(str(err))):
+        code = int(found[1])
+    cause = os.strerror(code) if code is not None else str(err)
+    return StoreWriteError(f"cannot write {err.filename or path}: {cause}", code)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, link or folder, ignoring what is already gone (cleanup must not fail)."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -71,70 +132,128 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def check_writable(out_dir: Path) -> None:
+    """Fail early, with the cause, when `out_dir` cannot be created or written."""
+    probe = out_dir / f"{TMP_PREFIX}probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with probe.open("wb") as handle:
+            handle.write(b"probe")
+            os.fsync(handle.fileno())
+    except OSError as err:
+        raise _write_error(out_dir, err) from None
+    finally:
+        _remove(probe)
+
+
 @contextlib.contextmanager
-def writer_lock(out_dir: Path, timeout_s: float) -> Iterator[None]:
-    """Hold the store's exclusive writer lock; wait up to `timeout_s` seconds for it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def writer_lock(out_dir: Path, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the store's exclusive writer lock; wait up to `timeout_s` seconds for it.
+
+    `on_wait` is called once, with the holder, when the lock is taken and the run must wait.
+    """
     lock_path = out_dir / ".lock"
-    with lock_path.open("a+") as handle:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        handle = lock_path.open("a+")
+    except OSError as err:
+        raise _write_error(lock_path, err) from None
+    with handle:
         deadline = time.monotonic() + timeout_s
+        waiting = False
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "unknown"
                 if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
                     raise StoreLockedError(
                         f"another run ({holder}) is publishing to {out_dir}; waited {timeout_s:.0f} s. "
                         "Retry when it has finished."
                     ) from None
+                if not waiting and on_wait is not None:
+                    on_wait(holder)
+                waiting = True
                 time.sleep(0.2)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}")
+            handle.flush()
+        except OSError as err:
+            raise _write_error(lock_path, err) from None
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+# --- reading versions: ids in their exact shape, paths inside OUT/versions ----------------------
+
+
+def check_version_id(version_id: str) -> str:
+    """`version_id` when it has the exact shape of one (six digits); else a StoreError."""
+    if not VERSION_ID.fullmatch(version_id):
+        raise StoreError(f"{version_id!r} is not a version id (six digits, e.g. 000001)")
+    return version_id
+
+
 def version_ids(out_dir: Path) -> list[str]:
-    """Ids of the complete versions, oldest first."""
+    """Ids of the complete versions, oldest first (real folders named by six digits only)."""
     root = out_dir / VERSIONS
     if not root.is_dir():
         return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+    return sorted(p.name for p in root.iterdir() if VERSION_ID.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
 
 
 def latest_id(out_dir: Path) -> str | None:
-    """The id that `latest` points at (symlink first, then the pointer file)."""
+    """The id that `latest` points at (symlink first, then the pointer file).
+
+    A pointer that leads anywhere but ``versions/<six digits>`` is an error, not followed.
+    """
     link = out_dir / LATEST
     if link.is_symlink():
-        return link.readlink().name
+        target = link.readlink()
+        if len(target.parts) != 2 or target.parts[0] != VERSIONS or not VERSION_ID.fullmatch(target.parts[1]):
+            raise StoreError(f"{link} points to {target}, not to {VERSIONS}/<id>; refusing to follow it")
+        return target.parts[1]
     pointer = out_dir / POINTER
-    if pointer.is_file():
-        return pointer.read_text(encoding="utf-8").strip() or None
+    if pointer.is_file() and not pointer.is_symlink():
+        text = pointer.read_text(encoding="utf-8", errors="replace").strip()
+        if not text:
+            return None
+        if not VERSION_ID.fullmatch(text):
+            raise StoreError(f"{pointer} holds {text[:40]!r}, not a version id; refusing to follow it")
+        return text
     return None
 
 
 def version_path(out_dir: Path, version_id: str | None = None) -> Path:
-    """Folder of a version (`latest` when no id is given)."""
+    """Folder of a version (`latest` when no id is given), always inside ``OUT/versions``."""
     chosen = version_id or latest_id(out_dir)
     if chosen is None:
         raise StoreError(f"no version has been published under {out_dir}")
-    path = out_dir / VERSIONS / chosen
-    if not (path / MANIFEST).is_file():
+    check_version_id(chosen)
+    root = out_dir / VERSIONS
+    path = root / chosen
+    if path.is_symlink() or not (path / MANIFEST).is_file() or path.resolve().parent != root.resolve():
         raise StoreError(f"version {chosen} does not exist under {out_dir}")
     return path
 
 
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of the version folder `path`."""
-    with (path / MANIFEST).open(encoding="utf-8") as handle:
-        manifest: dict[str, Any] = json.load(handle)
+    """The manifest of the version folder `path`; VersionDamagedError when it is not readable JSON."""
+    file = path / MANIFEST
+    try:
+        if file.is_symlink():
+            raise VersionDamagedError(f"{file} is a link, not a file")
+        manifest = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise VersionDamagedError(f"{file} cannot be read: {err}") from None
+    if not isinstance(manifest, dict):
+        raise VersionDamagedError(f"{file} is not a JSON object")
     return manifest
 
 
@@ -144,65 +263,152 @@ def fingerprint(out_dir: Path, version_id: str) -> str | None:
     return str(value) if value is not None else None
 
 
+def _read_parquet(file: Path) -> pa.Table:
+    """A Parquet file with every page checksum verified; VersionDamagedError when it is damaged."""
+    try:
+        if file.is_symlink():
+            raise VersionDamagedError(f"{file} is a link, not a file")
+        return pq.read_table(file, page_checksum_verification=True)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise VersionDamagedError(f"{file} cannot be read: {err}") from None
+
+
 def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
     """Read a version folder's tables into pandas (dates stay `datetime.date`)."""
     names = list(tables) if tables is not None else list(MODELS)
-    frames = {}
-    for name in names:
-        table = pq.read_table(path / f"{name}.parquet")
-        frames[name] = table.to_pandas(date_as_object=True)
-    return frames
+    return {name: _read_parquet(path / f"{name}.parquet").to_pandas(date_as_object=True) for name in names}
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """sha256 and size of a file, read in blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            size += len(block)
+    return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+# --- checking a version folder (the receiving side of a hand-off) -------------------------------
+
+
+def _failure(table: str, check: str, case: object = None, column: str | None = None) -> dict[str, Any]:
+    return {"table": table, "column": column, "check": check, "row": None, "failure_case": case}
+
+
+def _integrity_failures(path: Path, manifest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """Missing, linked, resized or altered files, against the manifest's sha256 and sizes."""
+    failures = []
+    listed = manifest.get("files") if manifest is not None else None
+    if manifest is not None and not isinstance(listed, dict):
+        failures.append(_failure(MANIFEST, "file_checksums_listed", "the manifest lists no sha256 per file"))
+        listed = None
+    expected = {f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES) | set(listed or {})
+    for relative in sorted(expected):
+        file = path / relative
+        if file.is_symlink():
+            failures.append(_failure(relative, "regular_file", "a link, not a file"))
+        elif not file.is_file():
+            failures.append(_failure(relative, "file_present", str(file)))
+        elif listed is not None:
+            want = listed.get(relative)
+            if not isinstance(want, dict):
+                failures.append(_failure(relative, "listed_in_manifest", "the manifest has no sha256 for it"))
+                continue
+            got = file_digest(file)
+            if got != want:
+                case = (
+                    f"{got['bytes']} bytes (manifest: {want.get('bytes')}); content differs from the manifest's sha256"
+                )
+                failures.append(_failure(relative, "sha256", case))
+    return failures
+
+
+def _type_failures(name: str, schema: pa.Schema) -> list[dict[str, Any]]:
+    failures = []
+    for field in arrow_schema(name):
+        if field.name not in schema.names:
+            failures.append(_failure(name, "column_present", column=field.name))
+        elif not schema.field(field.name).type.equals(field.type):
+            failures.append(
+                _failure(name, f"arrow_type({field.type})", str(schema.field(field.name).type), column=field.name)
+            )
+    return failures
 
 
 def check_version_folder(path: Path) -> pd.DataFrame:
     """Everything wrong with a version folder, for the receiving side of a hand-off.
 
-    Checks that every table file exists with the contract's Arrow types, that the tables pass
-    the pandera models and foreign keys, and that row counts match the manifest. Returns the
-    failures in the report format of `schemas.validate` (empty when the folder conforms).
+    Requires the manifest and the contract; checks every file's sha256 and size against the
+    manifest, that every table reads with its page checksums and has the contract's Arrow
+    types, that the tables pass the pandera models and foreign keys, that row counts match the
+    manifest and that the contract is this pipeline's. Returns the failures in the report format
+    of `schemas.validate` (empty when the folder conforms); never raises on damaged input.
     """
     failures: list[dict[str, Any]] = []
+    manifest: dict[str, Any] | None = None
+    if not (path / MANIFEST).is_file():
+        failures.append(_failure(MANIFEST, "file_present", str(path / MANIFEST)))
+    else:
+        try:
+            manifest = read_manifest(path)
+        except VersionDamagedError as err:
+            failures.append(_failure(MANIFEST, "readable", str(err)))
+    failures += _integrity_failures(path, manifest)
+    # A file that is there is still checked when its sha256 differs: the report then says what changed.
+    unusable = {f["table"] for f in failures if f["check"] in ("file_present", "regular_file")}
+    tables: dict[str, pd.DataFrame] = {}
     for name in MODELS:
-        file = path / f"{name}.parquet"
-        if not file.is_file():
-            failures.append(
-                {"table": name, "column": None, "check": "file_present", "row": None, "failure_case": str(file)}
-            )
+        if f"{name}.parquet" in unusable:
             continue
-        actual = pq.read_schema(file)
-        for field in arrow_schema(name):
-            if field.name not in actual.names:
-                failures.append(
-                    {"table": name, "column": field.name, "check": "column_present", "row": None, "failure_case": None}
-                )
-            elif not actual.field(field.name).type.equals(field.type):
-                failures.append({
-                    "table": name, "column": field.name, "check": f"arrow_type({field.type})",
-                    "row": None, "failure_case": str(actual.field(field.name).type),
-                })  # fmt: skip
+        try:
+            table = _read_parquet(path / f"{name}.parquet")
+        except VersionDamagedError as err:
+            failures.append(_failure(name, "readable", str(err)))
+            continue
+        typed = _type_failures(name, table.schema)
+        failures += typed
+        if not typed:
+            tables[name] = table.to_pandas(date_as_object=True)
     report = pd.DataFrame(failures, columns=REPORT_COLUMNS)
-    if failures:
-        return report
-    tables = read_tables(path)
-    try:
-        validate_dataset(tables)
-    except DatasetInvalidError as err:
-        report = pd.concat([report, err.report], ignore_index=True)
-    if (path / MANIFEST).is_file():
-        counts = read_manifest(path).get("row_counts", {})
+    if len(tables) == len(MODELS):
+        try:
+            validate_dataset(tables)
+        except DatasetInvalidError as err:
+            report = pd.concat([report, err.report], ignore_index=True)
+    extra = []
+    if manifest is not None:
+        counts = manifest.get("row_counts", {})
         for name, frame in tables.items():
-            if name in counts and counts[name] != len(frame):
-                row = {"table": name, "column": None, "check": f"manifest_row_count({counts[name]})",
-                       "row": None, "failure_case": str(len(frame))}  # fmt: skip
-                report = pd.concat([report, pd.DataFrame([row])], ignore_index=True)
+            if isinstance(counts, dict) and counts.get(name) != len(frame):
+                extra.append(_failure(name, f"manifest_row_count({counts.get(name)})", str(len(frame))))
+        if manifest.get("schema_fingerprint") != schema_fingerprint():
+            extra.append(_failure(MANIFEST, "schema_fingerprint", "the version was published under another contract"))
+    if extra:
+        report = pd.concat([report, pd.DataFrame(extra, columns=REPORT_COLUMNS)], ignore_index=True)
     return report
 
 
-def _write_parquet(frame: pd.DataFrame, table: str, path: Path) -> None:
+# --- writing --------------------------------------------------------------------------------
+
+
+def _write_parquet(frame: pd.DataFrame, table: str, path: Path) -> dict[str, Any]:
+    """Write one table with page checksums, synced; return its sha256 and size."""
     arrow = pa.Table.from_pandas(frame, schema=arrow_schema(table), preserve_index=False)
-    pq.write_table(arrow, path, compression="zstd")
+    return _write_arrow(arrow, path)
+
+
+def _write_arrow(table: pa.Table, path: Path) -> dict[str, Any]:
+    pq.write_table(table, path, **_PARQUET_OPTIONS)
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
+    return file_digest(path)
+
+
+def _write_text(path: Path, text: str) -> dict[str, Any]:
+    path.write_text(text, encoding="utf-8")
+    return file_digest(path)
 
 
 def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
@@ -222,56 +428,44 @@ def _point_latest(out_dir: Path, version_id: str) -> None:
     try:
         tmp_link.symlink_to(Path(VERSIONS) / version_id, target_is_directory=True)
         tmp_link.replace(out_dir / LATEST)
-    except OSError:
-        pass  # no symlinks here: the pointer file below is the reference
+    except OSError as err:
+        if err.errno in PERMANENT_ERRNOS - {errno.EPERM}:
+            raise
+        _remove(tmp_link)  # no symlinks on this file system: the pointer file is the reference
     _atomic_text(out_dir / POINTER, version_id + "\n")
     _fsync_dir(out_dir)
+
+
+def _unpoint_latest(out_dir: Path, parent: str | None) -> None:
+    """Best-effort return of `latest` to `parent` after a failed publish."""
+    with contextlib.suppress(OSError):
+        if parent is not None:
+            _point_latest(out_dir, parent)
+        else:
+            _remove(out_dir / LATEST)
+            _remove(out_dir / POINTER)
 
 
 def clean_incomplete(out_dir: Path) -> list[Path]:
     """Remove what an interrupted run left (temporary folders, links and files); return them."""
     removed = []
-    for root in (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / CACHE):
+    for root in (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED):
         if not root.is_dir():
             continue
         for path in root.iterdir():
-            if path.name.startswith(TMP_PREFIX):
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                else:
-                    path.unlink()
+            if path.name.startswith(TMP_PREFIX) and not path.name.startswith(f"{TMP_PREFIX}probe-"):
+                _remove(path)
                 removed.append(path)
     return removed
 
 
-def read_cached_listing(cache_dir: Path, key: str) -> ListingResult | None:
-    """A parsed listing from the cache, or None when absent or unreadable (then it is re-parsed)."""
-    path = cache_dir / f"{key}.pickle"
-    try:
-        with path.open("rb") as handle:
-            value = pickle.load(handle)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
-        return None
-    return value if isinstance(value, ListingResult) else None
-
-
-def write_cached_listing(cache_dir: Path, key: str, result: ListingResult) -> None:
-    """Store a parsed listing under its key (atomically: concurrent runs may write the same key)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{threading.get_ident()}"
-    with tmp.open("wb") as handle:
-        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp.replace(cache_dir / f"{key}.pickle")
-
-
-def prune_cache(cache_dir: Path, keep: set[str]) -> int:
-    """Delete cached listings whose key is not in `keep` (files no longer in the raw folder)."""
-    if not cache_dir.is_dir():
-        return 0
-    stale = [p for p in cache_dir.glob("*.pickle") if p.stem not in keep]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+def remove_legacy_cache(out_dir: Path) -> bool:
+    """Delete, unread, the pickle cache of an earlier release (unpickling can run code)."""
+    legacy = out_dir / LEGACY_CACHE
+    if not legacy.exists() and not legacy.is_symlink():
+        return False
+    _remove(legacy)
+    return True
 
 
 def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, Any]) -> Path:
@@ -281,13 +475,17 @@ def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, 
     """
     folder = out_dir / REJECTED / str(manifest["fingerprint"])[:16]
     staging = folder.with_name(f"{TMP_PREFIX}{folder.name}-{os.getpid()}")
-    staging.mkdir(parents=True)
-    _write_parquet(rejects, "rejects", staging / "rejects.parquet")
-    rejects.to_csv(staging / "rejects.csv", index=False)
-    _write_manifest(staging, manifest)
-    if folder.exists():
-        shutil.rmtree(folder)
-    staging.rename(folder)
+    try:
+        staging.mkdir(parents=True)
+        _write_parquet(rejects, "rejects", staging / "rejects.parquet")
+        rejects.to_csv(staging / "rejects.csv", index=False)
+        _write_manifest(staging, manifest)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    except OSError as err:
+        _remove(staging)
+        raise _write_error(staging, err) from None
     return folder
 
 
@@ -302,8 +500,8 @@ def prune_versions(out_dir: Path, keep: int) -> list[str]:
     protected = {current} if current else set()
     if current:
         parent = read_manifest(version_path(out_dir, current)).get("parent_id")
-        if parent:
-            protected.add(str(parent))
+        if isinstance(parent, str) and VERSION_ID.fullmatch(parent):
+            protected.add(parent)
     ids = version_ids(out_dir)
     removable = [v for v in ids if v not in protected]
     excess = max(len(ids) - max(keep, len(protected)), 0)
@@ -311,8 +509,11 @@ def prune_versions(out_dir: Path, keep: int) -> list[str]:
     for version_id in removed:
         # Rename first so that a reader never sees a half-deleted version under its id.
         doomed = out_dir / VERSIONS / f"{TMP_PREFIX}deleting-{version_id}"
-        (out_dir / VERSIONS / version_id).rename(doomed)
-        shutil.rmtree(doomed)
+        try:
+            (out_dir / VERSIONS / version_id).rename(doomed)
+        except OSError as err:
+            raise _write_error(out_dir / VERSIONS / version_id, err) from None
+        _remove(doomed)
     return removed
 
 
@@ -326,7 +527,8 @@ def publish_version(
     """Write `tables` as a new immutable version and point `latest` at it.
 
     Call under `writer_lock`. When `manifest["fingerprint"]` equals latest's and `force` is
-    false, nothing is written and the outcome says so.
+    false, nothing is written and the outcome says so. A failed write (full disk, read-only
+    folder) removes everything it wrote, leaves `latest` as it was and raises StoreWriteError.
     """
     clean_incomplete(out_dir)
     parent = latest_id(out_dir)
@@ -335,25 +537,124 @@ def publish_version(
     existing = version_ids(out_dir)
     version_id = f"{int(existing[-1]) + 1 if existing else 1:06d}"
     root = out_dir / VERSIONS
-    root.mkdir(parents=True, exist_ok=True)
     staging = root / f"{TMP_PREFIX}{version_id}-{os.getpid()}"
-    staging.mkdir()
-    for name, frame in tables.items():
-        _write_parquet(frame, name, staging / f"{name}.parquet")
-    contract = staging / "contract"
-    contract.mkdir()
-    (contract / "schema.json").write_text(contract_json(), encoding="utf-8")
-    (contract / "data_dictionary.md").write_text(data_dictionary(), encoding="utf-8")
-    full_manifest = {
-        "id": version_id,
-        "parent_id": parent,
-        "created_at": created_at.isoformat().replace("+00:00", "Z"),
-        **manifest,
-        "row_counts": {name: len(frame) for name, frame in tables.items()},
-    }
-    _write_manifest(staging, full_manifest)
-    _fsync_dir(staging)
-    staging.rename(root / version_id)
-    _fsync_dir(root)
-    _point_latest(out_dir, version_id)
-    return PublishOutcome(version_id, root / version_id, True, parent)
+    final = root / version_id
+    moved = False
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        files = {
+            f"{name}.parquet": _write_parquet(frame, name, staging / f"{name}.parquet")
+            for name, frame in tables.items()
+        }
+        (staging / CONTRACT).mkdir()
+        files[CONTRACT_FILES[0]] = _write_text(staging / CONTRACT_FILES[0], contract_json())
+        files[CONTRACT_FILES[1]] = _write_text(staging / CONTRACT_FILES[1], data_dictionary())
+        full_manifest = {
+            "id": version_id,
+            "parent_id": parent,
+            "created_at": created_at.isoformat().replace("+00:00", "Z"),
+            **manifest,
+            "schema_fingerprint": schema_fingerprint(),  # of the contract written beside the tables
+            "row_counts": {name: len(frame) for name, frame in tables.items()},
+            "files": files,
+        }
+        _write_manifest(staging, full_manifest)
+        _fsync_dir(staging)
+        staging.rename(final)
+        moved = True
+        _fsync_dir(root)
+        _point_latest(out_dir, version_id)
+    except OSError as err:
+        if moved:
+            _unpoint_latest(out_dir, parent)
+            doomed = root / f"{TMP_PREFIX}deleting-{version_id}-{os.getpid()}"
+            with contextlib.suppress(OSError):
+                final.rename(doomed)
+            _remove(doomed)
+        _remove(staging)
+        raise _write_error(staging, err) from None
+    return PublishOutcome(version_id, final, True, parent)
+
+
+# --- the staged layer ---------------------------------------------------------------------------
+
+
+def write_staged(staged_dir: Path, key: str, meta: Mapping[str, Any], tables: Mapping[str, pa.Table]) -> None:
+    """Store one parsed capture under its key: a folder of Parquet files and ``capture.json``.
+
+    Written aside and renamed into place, so that concurrent runs may write the same key; a
+    failed write leaves nothing and raises StoreWriteError.
+    """
+    folder = staged_dir / key
+    tmp = staged_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{threading.get_ident()}"
+    try:
+        tmp.mkdir(parents=True)
+        files = {f"{name}.parquet": _write_arrow(tables[name], tmp / f"{name}.parquet") for name in STAGED_TABLES}
+        document = {"format": 1, "key": key, **meta, "files": files}
+        (tmp / STAGED_META).write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+        try:
+            tmp.rename(folder)
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            _remove(tmp)  # another run staged the same content first
+    except OSError as err:
+        _remove(tmp)
+        raise _write_error(tmp, err) from None
+
+
+def read_staged(staged_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, pa.Table]] | None:
+    """A staged capture, verified, or None when there is none.
+
+    Verification: the folder is a real one named by the key, ``capture.json`` names the same key
+    and each file's sha256, each file matches it, reads with its page checksums and has the
+    staged schema. Raises StagedEntryInvalidError, naming the first failure, otherwise.
+    """
+    folder = staged_dir / key
+    if not folder.is_dir() and not folder.is_symlink():
+        return None
+    if folder.is_symlink():
+        raise StagedEntryInvalidError(f"{folder} is a link")
+    try:
+        meta = json.loads((folder / STAGED_META).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise StagedEntryInvalidError(f"{STAGED_META} cannot be read: {err}") from None
+    if not isinstance(meta, dict) or meta.get("key") != key or not isinstance(meta.get("files"), dict):
+        raise StagedEntryInvalidError(f"{STAGED_META} does not describe key {key}")
+    tables = {}
+    for name in STAGED_TABLES:
+        file = folder / f"{name}.parquet"
+        want = meta["files"].get(f"{name}.parquet")
+        try:
+            if file.is_symlink() or not file.is_file():
+                raise StagedEntryInvalidError(f"{file.name} is missing or a link")
+            if not isinstance(want, dict) or file_digest(file) != want:
+                raise StagedEntryInvalidError(f"{file.name} differs from its recorded sha256")
+            table = _read_parquet(file)
+        except (OSError, VersionDamagedError) as err:
+            raise StagedEntryInvalidError(str(err)) from None
+        if not table.schema.equals(staged_schema(name)):
+            raise StagedEntryInvalidError(f"{file.name} does not have the staged schema")
+        tables[name] = table
+    return meta, tables
+
+
+def discard_staged(staged_dir: Path, key: str) -> None:
+    """Remove a staged capture that failed verification, so that a fresh parse can take its place."""
+    doomed = staged_dir / f"{TMP_PREFIX}discard-{key}-{os.getpid()}-{threading.get_ident()}"
+    try:
+        (staged_dir / key).rename(doomed)
+    except OSError:
+        return  # already gone (another run discarded it), or not ours to move: a parse follows anyway
+    _remove(doomed)
+
+
+def prune_staged(staged_dir: Path, keep: set[str]) -> int:
+    """Delete staged captures whose key is not in `keep` (files no longer in the raw folder)."""
+    if not staged_dir.is_dir():
+        return 0
+    stale = [p for p in staged_dir.iterdir() if not p.name.startswith(TMP_PREFIX) and p.name not in keep]
+    for path in stale:
+        _remove(path)
+    return len(stale)

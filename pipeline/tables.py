@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
+import pyarrow as pa
 
 from pipeline.listing import Reject, parse_listing
 from pipeline.normalize import AuthorName, Paper, author_name, normalize_listing
 from pipeline.reference import Reference
+from schemas import arrow_schema
 
 # The tables of a version that `changes_table` compares.
 CHANGE_INPUTS = ("papers", "paper_authors", "paper_organizations")
@@ -37,11 +39,83 @@ class ListingResult:
 
 
 def listing_result(
-    text: str, source_file: str, sha256: str, size_bytes: int, capture_date: date, reference: Reference
+    text: str,
+    source_file: str,
+    sha256: str,
+    size_bytes: int,
+    capture_date: date,
+    reference: Reference,
+    undecodable: frozenset[int] = frozenset(),
 ) -> ListingResult:
-    """Parse and normalise one listing's text."""
-    papers, rejects = normalize_listing(parse_listing(text), capture_date, reference)
+    """Parse and normalise one listing's text (`undecodable`: lines that were not UTF-8)."""
+    papers, rejects = normalize_listing(parse_listing(text, undecodable), capture_date, reference)
     return ListingResult(source_file, sha256, size_bytes, capture_date, tuple(papers), tuple(rejects))
+
+
+# --- the staged layer: one listing's parse as plain columnar tables ----------------------------
+
+STAGED_TABLES = ("papers", "paper_authors", "paper_organizations", "rejects")
+# What a published row holds but a single capture cannot know: it comes from assembly.
+_ASSEMBLED_COLUMNS = frozenset({"source_file", "first_seen", "last_seen"})
+
+
+def staged_schema(table: str) -> pa.Schema:
+    """Arrow schema of a staged table, derived from the published models.
+
+    Papers and rejects drop what assembly adds (source_file, first/last seen); paper_authors
+    carries its author's fields, so that a staged capture needs no other table.
+    """
+    if table == "paper_authors":
+        author_fields = [f for f in arrow_schema("authors") if f.name != "author_id"]
+        return pa.schema([*arrow_schema("paper_authors"), *author_fields])
+    return pa.schema([f for f in arrow_schema(table) if f.name not in _ASSEMBLED_COLUMNS])
+
+
+def staged_tables(result: ListingResult) -> dict[str, pa.Table]:
+    """One listing's papers, authors, organisations and rejects as staged Arrow tables."""
+    paper_columns = staged_schema("papers").names
+    papers = {name: [getattr(p, name) for p in result.papers] for name in paper_columns}
+    author_rows = [
+        {"paper_id": p.paper_id, "position": position, "author_id": a.author_id, "name_as_listed": listed,
+         "name": a.name, "name_key": a.name_key, "given_name": a.given_name, "family_name": a.family_name}
+        for p in result.papers
+        for position, (listed, a) in enumerate(p.authors, start=1)
+    ]  # fmt: skip
+    org_rows = [
+        {"paper_id": p.paper_id, "position": position, "org_id": slug}
+        for p in result.papers
+        for position, slug in enumerate(p.organizations, start=1)
+    ]
+    reject_rows = [
+        {"source_line": j.source_line, "rule": j.rule, "reason": j.reason, "raw": j.raw} for j in result.rejects
+    ]
+    return {
+        "papers": pa.table(papers, schema=staged_schema("papers")),
+        "paper_authors": pa.Table.from_pylist(author_rows, schema=staged_schema("paper_authors")),
+        "paper_organizations": pa.Table.from_pylist(org_rows, schema=staged_schema("paper_organizations")),
+        "rejects": pa.Table.from_pylist(reject_rows, schema=staged_schema("rejects")),
+    }
+
+
+def listing_from_staged(
+    source_file: str, sha256: str, size_bytes: int, capture_date: date, tables: Mapping[str, pa.Table]
+) -> ListingResult:
+    """The listing that `staged_tables` stored, rebuilt from its tables."""
+    authors: dict[str, list[tuple[str, AuthorName]]] = defaultdict(list)
+    for row in tables["paper_authors"].sort_by([("paper_id", "ascending"), ("position", "ascending")]).to_pylist():
+        person = AuthorName(row["author_id"], row["name"], row["name_key"], row["given_name"], row["family_name"])
+        authors[row["paper_id"]].append((row["name_as_listed"], person))
+    organizations: dict[str, list[str]] = defaultdict(list)
+    for row in (
+        tables["paper_organizations"].sort_by([("paper_id", "ascending"), ("position", "ascending")]).to_pylist()
+    ):
+        organizations[row["paper_id"]].append(row["org_id"])
+    papers = tuple(
+        Paper(**row, authors=tuple(authors[row["paper_id"]]), organizations=tuple(organizations[row["paper_id"]]))
+        for row in tables["papers"].to_pylist()
+    )
+    rejects = tuple(Reject(**row) for row in tables["rejects"].to_pylist())
+    return ListingResult(source_file, sha256, size_bytes, capture_date, papers, rejects)
 
 
 def _display_preference(spelling: str, count: int) -> tuple[int, int, str]:

@@ -12,6 +12,7 @@ PAPER_ID = r"^p_[0-9a-f]{16}$"
 AUTHOR_ID = r"^a_[0-9a-f]{16}$"
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 CHANGE_KINDS = ("added", "updated", "removed")
+SCORE_RANGE = (0, 100)  # the aggregator's score scale; the normaliser rejects records outside it
 
 
 class Papers(pa.DataFrameModel):
@@ -32,7 +33,9 @@ class Papers(pa.DataFrameModel):
         description="True when the suffix is shared by several archives and the preference rule chose the code."
     )
     has_code: Series[bool] = pa.Field(description="True when the listing shows a Code badge.")
-    score: Series[float] = pa.Field(nullable=True, ge=0, le=100, description="Aggregator score, when shown.")
+    score: Series[float] = pa.Field(
+        nullable=True, ge=SCORE_RANGE[0], le=SCORE_RANGE[1], description="Aggregator score (0–100), when shown."
+    )
     authors_truncated: Series[bool] = pa.Field(description="True when the listing shows 'et al.' after three authors.")
     author_split_ambiguous: Series[bool] = pa.Field(
         description="True when another title/author boundary was also plausible; the documented rule chose this one."

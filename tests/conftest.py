@@ -57,13 +57,55 @@ def raw_dir(tmp_path: Path) -> Path:
     return raw
 
 
+# What `main([... "--quiet"])` sets for the process: not to be passed on to CLI subprocesses.
+QUIET_SETTINGS = ("PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_LOGGING_LEVEL")
+# A first start migrates a new database: minutes on a loaded machine, so allow ten.
+SERVER_STARTUP_ALLOWANCE_S = 600
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect server for every flow test of the session (start-up costs ~7 s)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_ALLOWANCE_S):
         yield
+
+
+@pytest.fixture(scope="session")
+def cli_env(prefect_server) -> dict[str, str]:
+    """Environment for CLI subprocesses: the package importable, and a running Prefect API (the
+    one .ci/run started, else this session's test server) so that none pays a server's start-up."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = os.environ.get("PIPELINE_TEST_PREFECT_API_URL") or PREFECT_API_URL.value()
+    assert url, "the session's Prefect test server has no URL"
+    env = {key: value for key, value in os.environ.items() if key not in QUIET_SETTINGS}
+    return {**env, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": str(url)}
+
+
+class LineWatcher:
+    """Reads a subprocess's stream on a thread, keeps every line and signals the first line that
+    holds a given text: tests wait on that event, never on a sleep."""
+
+    def __init__(self, stream, wanted: str) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        self.seen = threading.Event()
+        self.wanted = wanted
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append(line)
+            if self.wanted in line:
+                self.seen.set()
+
+    def join(self) -> str:
+        self._thread.join()
+        return "".join(self.lines)
 
 
 def run_flow(raw: Path, out: Path, flow=None, **overrides):

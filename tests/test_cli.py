@@ -108,7 +108,7 @@ def test_validate_names_a_column_of_the_wrong_type_and_a_missing_file(published:
     assert main(["validate", str(copy)]) == 1
     err = capsys.readouterr().err
     assert "papers.published: arrow_type(date32[day])" in err
-    assert "rejects: file_present" in err
+    assert "rejects.parquet: file_present" in err
 
 
 @pytest.mark.subprocess
@@ -126,10 +126,10 @@ def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> No
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: None}):
-        assert main(["serve", "--cron", "0 6 * * *"]) == 2
+        assert main(["serve", "--cron", "0 6 * * *"]) == 3
     assert "prefect server start" in capsys.readouterr().err
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
-        assert main(["serve", "--cron", "0 6 * * *"]) == 2
+        assert main(["serve", "--cron", "0 6 * * *"]) == 3
     assert "no Prefect server answers at http://127.0.0.1:9/api" in capsys.readouterr().err
 
 
@@ -153,3 +153,118 @@ def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--as-of", "26/11/2026"])
     assert "not a YYYY-MM-DD date" in capsys.readouterr().err
+
+
+# --- read-side commands on hostile or unusual folders --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_versions(sample_tables, tmp_path_factory) -> Path:
+    """A dataset of two versions that differ: papers updated, added and removed."""
+    from datetime import UTC, datetime
+
+    from pipeline import store
+    from schemas import validate_dataset
+
+    out = tmp_path_factory.mktemp("two-versions")
+    first = validate_dataset(sample_tables)
+    second = {name: frame.copy() for name, frame in first.items()}
+    papers = second["papers"]
+    papers.loc[0, "score"] = 12.5
+    papers.loc[1, "title"] = "A" * 3_000  # a long value must not make a long line
+    removed = papers.loc[2, "paper_id"]
+    second["papers"] = papers[papers["paper_id"] != removed].reset_index(drop=True)
+    for table in ("paper_authors", "paper_organizations"):
+        second[table] = second[table][second[table]["paper_id"] != removed].reset_index(drop=True)
+    when = datetime(2026, 11, 26, tzinfo=UTC)
+    store.publish_version(out, first, {"fingerprint": "f1"}, when)
+    store.publish_version(out, second, {"fingerprint": "f2"}, when)
+    return out
+
+
+def test_diff_of_two_different_versions_lists_each_change(two_versions: Path, capsys) -> None:
+    assert main(["diff", "000001", "000002", "--out", str(two_versions)]) == 0
+    out = capsys.readouterr().out
+    assert "50 → 49 papers" in out
+    assert "0 added, 2 updated, 1 removed" in out
+    assert "(score)" in out
+    assert "(title)" in out
+    assert max(len(line) for line in out.splitlines()) < 200
+
+
+def test_show_keeps_lines_short(two_versions: Path, capsys) -> None:
+    assert main(["show", "--out", str(two_versions), "--table", "papers", "--limit", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 + 1 + 49  # summary lines, the header row, the rows
+    assert max(len(line) for line in lines) < 400
+
+
+@pytest.fixture(scope="module")
+def big_version(reference, tmp_path_factory) -> Path:
+    """A version of 3,000 real papers: more rows than a pipe buffer holds once printed."""
+    from datetime import UTC, date, datetime
+
+    from benchmarks.render import load_records, render_listing
+    from pipeline import store
+    from pipeline.tables import build_tables, changes_table, listing_result
+    from schemas import validate_dataset
+
+    text, _ = render_listing(load_records()[:3000], date(2026, 11, 26))
+    result = listing_result(text, "big.txt", "0" * 64, len(text), date(2026, 11, 26), reference)
+    tables = build_tables([result], reference)
+    tables["changes"] = changes_table(None, tables)
+    out = tmp_path_factory.mktemp("big")
+    store.publish_version(out, validate_dataset(tables), {"fingerprint": "f"}, datetime(2026, 11, 26, tzinfo=UTC))
+    return out
+
+
+@pytest.mark.subprocess
+def test_show_piped_into_head_stops_quietly(big_version: Path, tmp_path: Path) -> None:
+    """A reader that leaves after one line, as `| head -1` does, while rows are still coming."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pipeline", "show", "--out", str(big_version), "--limit", "100000"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert first.startswith(b"version 000001")
+    assert proc.returncode == 0, err
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+
+
+def test_versions_of_a_missing_folder_is_an_error(tmp_path: Path, capsys) -> None:
+    assert main(["versions", "--out", str(tmp_path / "missing")]) == 2
+    assert "no dataset folder" in capsys.readouterr().err
+    assert main(["versions", "--out", str(tmp_path)]) == 0
+    assert "no versions published" in capsys.readouterr().out
+
+
+def test_an_unexpected_error_has_its_own_exit_code(two_versions: Path, monkeypatch, capsys) -> None:
+    from pipeline import store
+
+    def broken(out: Path) -> list[str]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(store, "version_ids", broken)
+    assert main(["versions", "--out", str(two_versions)]) == 4
+    err = capsys.readouterr().err
+    assert "RuntimeError: a bug" in err
+    assert "internal error (a bug)" in err
+
+
+@pytest.mark.subprocess
+def test_quiet_refusal_prints_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    good, bad = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n", "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n"
+    (raw / "listing_2026-01-01.txt").write_text(good + bad, encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(tmp_path / "out"), "--quiet"],
+        capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=600, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: 1 of 2 records rejected (50.0% > 5.0%); nothing was published.")

@@ -17,18 +17,21 @@ from tests.conftest import run_flow as run
 pytestmark = pytest.mark.flow
 
 
-def test_parse_task_unit_and_cache(raw_dir: Path, tmp_path: Path) -> None:
-    (source,) = discover_sources(raw_dir, None)
-    ((result, cached),) = parse_listing_files.fn([source], None, False)
-    assert (result.records, len(result.rejects), result.capture_date, cached) == (50, 0, date(2026, 11, 26), False)
-    cache = tmp_path / "cache"
-    assert parse_listing_files.fn([source], cache, False)[0][1] is False
-    ((again, cached),) = parse_listing_files.fn([source], cache, False)
-    assert cached
-    assert again == result
-    assert parse_listing_files.fn([source], cache, True)[0][1] is False  # --refresh ignores the cache
+def test_parse_task_unit_and_staged_layer(raw_dir: Path, tmp_path: Path) -> None:
+    (source,) = discover_sources(raw_dir, None).sources
+    (loaded,) = parse_listing_files.fn([source], None, False)
+    result = loaded.result
+    assert (result.records, len(result.rejects), result.capture_date, loaded.from_cache) == (
+        50, 0, date(2026, 11, 26), False,
+    )  # fmt: skip
+    staged = tmp_path / "staged"
+    assert parse_listing_files.fn([source], staged, False)[0].from_cache is False
+    (again,) = parse_listing_files.fn([source], staged, False)
+    assert again.from_cache
+    assert again.result == result  # every field of every paper survives the Parquet round trip
+    assert parse_listing_files.fn([source], staged, True)[0].from_cache is False  # --refresh ignores it
     source.path.write_text(source.path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert parse_listing_files.fn([source], cache, False)[0][1] is False  # new content, new key
+    assert parse_listing_files.fn([source], staged, False)[0].from_cache is False  # new content, new key
 
 
 def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
         "LGMar 3, 2024\n",
         encoding="utf-8",
     )
-    (raw_dir / "latin1.txt").write_bytes("LGMar 1, 2024\nTitleJosé Núñez\nAbs.\n".encode("latin-1"))
+    (raw_dir / "latin1.txt").write_bytes("LGMar 1, 2024\nTitleJosé Núñez\nAbs.\n".encode("latin-1"))  # line 2
     out = tmp_path / "processed"
     summary = run(raw_dir, out, as_of=date(2026, 1, 3), max_reject_rate=1.0)
     inputs = {i["path"]: i for i in summary.inputs}
@@ -96,9 +99,11 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     # captured (per --as-of) on 2026-01-03, "Mar 2" without a year is the previous March
     assert papers.loc["Another Study of Graphs", "published"] == date(2025, 3, 2)
 
-    os.utime(raw_dir / "extra.txt", (0, 86400 * 365))  # 1971-01-01
-    no_as_of = discover_sources(raw_dir, None)
-    assert {s.name: s.capture_date_from for s in no_as_of}["extra.txt"] == "modification time"
+    os.utime(raw_dir / "extra.txt", (0, 1_577_836_800))  # 2020-01-01
+    no_as_of = discover_sources(raw_dir, None).sources
+    assert {s.name: (s.capture_date, s.capture_date_from) for s in no_as_of}["extra.txt"] == (
+        date(2020, 1, 1), "modification time",
+    )  # fmt: skip
 
 
 def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch) -> None:

@@ -6,7 +6,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.listing import HEADER, ParsedRecord, Reject, clean_lines, parse_listing
+from pipeline.listing import (
+    HEADER,
+    MAX_ABSTRACT_CHARS,
+    MAX_TITLE_CHARS,
+    RAW_LINE_PREVIEW_CHARS,
+    ParsedRecord,
+    Reject,
+    clean_lines,
+    clip,
+    decode_listing,
+    is_header,
+    parse_listing,
+)
 
 GOOD = (
     "87.4LGMar 12\n"
@@ -148,3 +160,67 @@ def test_every_non_blank_line_ends_in_exactly_one_output(lines: list[str], newli
     expected = sum(1 for _, line in clean_lines(text) if line.strip())
     assert covered == expected
     assert [i.source_line for i in items] == sorted({i.source_line for i in items})
+
+
+# --- hostile input: size limits, encodings, header-less files ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record", "what"),
+    [
+        ("LGMar 1, 2024\nA TitleAnn Lee\n" + "$x^2$ " * (MAX_ABSTRACT_CHARS // 6 + 1) + "\n", "abstract"),
+        ("LGMar 1, 2024\nA Title" + "Ann Lee, " * 5_000 + "Bo Chen\nAbstract.\n", "title/author line"),
+        ("LGMar 1, 2024\n" + "Title " * (MAX_TITLE_CHARS // 6) + "StudyAnn Lee\nAbstract.\n", "title"),
+        ("LGMar 1, 2024\nA TitleAnn " + "Lee-" * 100 + "Lee\nAbstract.\n", "author"),
+    ],
+)
+def test_oversized_records_are_rejected_with_their_raw_text_clipped(record: str, what: str) -> None:
+    items = parse(record + GOOD)
+    first, second = items
+    assert isinstance(first, Reject)
+    assert first.rule == "oversized_record"
+    assert f"its {what} has" in first.reason
+    assert len(first.raw) < 6_000  # the reject keeps a preview, not the whole line
+    assert isinstance(second, ParsedRecord)  # the next record is unaffected
+
+
+def test_clip_keeps_short_lines_and_notes_the_length_of_long_ones() -> None:
+    assert clip("short") == "short"
+    clipped = clip("x" * 50_000)
+    assert clipped.startswith("x" * RAW_LINE_PREVIEW_CHARS)
+    assert clipped.endswith("[truncated: 50,000 characters in all]")
+
+
+def test_a_huge_line_is_never_read_as_a_header() -> None:
+    assert not is_header("a" * 5_000 + "Mar 3")
+    assert is_header("mes-hallJan 2")
+
+
+def test_a_file_without_headers_counts_its_lines_as_lost_records() -> None:
+    """A file of 30 header-less lines is 10 lost records, not 1, so the reject rate sees it."""
+    items = parse("\n".join(f"line {n}" for n in range(30)))
+    assert [i.rule for i in items] == ["stray_lines"] * 10  # type: ignore[union-attr]
+    assert [i.source_line for i in items] == list(range(1, 31, 3))
+
+
+def test_decode_listing_salvages_the_utf8_lines() -> None:
+    good = b"LGMar 1, 2024\nA Study of GraphsAnn Lee\nAbstract.\n"
+    latin1 = "LGMar 2, 2024\nVision ModelsJosé Núñez\nAbstract.\n".encode("latin-1")
+    text, undecodable = decode_listing(good + latin1 + good.replace(b"Mar 1", b"Mar 3"))
+    assert undecodable == frozenset({5})
+    first, second, third = parse_listing(text, undecodable)
+    assert isinstance(first, ParsedRecord)
+    assert isinstance(third, ParsedRecord)
+    assert isinstance(second, Reject)
+    assert (second.rule, second.source_line) == ("invalid_encoding", 4)
+    assert "line(s) 5 are not valid UTF-8" in second.reason
+    assert decode_listing(good) == (good.decode(), frozenset())
+
+
+def test_every_record_of_a_latin1_file_with_accents_is_its_own_reject() -> None:
+    """10,000 records, each with an accent: 10,000 rejects, not one for the whole file."""
+    record = "LGMar 2, 2024\nVision Models {n}José Núñez\nAbstract {n}.\n"
+    data = "".join(record.format(n=n) for n in range(10_000)).encode("latin-1")
+    items = list(parse_listing(*decode_listing(data)))
+    assert len(items) == 10_000
+    assert {i.rule for i in items} == {"invalid_encoding"}  # type: ignore[union-attr]

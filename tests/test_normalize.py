@@ -215,6 +215,20 @@ def test_normalisation_rejects_carry_rule_and_raw_text(reference) -> None:
     assert "line 7" in rejects[3].reason
 
 
+def test_value_problems_cost_their_record_not_the_run(reference) -> None:
+    """A score past the contract's 0–100, or an author with nothing to identify them by, is a reject
+    of that record: before, each made the whole dataset fail validation."""
+    text = (
+        "150LGMar 12, 2024\nA Study of GraphsAnn Lee\nAbstract.\n"
+        "100.0LGMar 12, 2024\nAnother StudyAnn Lee\nAbstract.\n"
+        "LGMar 12, 2024\nA Third StudyAnn Lee, ʔ\nAbstract.\n"
+    )
+    papers, rejects = normalize_listing(parse_listing(text), date(2026, 11, 26), reference)
+    assert [p.score for p in papers] == [100.0]
+    assert [(r.source_line, r.rule) for r in rejects] == [(1, "score_out_of_range"), (7, "invalid_author")]
+    assert "the score 150 is outside 0–100" in rejects[0].reason
+
+
 # Well-formed pieces of LaTeX, some spanning several words; any sequence of them is well-formed.
 WORDS = st.sampled_from(
     [
@@ -246,3 +260,10 @@ def test_abstract_fast_path_equals_pylatexenc_on_real_titles() -> None:
     titles = [r["title"] for r in load_records() if "$" in r["title"] or "\\" in r["title"]]
     assert len(titles) > 500
     assert [t for t in titles if abstract_text.__wrapped__(t) != latex_to_text(t)] == []
+
+
+@pytest.mark.parametrize(("year", "rule"), [(1, "invalid_date"), (1990, "invalid_date"), (2027, "future_date")])
+def test_dates_before_arxiv_or_after_the_capture_are_rejected(year: int, rule: str) -> None:
+    with pytest.raises(NormalizationError) as err:
+        published_date(1, 1, year, date(2026, 11, 26))
+    assert err.value.rule == rule

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import psutil
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -60,8 +61,8 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
         False, sorted([SAMPLE.name, "listing_2026-11-27.txt"]), [],
     )  # fmt: skip
     (raw / "listing_2026-11-27.txt").unlink()
-    run_flow(raw, out)
-    assert len(list((out / store.CACHE).glob("*.pickle"))) == 1  # the deleted file's entry is pruned
+    run_flow(raw, out, max_removed_rate=1.0)
+    assert len(list((out / store.STAGED).iterdir())) == 1  # the deleted file's entry is pruned
 
 
 @pytest.fixture(scope="module")
@@ -81,13 +82,14 @@ def twenty_files(tmp_path_factory) -> Path:
 
 
 def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, tmp_path: Path) -> None:
-    from pipeline.flow import api_for_workers, refresh, task_runner
+    from pipeline.flow import refresh, task_runner
+    from pipeline.prefect_api import prefect_api
 
     default = run_flow(twenty_files, tmp_path / "default", max_reject_rate=1.0)
     dask_flow = refresh.with_options(task_runner=task_runner(2, None))
     # as `--workers 2` does: the workers report to this session's server, not temporary ones;
     # batch_bytes=1: one task per file, so the 20 files really spread over the workers
-    with api_for_workers():
+    with prefect_api(60):
         assert os.environ["PREFECT_API_URL"]
         on_dask = run_flow(twenty_files, tmp_path / "dask", max_reject_rate=1.0, flow=dask_flow, batch_bytes=1)
     assert default.row_counts == on_dask.row_counts
@@ -108,3 +110,24 @@ def test_existing_dask_cluster_by_address(
     summary = run_flow(twenty_files, tmp_path / "out", max_reject_rate=1.0, flow=on_cluster, batch_bytes=1)
     assert summary.published
     assert len(summary.parsed_files) == 20
+
+
+def _listening(process: psutil.Process) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+def test_a_local_dask_cluster_listens_on_loopback_only() -> None:
+    """`--workers N`: scheduler, nannies and workers bind 127.0.0.1, and no dashboard is served."""
+    from distributed import LocalCluster
+
+    from pipeline.flow import local_cluster_kwargs
+
+    me = psutil.Process()
+    before = _listening(me)
+    with LocalCluster(**local_cluster_kwargs(2)) as cluster:
+        assert len(cluster.workers) == 2
+        opened = _listening(me) - before
+        for child in me.children(recursive=True):
+            opened |= _listening(child)
+        assert opened
+        assert {ip for ip, _ in opened} == {"127.0.0.1"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -48,32 +50,57 @@ def test_same_fingerprint_publishes_nothing_unless_forced(tmp_path: Path, tables
     assert store.version_ids(tmp_path) == ["000001", "000002", "000003"]
 
 
-def test_crash_mid_write_leaves_latest_intact_and_next_run_cleans_up(tmp_path: Path, tables, monkeypatch) -> None:
-    publish(tmp_path, tables)
-    before = (tmp_path / "latest" / "papers.parquet").read_bytes()
+class SimulatedCrash(BaseException):
+    """Stands for the process dying mid-write: nothing of the store's own handling runs."""
+
+
+def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
     real_write = store._write_parquet
     written: list[str] = []
 
-    def crash_after_three(frame, table, path):
+    def write(frame, table, path):
         if len(written) == 3:
-            raise OSError("disk full (simulated)")
+            raise error
         written.append(table)
-        real_write(frame, table, path)
+        return real_write(frame, table, path)
 
-    monkeypatch.setattr(store, "_write_parquet", crash_after_three)
-    with pytest.raises(OSError, match="simulated"):
+    monkeypatch.setattr(store, "_write_parquet", write)
+
+
+def _leftovers(out: Path) -> list[Path]:
+    return [p for p in (out / "versions").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_crash_mid_write_leaves_latest_intact_and_next_run_cleans_up(tmp_path: Path, tables, monkeypatch) -> None:
+    publish(tmp_path, tables)
+    before = (tmp_path / "latest" / "papers.parquet").read_bytes()
+    _fail_on_fourth_table(monkeypatch, SimulatedCrash())
+    with pytest.raises(SimulatedCrash):
         publish(tmp_path, tables, fingerprint="f2")
     monkeypatch.undo()
 
     assert store.latest_id(tmp_path) == "000001"
     assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
     assert store.version_ids(tmp_path) == ["000001"]
-    leftovers = [p for p in (tmp_path / "versions").iterdir() if p.name.startswith(".tmp-")]
-    assert leftovers
+    assert _leftovers(tmp_path)
 
     outcome = publish(tmp_path, tables, fingerprint="f2")
     assert (outcome.version_id, outcome.parent_id) == ("000002", "000001")
-    assert not [p for p in (tmp_path / "versions").iterdir() if p.name.startswith(".tmp-")]
+    assert not _leftovers(tmp_path)
+
+
+def test_failed_write_is_a_clear_error_that_leaves_nothing(tmp_path: Path, tables, monkeypatch) -> None:
+    publish(tmp_path, tables)
+    before = (tmp_path / "latest" / "papers.parquet").read_bytes()
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "versions" / "x" / "authors.parquet"))
+    _fail_on_fourth_table(monkeypatch, full)
+    with pytest.raises(store.StoreWriteError, match=r"cannot write .*authors.parquet: No space left on device") as err:
+        publish(tmp_path, tables, fingerprint="f2")
+    assert err.value.permanent  # the publish task does not retry it
+    assert store.latest_id(tmp_path) == "000001"
+    assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
+    assert not _leftovers(tmp_path)
+    assert store.version_ids(tmp_path) == ["000001"]
 
 
 def test_pointer_file_serves_readers_without_symlinks(tmp_path: Path, tables) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from pipeline.tables import build_tables, changes_table, listing_result
+from pipeline.tables import build_tables, changes_table, listing_from_staged, listing_result, staged_tables
+from schemas import validate_dataset
 
 A = "LGMar 1, 2024\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract A.\n"
 A_UPDATED = "91.0LGMar 1, 2024Code\nA Study of GraphsSebastien Bubeck, Ann Lee\nAbstract A.\n"
@@ -83,3 +86,56 @@ def test_inputs_are_not_mutated(two_captures, reference) -> None:
     changes_table(parent, build_tables(list(two_captures), reference))
     for name, frame in parent.items():
         assert frame.equals(snapshot[name])
+
+
+def test_staged_tables_round_trip(two_captures) -> None:
+    for captured in two_captures:
+        rebuilt = listing_from_staged(
+            captured.source_file, captured.sha256, captured.size_bytes, captured.capture_date, staged_tables(captured)
+        )
+        assert rebuilt == captured
+
+
+# Hostile pieces of a listing: values past the contract's ranges, odd Unicode, broken shapes.
+HEADERS = st.builds(
+    "{}{}{} {}{}{}".format,
+    st.sampled_from(["", "0", "87.4", "100", "100.5", "150", "999.99"]),
+    st.sampled_from(["LG", "CV", "NA", "XX", "mes-hall", "cs.LG", "quant-ph"]),
+    st.sampled_from(["Jan", "Feb", "Mar", "Dec"]),
+    st.integers(0, 32),
+    st.sampled_from(["", ", 2024", ", 0001", ", 9999", ", 2026"]),
+    st.sampled_from(["", "Code", " Code"]),
+)
+NAME_PIECES = st.sampled_from(
+    ["Ann Lee", "ʔ", "ʼ", "Łukasz Kaiser", "J.P.Hague", "de la Cruz", "O'Neil", "X", "Æ Ø", "Ann\u200bLee", "Ωμέγα"]
+)
+TITLE_LINES = st.builds(
+    "{}{}{}{}{}".format,
+    st.sampled_from(["A Study of Graphs", "", " ", "ʔ", "GPT-4", "Title\u00a0with\ttabs", "x" * 1200]),
+    st.lists(NAME_PIECES, min_size=1, max_size=5).map(", ".join),
+    st.sampled_from(["", " et al."]),
+    st.sampled_from(["", " · openai", " · a.b-c, 9lab", " · UPPER"]),
+    st.text(max_size=3),
+)
+ABSTRACTS = st.one_of(st.text(max_size=60), st.sampled_from(["$x$", "\\textbf{", "%", "{" * 50, "a" * 11_000]))
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(HEADERS, TITLE_LINES, ABSTRACTS), min_size=1, max_size=6))
+def test_any_listing_gives_a_dataset_that_validates(reference, records: list[tuple[str, str, str]]) -> None:
+    """Whatever the listing holds, each bad value is a reject and the rest validates: a data
+    problem never fails the validation that guards publishing."""
+    text = "\n".join(line for record in records for line in record)
+    result = listing_result(text, "hostile.txt", "0" * 64, len(text), date(2026, 11, 26), reference)
+    tables = build_tables([result], reference)
+    tables["changes"] = changes_table(None, tables)
+    validate_dataset(tables)
+
+
+def test_a_50_mb_abstract_is_rejected_before_any_rendering(reference) -> None:
+    """It once ran for minutes in the LaTeX renderer; past the size limit it never gets there."""
+    listing = "LGMar 1, 2024\nA Study of GraphsAnn Lee\n$" + "x^{2} " * 8_500_000 + "$\n" + B
+    result = listing_result(listing, "big.txt", "0" * 64, len(listing), date(2026, 11, 26), reference)
+    assert [r.rule for r in result.rejects] == ["oversized_record"]
+    assert len(result.rejects[0].raw) < 3_000
+    assert [p.title for p in result.papers] == ["Vision Models"]

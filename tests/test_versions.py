@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from datetime import date
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 
 from pipeline import store
 from pipeline.flow import RejectRateExceededError
-from tests.conftest import ROOT, run_flow
+from tests.conftest import LineWatcher, run_flow
 
 pytestmark = pytest.mark.flow
 
@@ -66,9 +63,10 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     assert (again.published, again.version_id) == (False, "000002")
     assert store.version_ids(out) == ["000001", "000002"]
 
-    # a capture deleted: its papers go unless another capture has them
+    # a capture deleted: its papers go unless another capture has them (1 of 3: past the 10%
+    # removal guard, so the removal is allowed explicitly)
     (raw / "listing_2026-01-01.txt").unlink()
-    third = run_flow(raw, out)
+    third = run_flow(raw, out, max_removed_rate=1.0)
     assert changes_of(out, "000003") == {"A Study of Graphs": "removed"}
     assert third.row_counts["papers"] == 2
     manifest = store.read_manifest(out / "latest")
@@ -117,7 +115,7 @@ def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server,
 
 
 @pytest.mark.subprocess
-def test_two_runs_at_once_publish_one_version_each_in_order(tmp_path: Path) -> None:
+def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, str], tmp_path: Path) -> None:
     out = tmp_path / "out"
     raws = []
     for name, text in (("a", P1 + P2), ("b", P3)):
@@ -125,35 +123,36 @@ def test_two_runs_at_once_publish_one_version_each_in_order(tmp_path: Path) -> N
         raw.mkdir()
         (raw / f"listing_2026-01-0{len(raws) + 1}.txt").write_text(text, encoding="utf-8")
         raws.append(raw)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    logs: list[list[str]] = [[], []]
 
-    def drain(stream, lines: list[str]) -> None:
-        lines.extend(stream)
-
-    # Hold the writer lock until both runs have parsed their input and are waiting for it.
+    # Hold the writer lock until both runs have parsed their input and say they wait for it.
     with store.writer_lock(out, timeout_s=5):
         procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out)],
+                # each run replaces the other's papers: allow the removal
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "run",
+                    "--raw",
+                    str(raw),
+                    "--out",
+                    str(out),
+                    "--max-removed-rate",
+                    "1",
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
-                env=env,
+                env=cli_env,
             )
             for raw in raws
         ]
-        readers = [threading.Thread(target=drain, args=(p.stderr, lines)) for p, lines in zip(procs, logs, strict=True)]
-        for reader in readers:
-            reader.start()
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not all(any(" records, " in line for line in lines) for lines in logs):
-            assert all(p.poll() is None for p in procs), logs
-            time.sleep(0.2)
-        time.sleep(0.5)  # from the parse log line to the lock takes a few milliseconds
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    for reader in readers:
-        reader.join()
+        watchers = [LineWatcher(p.stderr, "waiting for the writer lock") for p in procs]
+        for proc, watcher in zip(procs, watchers, strict=True):
+            assert watcher.seen.wait(timeout=600), (proc.poll(), watcher.lines)
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    logs = [w.join() for w in watchers]
     assert [p.returncode for p in procs] == [0, 0], logs
     published = sorted(re.search(r"published new version (\d+)", o).group(1) for o in outputs)  # type: ignore[union-attr]
     assert published == ["000001", "000002"]

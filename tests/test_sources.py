@@ -1,0 +1,139 @@
+"""Reading inputs safely: links out of the raw folder, FIFOs, undecodable names, the staged layer."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline import store
+from pipeline.sources import InputError, discover_sources, load_source, read_listing_bytes
+
+LISTING = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "listing_2026-01-01.txt").write_text(LISTING, encoding="utf-8")
+    return folder
+
+
+def test_links_that_leave_the_raw_folder_are_skipped_and_reported(raw: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0:root:/root:/bin/bash\n", encoding="utf-8")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "listing_2026-02-01.txt").write_text(LISTING, encoding="utf-8")
+    (raw / "y.txt").symlink_to(secret)
+    (raw / "sub").symlink_to(outside, target_is_directory=True)
+    (raw / "inside.txt").symlink_to(raw / "listing_2026-01-01.txt")  # stays inside: read
+
+    found = discover_sources(raw, date(2026, 1, 1))
+    assert [s.name for s in found.sources] == ["inside.txt", "listing_2026-01-01.txt"]
+    assert {(n.name, n.action) for n in found.notices} == {("y.txt", "skipped"), ("sub", "skipped")}
+    assert all("outside the raw folder" in n.reason for n in found.notices)
+
+
+def test_a_fifo_is_skipped_not_read(raw: Path) -> None:
+    os.mkfifo(raw / "pipe.txt")  # reading it would block the run forever
+    found = discover_sources(raw, None)
+    assert [s.name for s in found.sources] == ["listing_2026-01-01.txt"]
+    assert [(n.name, n.reason) for n in found.notices] == [("pipe.txt", "not a regular file")]
+
+
+def test_a_link_swapped_in_after_discovery_is_not_followed(raw: Path, tmp_path: Path) -> None:
+    (source,) = discover_sources(raw, None).sources
+    source.path.unlink()
+    source.path.symlink_to(tmp_path / "anything.txt")
+    with pytest.raises(InputError, match=r"cannot read listing_2026-01-01\.txt"):
+        read_listing_bytes(source)
+
+
+def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> None:
+    raw_bytes = os.fsencode(raw)
+    with open(raw_bytes + b"/caf\xe9_2026-01-02.txt", "wb") as handle:  # noqa: PTH123 - a bytes path
+        handle.write(LISTING.replace("Graphs", "Cafés").encode())
+    found = discover_sources(raw, None)
+    names = [s.name for s in found.sources]
+    assert names == ["caf\\xe9_2026-01-02.txt", "listing_2026-01-01.txt"]
+    assert names[0].encode("utf-8")  # printable, storable in JSON and Parquet
+    assert found.sources[0].capture_date == date(2026, 1, 2)
+    assert [(n.name, n.action) for n in found.notices] == [("caf\\xe9_2026-01-02.txt", "renamed")]
+    assert read_listing_bytes(found.sources[0]).startswith(b"LGMar 1")
+
+
+def test_no_listing_at_all_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no listings"):
+        discover_sources(tmp_path, None)
+
+
+# --- the staged layer: data, never code; verified before use ----------------------------------
+
+
+def test_a_tampered_staged_capture_is_parsed_again(raw: Path, tmp_path: Path, reference) -> None:
+    (source,) = discover_sources(raw, None).sources
+    staged = tmp_path / "staged"
+    first = load_source(source, reference, staged, False)
+    (entry,) = staged.iterdir()
+    papers = entry / "papers.parquet"
+    data = bytearray(papers.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    papers.write_bytes(bytes(data))
+
+    again = load_source(source, reference, staged, False)
+    assert not again.from_cache
+    assert again.note is not None
+    assert "staged parse ignored" in again.note
+    assert again.result == first.result
+    assert load_source(source, reference, staged, False).from_cache  # rewritten, verified again
+
+
+class Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path, reference) -> None:
+    out = tmp_path / "out"
+    marker = tmp_path / "pwned"
+    (source,) = discover_sources(raw, None).sources
+    staged = out / store.STAGED
+    load_source(source, reference, staged, False)
+    (entry,) = staged.iterdir()
+    # Where an earlier release kept its cache, and in place of every staged file.
+    legacy = out / store.LEGACY_CACHE
+    legacy.mkdir()
+    (legacy / f"{entry.name}.pickle").write_bytes(pickle.dumps(Payload(marker)))
+    for file in entry.iterdir():
+        file.write_bytes(pickle.dumps(Payload(marker)))
+
+    loaded = load_source(source, reference, staged, False)
+    assert store.remove_legacy_cache(out)
+    assert not marker.exists()
+    assert not legacy.exists()
+    assert not loaded.from_cache
+    assert loaded.result.records == 1
+
+
+def test_capture_dates_outside_what_readers_can_hold_are_not_used(raw: Path) -> None:
+    """Year 0001 or 2300 would overflow pandas' timestamps (1677–2262) and fail validation."""
+    (raw / "listing_0001-01-01.txt").write_text(LISTING, encoding="utf-8")  # falls back to --as-of
+    future = raw / "undated.txt"
+    future.write_text(LISTING, encoding="utf-8")
+    os.utime(future, (0, 10_500_000_000))  # modified in the year 2302
+    found = discover_sources(raw, None)
+    dates = {s.name: (s.capture_date, s.capture_date_from) for s in found.sources}
+    assert dates["listing_0001-01-01.txt"][1] == "modification time"
+    assert "undated.txt" not in dates
+    assert [(n.name, n.action) for n in found.notices if n.action == "skipped"] == [("undated.txt", "skipped")]
+    assert discover_sources(raw, date(2026, 1, 1)).sources[0].capture_date == date(2026, 1, 1)
