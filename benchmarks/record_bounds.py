@@ -42,7 +42,7 @@ from pipeline.tables import listing_result
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "tests" / "data" / "gold_2026-11-26.jsonl"
-REAL_ABSTRACTS = ROOT.parent / "shared" / "data" / "real" / "abstracts_20k.jsonl.gz"
+REAL_ABSTRACTS = ROOT / "tests" / "data" / "abstracts_20k.jsonl.gz"
 CAPTURE = date(2026, 11, 26)
 HEADER = "CLAug 8, 2025"
 PLAIN_TITLE_LINE = "Adversarial Inputs at the Size LimitsAnn Lee, Bo Chen, Carla Diaz et al. · acme-lab"
