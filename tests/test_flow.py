@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from datetime import date
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline import store
 from pipeline.flow import file_batches, parse_listing_files, run_fingerprint
 from pipeline.sources import discover_sources
 from pipeline.store import read_tables
@@ -131,3 +133,21 @@ def test_fingerprint_ignores_input_order() -> None:
     b = {"path": "b.txt", "sha256": "2", "capture_date": "2026-01-02"}
     assert run_fingerprint([a, b], "c", "s") == run_fingerprint([b, a], "c", "s")
     assert run_fingerprint([a], "c", "s") != run_fingerprint([a], "c2", "s")
+
+
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (OSError(errno.EIO, "Input/output error"), True),
+        (OSError(errno.ENOSPC, "No space left on device"), False),
+        (store.StoreWriteError("cannot write x: Read-only file system", errno.EROFS), False),
+        (store.StoreWriteError("cannot write x: Input/output error", errno.EIO), True),
+        (ValueError("a data error"), False),
+    ],
+)
+def test_only_io_errors_a_retry_can_cure_are_retried(error: Exception, retried: bool) -> None:
+    from prefect.states import Failed
+
+    from pipeline.flow import transient_failure
+
+    assert transient_failure(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]
