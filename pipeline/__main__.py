@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import traceback
@@ -76,10 +77,33 @@ def flow_parameters(
 
 
 def _rate(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a share between 0 and 1, not {text}")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"a number of seconds, 0 or more, not {text}")
+    return value
+
+
+def _cron(text: str) -> str:
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=text)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        raise argparse.ArgumentTypeError(f'not a cron schedule: {text!r} (e.g. "0 6 * * *")') from None
+    return text
 
 
 def _positive(text: str) -> int:
@@ -123,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="publish even when latest has the same content")
     run.add_argument(
         "--lock-timeout",
-        type=float,
+        type=_seconds,
         default=DEFAULT_LOCK_TIMEOUT_S,
         help="seconds to wait for another run (default: %(default)s)",
     )
@@ -136,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--refresh", action="store_true", help="re-parse every listing, ignoring the cache")
 
     serve = commands.add_parser("serve", help="register a scheduled deployment on a Prefect server and serve it")
-    serve.add_argument("--cron", required=True, help='cron schedule, e.g. "0 6 * * *" (daily at 06:00 UTC)')
+    serve.add_argument("--cron", required=True, type=_cron, help='cron schedule, e.g. "0 6 * * *" (daily at 06:00 UTC)')
     serve.add_argument("--name", default="scheduled-refresh", help="deployment name (default: %(default)s)")
     _refresh_args(serve)
 
@@ -208,8 +232,21 @@ def _run(args: argparse.Namespace) -> int:
         # Fail fast, before Prefect's start-up, when there is nothing to read or nowhere to write.
         discover_sources(args.raw, args.as_of)
         store.check_writable(args.out)
+        latest_before = store.latest_id(args.out)
     except (InputError, store.StoreError) as err:
         return _error(err, EXIT_UNUSABLE)
+
+    def what_was_published() -> str:
+        """For a failure after the flow began: did a version go out before it?"""
+        try:
+            now = store.latest_id(args.out)
+        except store.StoreError:
+            now = latest_before
+        if now != latest_before:
+            return f"version {now} was published before the failure, and is complete"
+        return "nothing was published"
+
+    import httpx
 
     from pipeline.flow import RefusedError, refresh, task_runner
     from pipeline.prefect_api import PrefectUnavailableError, prefect_api, startup_allowance
@@ -245,6 +282,11 @@ def _run(args: argparse.Namespace) -> int:
         return _error(err, EXIT_REFUSED)
     except DatasetInvalidError as err:
         return _error(f"the dataset failed validation; nothing was published.\n{err}", EXIT_REFUSED)
+    except httpx.TransportError as err:
+        return _error(f"lost the Prefect API during the run ({err}); {what_was_published()}", EXIT_NO_PREFECT)
+    except Exception:
+        traceback.print_exc()
+        return _error(f"internal error (a bug): the traceback above says where; {what_was_published()}", EXIT_INTERNAL)
     print(report_markdown(summary), end="")
     return EXIT_OK
 
@@ -402,9 +444,10 @@ def main(argv: list[str] | None = None) -> int:
             reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     if getattr(args, "quiet", False):
-        # Read by Prefect when it is first imported, which happens after this point.
+        # Read by Prefect and Dask when first imported, which happens after this point.
         os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"
         os.environ["PREFECT_SERVER_LOGGING_LEVEL"] = "ERROR"
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = "error"
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "run": _run,
         "validate": _validate,
@@ -424,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         return _error("interrupted", EXIT_INTERRUPTED)
     except Exception:
         traceback.print_exc()
-        return _error("internal error (a bug): the traceback above says where; nothing was published", EXIT_INTERNAL)
+        return _error("internal error (a bug): the traceback above says where", EXIT_INTERNAL)
     return code
 
 

@@ -149,13 +149,32 @@ def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str
 
 
 def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> None:
-    create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
+    """The run's summary and first rejects as Prefect artifacts; a report, so a failure to record
+    them (the API went away) is a warning, never a failed run after the version is published."""
     sample = rejects_table(results).head(REJECT_SAMPLE)
-    create_table_artifact(
-        table=[{str(k): v for k, v in row.items()} for row in sample.drop(columns=["raw"]).to_dict(orient="records")],
-        key=REJECTS_ARTIFACT,
-        description=f"First {REJECT_SAMPLE} rejects of the run ({summary.rejects} in all)",
-    )
+    try:
+        create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
+        create_table_artifact(
+            table=[
+                {str(k): v for k, v in row.items()} for row in sample.drop(columns=["raw"]).to_dict(orient="records")
+            ],
+            key=REJECTS_ARTIFACT,
+            description=f"First {REJECT_SAMPLE} rejects of the run ({summary.rejects} in all)",
+        )
+    except Exception as err:  # any failure of the API client: the data is safe either way
+        get_run_logger().warning("the run's artifacts could not be recorded in Prefect: %s", err)
+
+
+def _pruned_versions(out_dir: Path, keep: int | None) -> list[str]:
+    """Versions removed by `--keep`; a failure to remove one is a warning (the new version is
+    already published), not a failed run."""
+    if keep is None:
+        return []
+    try:
+        return store.prune_versions(out_dir, keep)
+    except store.StoreError as err:
+        get_run_logger().warning("could not prune old versions (--keep %d): %s", keep, err)
+        return []
 
 
 def file_batches(sources: list[Source], batch_bytes: int, min_batches: int = 1) -> list[list[Source]]:
@@ -255,6 +274,8 @@ def refresh(
     """
     logger = get_run_logger()
     store.check_writable(out_dir)
+    for leftover in store.clean_incomplete(out_dir):
+        logger.info("removed %s, left by an interrupted run", leftover)
     if store.remove_legacy_cache(out_dir):
         logger.info("deleted the pickle cache of an earlier release (%s), unread", out_dir / store.LEGACY_CACHE)
     found = discover_sources(raw_dir, as_of)
@@ -315,7 +336,7 @@ def refresh(
         logger.info("validating %d tables", len(tables))
         validated = validate(quote(tables))  # type: ignore[call-overload]
         outcome = publish(out_dir, quote(validated), manifest, force)  # type: ignore[call-overload]
-        pruned = store.prune_versions(out_dir, keep) if keep is not None else []
+        pruned = _pruned_versions(out_dir, keep)
         code = code_fingerprint()
         store.prune_staged(
             staged_dir, {listing_cache_key(s, r.sha256, code) for s, r in zip(sources, results, strict=True)}

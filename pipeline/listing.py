@@ -89,7 +89,7 @@ def decode_listing(data: bytes) -> tuple[str, frozenset[int]]:
         pass
     lines: list[str] = []
     undecodable: set[int] = set()
-    for number, raw in enumerate(data.split(b"\n"), start=1):
+    for number, raw in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -106,11 +106,15 @@ def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
 
 
 def clean_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line) with BOM, CR and trailing spaces removed."""
+    """Yield (1-based line number, line) with BOM and trailing spaces removed.
+
+    Lines end at LF, CRLF or a lone CR (old Mac exports), as in Python's universal newlines; the
+    numbering is the one `decode_listing` reports undecodable lines in.
+    """
     if text.startswith("\ufeff"):
         text = text[1:]
-    for number, line in enumerate(text.split("\n"), start=1):
-        yield number, line.rstrip(" \t\r\u00a0")
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+        yield number, line.rstrip(" \t\u00a0")
 
 
 def is_header(line: str) -> bool:

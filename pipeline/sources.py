@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
@@ -18,7 +19,7 @@ from pipeline.normalize import plausible_capture_date
 from pipeline.reference import Reference
 from pipeline.tables import ListingResult, listing_from_staged, listing_result, staged_tables
 
-DATE_IN_NAME = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+DATE_IN_NAME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 LISTING_GLOB = "*.txt"
 
 
@@ -79,8 +80,16 @@ def capture_date_in_name(name: str) -> date | None:
 
 
 def printable_name(name: str) -> str:
-    """A relative file name as text: bytes that are not UTF-8 become ``\\xNN`` escapes."""
-    return os.fsencode(name).decode("utf-8", errors="backslashreplace")
+    """A relative file name as one line of safe text: bytes that are not UTF-8, control and format
+    characters (newlines, terminal escapes, bidirectional overrides) become ``\\xNN`` escapes."""
+    text = os.fsencode(name).decode("utf-8", errors="backslashreplace")
+    return "".join(
+        ch if unicodedata.category(ch) not in _UNPRINTABLE else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -108,7 +117,7 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
         dirnames.sort()
         for dirname in dirnames:
             link = Path(folder) / dirname
-            if link.is_symlink() and not _inside(link.resolve(), root):
+            if link.is_symlink() and not _inside(link.resolve(strict=False), root):
                 name = printable_name(link.relative_to(raw_dir).as_posix())
                 notices.append(InputNotice(name, "skipped", "a link to a folder outside the raw folder: not followed"))
         for filename in sorted(filenames):
@@ -117,7 +126,11 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
             path = Path(folder) / filename
             relative = path.relative_to(raw_dir).as_posix()
             name = printable_name(relative)
-            real = path.resolve()
+            try:
+                real = path.resolve()
+            except (RuntimeError, OSError):  # a link loop (RuntimeError up to Python 3.12)
+                notices.append(InputNotice(name, "skipped", "a link that loops: not followed"))
+                continue
             if not _inside(real, root):
                 notices.append(InputNotice(name, "skipped", "a link that leads outside the raw folder: not followed"))
                 continue
@@ -133,7 +146,13 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
                 if name in names:
                     notices.append(InputNotice(name, "skipped", "its name is not UTF-8 and its escaped name is taken"))
                     continue
-                notices.append(InputNotice(name, "renamed", "its name is not UTF-8; read under this escaped name"))
+                notices.append(
+                    InputNotice(
+                        name,
+                        "renamed",
+                        "its name is not UTF-8 or holds control characters; read under this escaped name",
+                    )
+                )
             source = _source(real, name, info, as_of)
             if not plausible_capture_date(source.capture_date):
                 notices.append(

@@ -124,6 +124,29 @@ def _remove(path: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+def _tmp_name(what: str) -> str:
+    """Name of a temporary entry, carrying its writer's pid so that cleanup can tell a live run's
+    work in progress from a dead run's leftovers."""
+    return f"{TMP_PREFIX}{what}-pid{os.getpid()}-t{threading.get_ident()}"
+
+
+_TMP_OWNER = re.compile(r"-pid(\d+)-t\d+\Z")
+
+
+def _owner_alive(name: str) -> bool:
+    """True when the temporary entry `name` belongs to another process that is still running."""
+    found = _TMP_OWNER.search(name)
+    if found is None or int(found[1]) == os.getpid():
+        return False
+    try:
+        os.kill(int(found[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -132,9 +155,34 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# The kind each of OUT's own entries must be: writing through a link would act outside OUT, and
+# a `latest` that is a real folder (copied with `cp -rL`) would keep readers on stale data.
+_LAYOUT = ((VERSIONS, "folder"), (STAGED, "folder"), (REJECTED, "folder"), (LATEST, "link"), (POINTER, "file"),
+           (".lock", "file"))  # fmt: skip
+
+
+def check_layout(out_dir: Path) -> None:
+    """StoreError naming every entry of `out_dir` that is of the wrong kind (a link, a folder...)."""
+    problems = []
+    for name, kind in _LAYOUT:
+        path = out_dir / name
+        if not path.exists() and not path.is_symlink():
+            continue
+        if kind == "link":
+            right = path.is_symlink()
+        else:
+            right = not path.is_symlink() and (path.is_dir() if kind == "folder" else path.is_file())
+        if not right:
+            problems.append(f"{path} is not a {kind}")
+    if problems:
+        raise StoreError(f"{'; '.join(problems)}: refusing to write through it. Move it away and run again")
+
+
 def check_writable(out_dir: Path) -> None:
-    """Fail early, with the cause, when `out_dir` cannot be created or written."""
-    probe = out_dir / f"{TMP_PREFIX}probe-{os.getpid()}-{threading.get_ident()}"
+    """Fail early, with the cause, when `out_dir` cannot be created or written, or holds entries
+    of the wrong kind (`check_layout`)."""
+    check_layout(out_dir)
+    probe = out_dir / _tmp_name("probe")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with probe.open("wb") as handle:
@@ -211,7 +259,8 @@ def version_ids(out_dir: Path) -> list[str]:
 def latest_id(out_dir: Path) -> str | None:
     """The id that `latest` points at (symlink first, then the pointer file).
 
-    A pointer that leads anywhere but ``versions/<six digits>`` is an error, not followed.
+    A pointer that leads anywhere but ``versions/<six digits>`` is an error, not followed; with
+    no pointer at all, the newest complete version is the latest.
     """
     link = out_dir / LATEST
     if link.is_symlink():
@@ -222,12 +271,14 @@ def latest_id(out_dir: Path) -> str | None:
     pointer = out_dir / POINTER
     if pointer.is_file() and not pointer.is_symlink():
         text = pointer.read_text(encoding="utf-8", errors="replace").strip()
-        if not text:
-            return None
-        if not VERSION_ID.fullmatch(text):
+        if text and not VERSION_ID.fullmatch(text):
             raise StoreError(f"{pointer} holds {text[:40]!r}, not a version id; refusing to follow it")
-        return text
-    return None
+        if text:
+            return text
+    # No pointer, yet versions: a crash between a version's rename and the pointer's swap, or
+    # pointers deleted by hand. The newest complete version is the latest.
+    ids = version_ids(out_dir)
+    return ids[-1] if ids else None
 
 
 def version_path(out_dir: Path, version_id: str | None = None) -> Path:
@@ -243,17 +294,56 @@ def version_path(out_dir: Path, version_id: str | None = None) -> Path:
     return path
 
 
+# What readers of a manifest rely on: each key present (or optional) with its JSON type.
+_MANIFEST_SHAPE: dict[str, tuple[type, bool]] = {
+    "id": (str, True),
+    "created_at": (str, True),
+    "row_counts": (dict, True),
+    "files": (dict, True),
+    "parent_id": (str, False),
+    "fingerprint": (str, False),
+    "schema_fingerprint": (str, False),
+    "inputs": (list, False),
+    "skipped_inputs": (list, False),
+    "records": (int, False),
+    "rejects": (int, False),
+}
+MAX_MANIFEST_BYTES = 64 << 20
+
+
+def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:
+    """What is missing from a manifest or of the wrong type (empty when its shape is right)."""
+    problems = []
+    for key, (kind, required) in _MANIFEST_SHAPE.items():
+        value = manifest.get(key)
+        if value is None:
+            if required:
+                problems.append(f"{key!r} is missing")
+        elif not isinstance(value, kind) or isinstance(value, bool):
+            problems.append(f"{key!r} is not a JSON {kind.__name__}")
+    counts = manifest.get("row_counts")
+    if isinstance(counts, dict) and not all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
+        problems.append("'row_counts' holds a value that is not a whole number")
+    return problems
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of the version folder `path`; VersionDamagedError when it is not readable JSON."""
+    """The manifest of the version folder `path`; VersionDamagedError when it is not readable JSON
+    of the manifest's shape."""
     file = path / MANIFEST
     try:
         if file.is_symlink():
             raise VersionDamagedError(f"{file} is a link, not a file")
+        if file.stat().st_size > MAX_MANIFEST_BYTES:
+            raise VersionDamagedError(f"{file} has more than {MAX_MANIFEST_BYTES >> 20} MiB")
         manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise VersionDamagedError(f"{file} cannot be read: {err}") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
+        raise VersionDamagedError(f"{file} cannot be read: {str(err)[:200]}") from None
     if not isinstance(manifest, dict):
         raise VersionDamagedError(f"{file} is not a JSON object")
+    problems = manifest_problems(manifest)
+    if problems:
+        raise VersionDamagedError(f"{file}: {'; '.join(problems)}")
     return manifest
 
 
@@ -263,20 +353,37 @@ def fingerprint(out_dir: Path, version_id: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def _read_parquet(file: Path) -> pa.Table:
-    """A Parquet file with every page checksum verified; VersionDamagedError when it is damaged."""
+def _read_parquet(file: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """A Parquet file with every page checksum verified and every string checked to be UTF-8,
+    of `schema` when one is given; VersionDamagedError when it is damaged or of another shape."""
     try:
         if file.is_symlink():
             raise VersionDamagedError(f"{file} is a link, not a file")
-        return pq.read_table(file, page_checksum_verification=True)
+        table = pq.read_table(file, page_checksum_verification=True)
+        table.validate(full=True)
     except (OSError, pa.ArrowException, ValueError) as err:
-        raise VersionDamagedError(f"{file} cannot be read: {err}") from None
+        raise VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
+    if schema is not None and not table.schema.equals(schema):
+        raise VersionDamagedError(f"{file} does not have the contract's columns and types")
+    return table
+
+
+def _to_pandas(file: Path, table: pa.Table) -> pd.DataFrame:
+    try:
+        return table.to_pandas(date_as_object=True)
+    except (pa.ArrowException, ValueError, OverflowError) as err:  # e.g. a date32 past year 9999
+        raise VersionDamagedError(f"{file} holds values pandas cannot read: {str(err)[:200]}") from None
 
 
 def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Read a version folder's tables into pandas (dates stay `datetime.date`)."""
+    """Read a version folder's tables into pandas (dates stay `datetime.date`), each verified to
+    have the contract's columns and types."""
     names = list(tables) if tables is not None else list(MODELS)
-    return {name: _read_parquet(path / f"{name}.parquet").to_pandas(date_as_object=True) for name in names}
+    frames = {}
+    for name in names:
+        file = path / f"{name}.parquet"
+        frames[name] = _to_pandas(file, _read_parquet(file, arrow_schema(name)))
+    return frames
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -301,27 +408,43 @@ def _integrity_failures(path: Path, manifest: Mapping[str, Any] | None) -> list[
     """Missing, linked, resized or altered files, against the manifest's sha256 and sizes."""
     failures = []
     listed = manifest.get("files") if manifest is not None else None
-    if manifest is not None and not isinstance(listed, dict):
-        failures.append(_failure(MANIFEST, "file_checksums_listed", "the manifest lists no sha256 per file"))
-        listed = None
-    expected = {f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES) | set(listed or {})
+    expected = {f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES)
+    # Only the version's own files are opened: a manifest naming others (``../x``) is damaged.
+    for unknown in sorted(set(listed or {}) - expected):
+        failures.append(
+            _failure(MANIFEST, "files_listed", f"names a file that is no part of a version: {unknown[:80]!r}")
+        )
     for relative in sorted(expected):
         file = path / relative
-        if file.is_symlink():
-            failures.append(_failure(relative, "regular_file", "a link, not a file"))
-        elif not file.is_file():
-            failures.append(_failure(relative, "file_present", str(file)))
-        elif listed is not None:
-            want = listed.get(relative)
-            if not isinstance(want, dict):
-                failures.append(_failure(relative, "listed_in_manifest", "the manifest has no sha256 for it"))
-                continue
-            got = file_digest(file)
-            if got != want:
-                case = (
-                    f"{got['bytes']} bytes (manifest: {want.get('bytes')}); content differs from the manifest's sha256"
-                )
-                failures.append(_failure(relative, "sha256", case))
+        try:
+            if file.is_symlink():
+                failures.append(_failure(relative, "regular_file", "a link, not a file"))
+            elif not file.is_file():
+                failures.append(_failure(relative, "file_present", str(file)))
+            elif listed is not None:
+                want = listed.get(relative)
+                got = file_digest(file)
+                if not isinstance(want, dict):
+                    failures.append(_failure(relative, "listed_in_manifest", "the manifest has no sha256 for it"))
+                elif got != want:
+                    case = f"{got['bytes']} bytes (manifest: {want.get('bytes')}); content differs from its sha256"
+                    failures.append(_failure(relative, "sha256", case))
+        except OSError as err:
+            failures.append(_failure(relative, "readable", err.strerror or str(err)))
+    return failures
+
+
+def _contract_failures(path: Path) -> list[dict[str, Any]]:
+    """Contract files that are not the contract this pipeline publishes (their sha256 may match
+    a manifest that was rewritten with them)."""
+    failures = []
+    for relative, current in zip(CONTRACT_FILES, (contract_json(), data_dictionary()), strict=True):
+        try:
+            text = (path / relative).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue  # reported as missing or unreadable by the integrity check
+        if text != current:
+            failures.append(_failure(relative, "contract_current", "differs from this pipeline's contract"))
     return failures
 
 
@@ -370,7 +493,11 @@ def check_version_folder(path: Path) -> pd.DataFrame:
         typed = _type_failures(name, table.schema)
         failures += typed
         if not typed:
-            tables[name] = table.to_pandas(date_as_object=True)
+            try:
+                tables[name] = _to_pandas(path / f"{name}.parquet", table)
+            except VersionDamagedError as err:
+                failures.append(_failure(name, "readable", str(err)))
+    failures += _contract_failures(path)
     report = pd.DataFrame(failures, columns=REPORT_COLUMNS)
     if len(tables) == len(MODELS):
         try:
@@ -379,9 +506,9 @@ def check_version_folder(path: Path) -> pd.DataFrame:
             report = pd.concat([report, err.report], ignore_index=True)
     extra = []
     if manifest is not None:
-        counts = manifest.get("row_counts", {})
+        counts = manifest["row_counts"]
         for name, frame in tables.items():
-            if isinstance(counts, dict) and counts.get(name) != len(frame):
+            if counts.get(name) != len(frame):
                 extra.append(_failure(name, f"manifest_row_count({counts.get(name)})", str(len(frame))))
         if manifest.get("schema_fingerprint") != schema_fingerprint():
             extra.append(_failure(MANIFEST, "schema_fingerprint", "the version was published under another contract"))
@@ -416,13 +543,17 @@ def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(_tmp_name(path.name))
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        _remove(tmp)
+        raise
 
 
 def _point_latest(out_dir: Path, version_id: str) -> None:
-    tmp_link = out_dir / f"{TMP_PREFIX}latest-{os.getpid()}"
+    tmp_link = out_dir / _tmp_name("latest")
     with contextlib.suppress(FileNotFoundError):
         tmp_link.unlink()
     try:
@@ -447,13 +578,16 @@ def _unpoint_latest(out_dir: Path, parent: str | None) -> None:
 
 
 def clean_incomplete(out_dir: Path) -> list[Path]:
-    """Remove what an interrupted run left (temporary folders, links and files); return them."""
+    """Remove what interrupted runs left (temporary folders, links and files); return them.
+
+    Safe at any time: the work in progress of a run that is still alive is left alone.
+    """
     removed = []
     for root in (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED):
-        if not root.is_dir():
+        if not root.is_dir() or root.is_symlink():
             continue
         for path in root.iterdir():
-            if path.name.startswith(TMP_PREFIX) and not path.name.startswith(f"{TMP_PREFIX}probe-"):
+            if path.name.startswith(TMP_PREFIX) and not _owner_alive(path.name):
                 _remove(path)
                 removed.append(path)
     return removed
@@ -474,7 +608,7 @@ def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, 
     ``OUT/rejected/<fingerprint>/`` holds rejects.parquet, rejects.csv and the run's manifest.
     """
     folder = out_dir / REJECTED / str(manifest["fingerprint"])[:16]
-    staging = folder.with_name(f"{TMP_PREFIX}{folder.name}-{os.getpid()}")
+    staging = folder.with_name(_tmp_name(folder.name))
     try:
         staging.mkdir(parents=True)
         _write_parquet(rejects, "rejects", staging / "rejects.parquet")
@@ -508,7 +642,7 @@ def prune_versions(out_dir: Path, keep: int) -> list[str]:
     removed = removable[:excess]
     for version_id in removed:
         # Rename first so that a reader never sees a half-deleted version under its id.
-        doomed = out_dir / VERSIONS / f"{TMP_PREFIX}deleting-{version_id}"
+        doomed = out_dir / VERSIONS / _tmp_name(f"deleting-{version_id}")
         try:
             (out_dir / VERSIONS / version_id).rename(doomed)
         except OSError as err:
@@ -537,7 +671,7 @@ def publish_version(
     existing = version_ids(out_dir)
     version_id = f"{int(existing[-1]) + 1 if existing else 1:06d}"
     root = out_dir / VERSIONS
-    staging = root / f"{TMP_PREFIX}{version_id}-{os.getpid()}"
+    staging = root / _tmp_name(version_id)
     final = root / version_id
     moved = False
     try:
@@ -568,7 +702,7 @@ def publish_version(
     except OSError as err:
         if moved:
             _unpoint_latest(out_dir, parent)
-            doomed = root / f"{TMP_PREFIX}deleting-{version_id}-{os.getpid()}"
+            doomed = root / _tmp_name(f"deleting-{version_id}")
             with contextlib.suppress(OSError):
                 final.rename(doomed)
             _remove(doomed)
@@ -587,7 +721,7 @@ def write_staged(staged_dir: Path, key: str, meta: Mapping[str, Any], tables: Ma
     failed write leaves nothing and raises StoreWriteError.
     """
     folder = staged_dir / key
-    tmp = staged_dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{threading.get_ident()}"
+    tmp = staged_dir / _tmp_name(key)
     try:
         tmp.mkdir(parents=True)
         files = {f"{name}.parquet": _write_arrow(tables[name], tmp / f"{name}.parquet") for name in STAGED_TABLES}
@@ -612,10 +746,10 @@ def read_staged(staged_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, p
     staged schema. Raises StagedEntryInvalidError, naming the first failure, otherwise.
     """
     folder = staged_dir / key
-    if not folder.is_dir() and not folder.is_symlink():
+    if not folder.exists() and not folder.is_symlink():
         return None
-    if folder.is_symlink():
-        raise StagedEntryInvalidError(f"{folder} is a link")
+    if folder.is_symlink() or not folder.is_dir():
+        raise StagedEntryInvalidError(f"{folder} is not a folder")
     try:
         meta = json.loads((folder / STAGED_META).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -642,7 +776,7 @@ def read_staged(staged_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, p
 
 def discard_staged(staged_dir: Path, key: str) -> None:
     """Remove a staged capture that failed verification, so that a fresh parse can take its place."""
-    doomed = staged_dir / f"{TMP_PREFIX}discard-{key}-{os.getpid()}-{threading.get_ident()}"
+    doomed = staged_dir / _tmp_name(f"discard-{key}")
     try:
         (staged_dir / key).rename(doomed)
     except OSError:

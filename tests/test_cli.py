@@ -261,10 +261,88 @@ def test_quiet_refusal_prints_one_line(cli_env: dict[str, str], tmp_path: Path) 
     good, bad = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n", "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n"
     (raw / "listing_2026-01-01.txt").write_text(good + bad, encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(tmp_path / "out"), "--quiet"],
+        # --workers 1: Dask's own INFO logs are silenced too
+        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(tmp_path / "out"), "--quiet",
+         "--workers", "1"],
         capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert proc.stderr.startswith("error: 1 of 2 records rejected (50.0% > 5.0%); nothing was published.")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--cron", "not a cron"],
+        ["run", "--lock-timeout", "nan"],
+        ["run", "--lock-timeout", "-1"],
+        ["run", "--max-removed-rate", "2"],
+        ["run", "--max-reject-rate", "nan"],
+        ["run", "--as-of", "0001-01-01"],
+    ],
+)
+def test_bad_option_values_are_usage_errors(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.flow
+def test_losing_the_prefect_api_after_publishing_says_so(
+    prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import httpx
+
+    from pipeline import flow
+    from tests.conftest import run_flow
+
+    out = tmp_path / "out"
+    real_flow = flow.refresh
+
+    def publish_then_lose_the_api(**parameters):
+        run_flow(raw_dir, out, flow=real_flow)
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(flow, "refresh", publish_then_lose_the_api)
+    assert main(["run", "--raw", str(raw_dir), "--out", str(out)]) == 3
+    last = capsys.readouterr().err.splitlines()[-1]  # (Prefect's log handler may complain of pytest's streams)
+    assert last.startswith("error: lost the Prefect API during the run (All connection attempts failed)")
+    assert last.endswith("version 000001 was published before the failure, and is complete")
+
+
+@pytest.mark.flow
+def test_reports_that_cannot_reach_prefect_do_not_fail_a_published_run(
+    prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import httpx
+
+    from pipeline import flow
+    from tests.conftest import run_flow
+
+    def unreachable(**kwargs):
+        raise httpx.ConnectError("All connection attempts failed")
+
+    monkeypatch.setattr(flow, "create_markdown_artifact", unreachable)
+    summary = run_flow(raw_dir, tmp_path / "out")
+    assert (summary.published, summary.version_id) == (True, "000001")
+
+
+@pytest.mark.flow
+def test_a_version_that_cannot_be_pruned_is_a_warning(
+    prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from pipeline import store
+    from tests.conftest import run_flow
+
+    out = tmp_path / "out"
+    run_flow(raw_dir, out)
+
+    def refuse(out_dir: Path, keep: int) -> list[str]:
+        raise store.StoreWriteError("cannot write versions/000001: Operation not permitted")
+
+    monkeypatch.setattr(store, "prune_versions", refuse)
+    summary = run_flow(raw_dir, out, force=True, keep=1)
+    assert (summary.published, summary.version_id, summary.pruned) == (True, "000002", [])

@@ -224,3 +224,21 @@ def test_every_record_of_a_latin1_file_with_accents_is_its_own_reject() -> None:
     items = list(parse_listing(*decode_listing(data)))
     assert len(items) == 10_000
     assert {i.rule for i in items} == {"invalid_encoding"}  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+def test_every_newline_convention_gives_the_same_records(newline: str) -> None:
+    """A capture with old-Mac line ends once parsed as one stray line: 1,000 records lost as one."""
+    text = (GOOD + SECOND).replace("\n", newline) * 500
+    items = parse(text)
+    assert len(items) == 1000
+    assert all(isinstance(i, ParsedRecord) for i in items)
+    assert items[1].source_line == 4
+
+
+def test_line_numbers_of_undecodable_lines_follow_the_same_newlines() -> None:
+    data = b"LGMar 1, 2024\rA Study of GraphsJos\xe9 Lee\rAbstract.\r" + GOOD.encode()
+    (bad, good) = parse_listing(*decode_listing(data))
+    assert (bad.rule, bad.source_line) == ("invalid_encoding", 1)  # type: ignore[union-attr]
+    assert "line(s) 2 are not valid UTF-8" in bad.reason  # type: ignore[union-attr]
+    assert good.source_line == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -137,3 +138,44 @@ def test_capture_dates_outside_what_readers_can_hold_are_not_used(raw: Path) -> 
     assert "undated.txt" not in dates
     assert [(n.name, n.action) for n in found.notices if n.action == "skipped"] == [("undated.txt", "skipped")]
     assert discover_sources(raw, date(2026, 1, 1)).sources[0].capture_date == date(2026, 1, 1)
+
+
+def test_link_loops_are_skipped(raw: Path) -> None:
+    (raw / "self.txt").symlink_to("self.txt")
+    (raw / "a.txt").symlink_to("b.txt")
+    (raw / "b.txt").symlink_to("a.txt")
+    found = discover_sources(raw, None)
+    assert [s.name for s in found.sources] == ["listing_2026-01-01.txt"]
+    assert sorted((n.name, n.reason) for n in found.notices) == [
+        ("a.txt", "a link that loops: not followed"),
+        ("b.txt", "a link that loops: not followed"),
+        ("self.txt", "a link that loops: not followed"),
+    ]
+
+
+def test_names_with_control_characters_are_escaped_to_one_safe_line(raw: Path) -> None:
+    hostile = "cap\nerror: all good\x1b[32m OK\u202e_2026-01-03.txt"
+    (raw / hostile).write_text(LISTING, encoding="utf-8")
+    found = discover_sources(raw, None)
+    (renamed,) = [s for s in found.sources if s.name.startswith("cap")]
+    assert renamed.name == "cap\\nerror: all good\\x1b[32m OK\\u202e_2026-01-03.txt"
+    assert renamed.capture_date == date(2026, 1, 3)
+    assert [n.action for n in found.notices] == ["renamed"]
+
+
+def test_only_ascii_digits_make_a_capture_date(raw: Path) -> None:
+    (raw / "listing_٢٠٢٦-٠١-٠٥.txt").write_text(LISTING, encoding="utf-8")  # Arabic-Indic digits
+    (source,) = [s for s in discover_sources(raw, date(2026, 2, 1)).sources if s.name != "listing_2026-01-01.txt"]
+    assert (source.capture_date, source.capture_date_from) == (date(2026, 2, 1), "--as-of")
+
+
+def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path, reference) -> None:
+    (source,) = discover_sources(raw, None).sources
+    staged = tmp_path / "staged"
+    load_source(source, reference, staged, False)
+    (entry,) = staged.iterdir()
+    shutil.rmtree(entry)
+    entry.write_text("not a folder", encoding="utf-8")
+    again = load_source(source, reference, staged, False)
+    assert (again.from_cache, again.note is not None) == (False, True)
+    assert load_source(source, reference, staged, False).from_cache

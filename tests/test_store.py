@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -137,3 +140,78 @@ def test_reading_a_missing_version_is_a_clear_error(tmp_path: Path) -> None:
         store.version_path(tmp_path)
     with pytest.raises(store.StoreError, match="does not exist"):
         store.version_path(tmp_path, "000009")
+
+
+# --- an output folder whose own entries are of the wrong kind -------------------------------------
+
+
+def _victim(tmp_path: Path) -> Path:
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "notes.md").write_text("precious", encoding="utf-8")
+    return victim
+
+
+@pytest.mark.parametrize("entry", ["staged", "versions", "rejected", ".lock", "LATEST"])
+def test_links_among_the_stores_own_entries_are_refused(tmp_path: Path, tables, entry: str) -> None:
+    """Writing through them would act outside OUT: a link as `staged` had its target pruned."""
+    out = tmp_path / "out"
+    out.mkdir()
+    victim = _victim(tmp_path)
+    (out / entry).symlink_to(victim if entry in ("staged", "versions", "rejected") else victim / "notes.md")
+    with pytest.raises(store.StoreError, match=rf"{entry} is not a (folder|file): refusing to write through it"):
+        store.check_writable(out)
+    assert (victim / "notes.md").read_text(encoding="utf-8") == "precious"
+
+
+def test_a_latest_that_is_a_real_folder_is_refused_before_publishing(tmp_path: Path, tables) -> None:
+    """A `latest` copied with `cp -rL` would stay stale while LATEST moved on."""
+    publish(tmp_path, tables)
+    (tmp_path / "latest").unlink()
+    shutil.copytree(tmp_path / "versions" / "000001", tmp_path / "latest")
+    with pytest.raises(store.StoreError, match="latest is not a link"):
+        store.check_writable(tmp_path)
+
+
+def test_without_pointers_the_newest_version_is_latest(tmp_path: Path, tables) -> None:
+    """A crash between a version's rename and the pointer swap leaves a complete version only."""
+    publish(tmp_path, tables)
+    publish(tmp_path, tables, fingerprint="f2")
+    (tmp_path / "latest").unlink()
+    (tmp_path / "LATEST").unlink()
+    assert store.latest_id(tmp_path) == "000002"
+    assert publish(tmp_path, tables, fingerprint="f3").parent_id == "000002"
+
+
+def test_leftovers_of_dead_runs_go_and_work_of_live_runs_stays(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as live:
+        alive = versions / f".tmp-000002-pid{live.pid}-t1"
+        alive.mkdir()
+        dead = versions / ".tmp-000003-pid999999999-t1"  # no such process
+        dead.mkdir()
+        crashed = tmp_path / ".tmp-LATEST-1234"  # an older name without a pid: a leftover
+        crashed.write_text("000001", encoding="utf-8")
+        assert sorted(store.clean_incomplete(tmp_path)) == sorted([dead, crashed])
+        assert alive.is_dir()
+        live.communicate(b"")
+    assert store.clean_incomplete(tmp_path) == [alive]
+
+
+def test_a_pointer_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path, tables, monkeypatch) -> None:
+    publish(tmp_path, tables)
+    real_replace = Path.replace
+
+    def refuse_pointer(self: Path, target):
+        if Path(target).name == "LATEST":
+            raise OSError(errno.EPERM, "Operation not permitted", str(target))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", refuse_pointer)
+    with pytest.raises(store.StoreWriteError, match="Operation not permitted"):
+        publish(tmp_path, tables, fingerprint="f2")
+    monkeypatch.undo()
+    assert store.latest_id(tmp_path) == "000001"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+    assert store.version_ids(tmp_path) == ["000001"]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -178,3 +179,87 @@ def test_a_latest_link_leading_elsewhere_is_refused(out_with_decoy) -> None:
     (out / "latest").symlink_to(decoy, target_is_directory=True)
     with pytest.raises(store.StoreError, match="refusing to follow"):
         store.latest_id(out)
+
+
+# --- manifests and tables of the wrong shape ------------------------------------------------------
+
+
+def _rewrite_manifest(folder: Path, change: Callable[[dict], object]) -> None:
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    change(manifest)
+    path.write_text(json.dumps(manifest), encoding="utf-8")
+
+
+MANIFEST_DAMAGE: dict[str, Callable[[Path], None]] = {
+    "deeply nested": lambda f: (f / "manifest.json").write_text("[" * 200_000, encoding="utf-8"),
+    "huge number": lambda f: (f / "manifest.json").write_text('{"id": ' + "1" * 5_000 + "}", encoding="utf-8"),
+    "row_counts not an object": lambda f: _rewrite_manifest(f, lambda m: m.update(row_counts=5)),
+    "inputs not a list": lambda f: _rewrite_manifest(f, lambda m: m.update(inputs=5)),
+    "a file name too long": lambda f: _rewrite_manifest(f, lambda m: m["files"].update({"a" * 300: {}})),
+    "a file outside the folder": lambda f: _rewrite_manifest(f, lambda m: m["files"].update({"../../x": {}})),
+}
+
+
+@pytest.mark.parametrize("damage", list(MANIFEST_DAMAGE), ids=list(MANIFEST_DAMAGE))
+def test_manifests_of_the_wrong_shape_are_damage_not_a_crash(published: Path, tmp_path: Path, capsys, damage) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    MANIFEST_DAMAGE[damage](out / "versions" / "000001")
+    code, output = validate(out / "versions" / "000001", capsys)
+    assert code == 1, output
+    assert "Traceback" not in output
+    for command in (
+        ["show", "--out", str(out)],
+        ["versions", "--out", str(out)],
+        ["diff", "000001", "--out", str(out)],
+    ):
+        assert main(command) in (0, 2)
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+
+
+def _rehash(folder: Path, relative: str) -> None:
+    _rewrite_manifest(folder, lambda m: m["files"].update({relative: store.file_digest(folder / relative)}))
+
+
+def test_a_rewritten_contract_with_matching_sha256_is_caught(copy: Path, capsys) -> None:
+    for relative in store.CONTRACT_FILES:
+        (copy / relative).write_text("junk", encoding="utf-8")
+        _rehash(copy, relative)
+    code, output = validate(copy, capsys)
+    assert code == 1
+    assert "contract/schema.json: contract_current" in output
+
+
+def _rewrite_column(folder: Path, name: str, values: pa.Array) -> None:
+    table = pq.read_table(folder / "papers.parquet")
+    index = table.schema.get_field_index(name)
+    table = table.set_column(index, table.schema.field(index).with_type(values.type), values)
+    pq.write_table(table, folder / "papers.parquet", write_page_checksum=True)
+    _rehash(folder, "papers.parquet")
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        ("title", lambda n: pa.array([b"\xff"] * n, pa.binary()).view(pa.string())),  # not UTF-8
+        ("published", lambda n: pa.array([2**31 - 1] * n, pa.int32()).cast(pa.date32())),  # year 5881580
+        ("title", lambda n: pa.array([["a"]] * n)),  # list<string>
+    ],
+    ids=["invalid utf-8", "date past year 9999", "list column"],
+)
+def test_values_no_reader_can_take_are_damage_everywhere(published: Path, tmp_path: Path, capsys, column) -> None:
+    name, values = column
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    version = out / "versions" / "000001"
+    _rewrite_column(version, name, values(50))
+    code, output = validate(version, capsys)
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert main(["show", "--out", str(out)]) == 2
+    assert main(["diff", "000001", "--out", str(out)]) == 2
+    assert "papers.parquet" in capsys.readouterr().err
+    with pytest.raises(store.VersionDamagedError):
+        store.read_tables(version, ["papers"])
