@@ -164,7 +164,7 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
             if source.capture_date_from == "modification time":
                 notices.append(
                     InputNotice(
-                        name, "dated", f"no YYYY-MM-DD in its name and no --as-of: captured on its "
+                        name, "dated", f"no valid YYYY-MM-DD in its name and no --as-of: captured on its "
                         f"modification date {source.capture_date}"
                     )
                 )  # fmt: skip
