@@ -30,4 +30,5 @@ dictionary: $(STAMP)
 	$(PY) -c "from schemas.contract import data_dictionary; print(data_dictionary(), end='')" > schemas/DATA_DICTIONARY.md
 
 clean:
-	rm -rf $(VENV) data/processed/versions data/processed/latest data/processed/LATEST .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	cd data/processed && rm -rf versions latest LATEST LATEST_ID staged rejected .cache .lock

@@ -107,10 +107,15 @@ def _cron(text: str) -> str:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {text}")
-    return value
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number, 1 or more, not {text}")
+    return int(text)
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"a whole number, 0 or more, not {text}")
+    return int(text)
 
 
 def _out_arg(parser: argparse.ArgumentParser) -> None:
@@ -174,13 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("old", help="version id, e.g. 000001")
     diff.add_argument("new", nargs="?", default=None, help="version id (default: latest)")
     _out_arg(diff)
-    diff.add_argument("--limit", type=int, default=20, help="changed papers to list (default: %(default)s)")
+    diff.add_argument("--limit", type=_count, default=20, help="changed papers to list (default: %(default)s)")
 
     show = commands.add_parser("show", help="a version's manifest summary and the first rows of a table")
     _out_arg(show)
     show.add_argument("--version", default=None, help="version id (default: latest)")
     show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
-    show.add_argument("--limit", type=int, default=10, help="rows to show (default: %(default)s)")
+    show.add_argument("--limit", type=_count, default=10, help="rows to show (default: %(default)s)")
     return parser
 
 
@@ -226,8 +231,13 @@ def _error(message: object, code: int) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline import store
+    from pipeline.prefect_api import PrefectUnavailableError, startup_allowance
     from pipeline.sources import InputError, discover_sources
 
+    try:
+        allowance = startup_allowance()  # before Prefect reads the same setting on import
+    except PrefectUnavailableError as err:
+        return _error(err, EXIT_NO_PREFECT)
     try:
         # Fail fast, before Prefect's start-up, when there is nothing to read or nowhere to write.
         discover_sources(args.raw, args.as_of)
@@ -249,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
     import httpx
 
     from pipeline.flow import RefusedError, refresh, task_runner
-    from pipeline.prefect_api import PrefectUnavailableError, prefect_api, startup_allowance
+    from pipeline.prefect_api import prefect_api
     from pipeline.report import report_markdown
     from schemas import DatasetInvalidError
 
@@ -257,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
     runner = task_runner(args.workers, args.dask_address)
     flow = refresh.with_options(task_runner=runner) if runner is not None else refresh
     try:
-        with prefect_api(startup_allowance()):
+        with prefect_api(allowance):
             summary = flow(
                 **flow_parameters(
                     args.raw,

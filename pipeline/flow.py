@@ -42,7 +42,14 @@ logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 SUMMARY_ARTIFACT = "listings-run-summary"
 REJECTS_ARTIFACT = "listings-rejects"
 
-__all__ = ["RefusedError", "RejectRateExceededError", "RemovalRateExceededError", "RunSummary", "refresh"]
+__all__ = [
+    "NothingToPublishError",
+    "RefusedError",
+    "RejectRateExceededError",
+    "RemovalRateExceededError",
+    "RunSummary",
+    "refresh",
+]
 
 
 class RefusedError(Exception):
@@ -55,6 +62,10 @@ class RejectRateExceededError(RefusedError):
 
 class RemovalRateExceededError(RefusedError):
     """More of the current papers would disappear than the run allows; nothing was published."""
+
+
+class NothingToPublishError(RefusedError):
+    """A first version would hold no paper at all (empty or unusable inputs); nothing was published."""
 
 
 def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
@@ -328,11 +339,13 @@ def refresh(
         parent_id = store.latest_id(out_dir)
         parent = store.read_tables(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
         tables["changes"] = changes_table(parent, tables)
-        too_many_removed = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
-        if too_many_removed:
-            refused = RunSummary(None, None, False, parent_id, row_counts={}, refused=too_many_removed, **base)
+        refusal = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
+        if parent is None and not len(tables["papers"]):
+            refusal = "no input holds a single usable record: a first version without papers is not published"
+        if refusal:
+            refused = RunSummary(None, None, False, parent_id, row_counts={}, refused=refusal, **base)
             _publish_artifacts(refused, results)
-            raise RemovalRateExceededError(too_many_removed)
+            raise (RemovalRateExceededError if parent is not None else NothingToPublishError)(refusal)
         logger.info("validating %d tables", len(tables))
         validated = validate(quote(tables))  # type: ignore[call-overload]
         outcome = publish(out_dir, quote(validated), manifest, force)  # type: ignore[call-overload]

@@ -5,8 +5,8 @@ to answer: a first start creates and migrates its SQLite database (9 s on an idl
 minutes on a busy one), so one-off runs failed on loaded machines. This module starts that
 server itself: with a generous allowance, failing at once when the server process dies, one start
 at a time per Prefect home (so that two first runs do not migrate one database together), and
-with the server bound to 127.0.0.1 and killed by the kernel when the run's process dies, even
-by SIGKILL.
+with the server bound to 127.0.0.1 and killed by the kernel (Linux) when the thread that started
+it ends: the CLI starts it from its main thread, so when the run's process dies, even by SIGKILL.
 """
 
 from __future__ import annotations
@@ -45,12 +45,17 @@ class PrefectUnavailableError(Exception):
 
 
 def startup_allowance() -> float:
-    """Seconds the temporary server may take to answer: the user's setting, else a generous default."""
-    given = os.environ.get(ALLOWANCE_SETTING)
-    try:
-        return float(given) if given else DEFAULT_STARTUP_ALLOWANCE_S
-    except ValueError:
-        raise PrefectUnavailableError(f"{ALLOWANCE_SETTING}={given!r} is not a number of seconds") from None
+    """Seconds the temporary server may take to answer: the user's setting, else a generous default.
+
+    Call it before Prefect is imported: Prefect reads the same setting, as a whole number, and a
+    bad value would fail its import with a long validation traceback.
+    """
+    given = os.environ.get(ALLOWANCE_SETTING, "").strip()
+    if not given:
+        return DEFAULT_STARTUP_ALLOWANCE_S
+    if not given.isdigit() or int(given) < 1:
+        raise PrefectUnavailableError(f"{ALLOWANCE_SETTING}={given!r} is not a whole number of seconds (1 or more)")
+    return float(given)
 
 
 def server_answers(api_url: str, timeout_s: float = 30.0) -> str | None:
@@ -101,8 +106,8 @@ def _free_port() -> int:
 
 def _death_signal_hook() -> Callable[[], None]:
     """A hook to run in the server's process before it starts (Linux): the kernel kills it when
-    the process that started it dies. SIGKILL, because nobody is left to wait for a clean stop
-    and SQLite survives it."""
+    the thread that started it ends (for the CLI, its main thread: the whole process). SIGKILL,
+    because nobody is left to wait for a clean stop and SQLite survives it."""
     libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the hook runs between fork and exec
     parent = os.getpid()
 

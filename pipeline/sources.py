@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from pipeline import __version__, store
@@ -142,10 +143,10 @@ def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
             if not stat.S_ISREG(info.st_mode):
                 notices.append(InputNotice(name, "skipped", "not a regular file"))
                 continue
+            if name in names:  # an escaped name equal to a file's real one: never two files under one name
+                notices.append(InputNotice(name, "skipped", "its escaped name is that of another file: rename it"))
+                continue
             if name != relative:
-                if name in names:
-                    notices.append(InputNotice(name, "skipped", "its name is not UTF-8 and its escaped name is taken"))
-                    continue
                 notices.append(
                     InputNotice(
                         name,
@@ -244,10 +245,18 @@ def listing_from_bytes(source: Source, data: bytes, sha256: str, reference: Refe
     return listing_result(text, source.name, sha256, len(data), source.capture_date, reference, undecodable)
 
 
+# Libraries whose output is part of the data: anyascii folds names into keys and ids, pylatexenc
+# renders abstracts. A new release of either must re-parse every capture.
+DATA_LIBRARIES = ("anyascii", "pylatexenc")
+
+
 @cache
 def code_fingerprint() -> str:
-    """sha256 of the package's code and reference data: a new version follows any change."""
+    """sha256 of the package's code, reference data and the versions of the libraries that shape
+    the data: a new version follows any change."""
     digest = hashlib.sha256(__version__.encode())
+    for library in DATA_LIBRARIES:
+        digest.update(f"{library}=={metadata.version(library)}".encode())
     roots = [Path(__file__).parent, Path(__file__).parent.parent / "schemas"]
     for root in roots:
         for path in sorted(root.rglob("*")):

@@ -4,7 +4,7 @@ Layout under OUT::
 
     versions/000001/  <table>.parquet ..., manifest.json, contract/{schema.json,data_dictionary.md}
     latest -> versions/000001     (symlink, swapped atomically with rename)
-    LATEST                        (pointer file with the id, for readers without symlinks)
+    LATEST_ID                     (pointer file with the id, for readers without symlinks)
     staged/<key>/                 (one parsed capture as Parquet, keyed on its content)
     rejected/<run>/               (rejects of a run refused by --max-reject-rate)
     .lock                         (one writer at a time)
@@ -28,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,10 +48,12 @@ from schemas.validate import REPORT_COLUMNS
 
 VERSIONS = "versions"
 LATEST = "latest"
-POINTER = "LATEST"
+# Not "LATEST": on a case-insensitive file system (macOS) that is the `latest` link itself.
+POINTER = "LATEST_ID"
 MANIFEST = "manifest.json"
 CONTRACT = "contract"
 CONTRACT_FILES = (f"{CONTRACT}/schema.json", f"{CONTRACT}/data_dictionary.md")
+VERSION_FILES = frozenset({f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES))
 TMP_PREFIX = ".tmp-"
 REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
 STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
@@ -61,6 +64,8 @@ VERSION_ID = re.compile(r"[0-9]{6}")
 PERMANENT_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.ENAMETOOLONG}
 )
+# What creating a symlink raises where the file system has none (FAT, some network shares).
+_NO_SYMLINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.ENOTSUP})
 _PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
 
 
@@ -124,22 +129,32 @@ def _remove(path: Path) -> None:
             path.unlink(missing_ok=True)
 
 
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
 def _tmp_name(what: str) -> str:
-    """Name of a temporary entry, carrying its writer's pid so that cleanup can tell a live run's
-    work in progress from a dead run's leftovers."""
-    return f"{TMP_PREFIX}{what}-pid{os.getpid()}-t{threading.get_ident()}"
+    """Name of a temporary entry, carrying its writer's host and pid so that cleanup can tell a
+    live run's work in progress from a dead run's leftovers."""
+    return f"{TMP_PREFIX}{what}-h{_HOST}-pid{os.getpid()}-t{threading.get_ident()}"
 
 
-_TMP_OWNER = re.compile(r"-pid(\d+)-t\d+\Z")
+_TMP_OWNER = re.compile(r"-h([0-9a-f]{8})-pid(\d+)-t(\d+)\Z")
 
 
 def _owner_alive(name: str) -> bool:
-    """True when the temporary entry `name` belongs to another process that is still running."""
+    """True when the temporary entry `name` may belong to a run still in progress: one of
+    another host (OUT shared between machines or containers: it cannot be checked), or a live
+    process here other than this thread."""
     found = _TMP_OWNER.search(name)
-    if found is None or int(found[1]) == os.getpid():
-        return False
+    if found is None:
+        return False  # no owner recorded: a leftover
+    host, pid, thread = found[1], int(found[2]), int(found[3])
+    if host != _HOST:
+        return True
+    if pid == os.getpid():
+        return thread != threading.get_ident()
     try:
-        os.kill(int(found[1]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -235,6 +250,9 @@ def writer_lock(out_dir: Path, timeout_s: float, on_wait: Callable[[str], None] 
         try:
             yield
         finally:
+            with contextlib.suppress(OSError):
+                handle.seek(0)
+                handle.truncate()  # so that a later holder that writes nothing is not named after us
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -275,8 +293,8 @@ def latest_id(out_dir: Path) -> str | None:
             raise StoreError(f"{pointer} holds {text[:40]!r}, not a version id; refusing to follow it")
         if text:
             return text
-    # No pointer, yet versions: a crash between a version's rename and the pointer's swap, or
-    # pointers deleted by hand. The newest complete version is the latest.
+    # No pointer, yet versions: pointers deleted by hand, or a crash between the first version's
+    # rename and its pointer's creation. The newest complete version is the latest.
     ids = version_ids(out_dir)
     return ids[-1] if ids else None
 
@@ -290,6 +308,11 @@ def version_path(out_dir: Path, version_id: str | None = None) -> Path:
     root = out_dir / VERSIONS
     path = root / chosen
     if path.is_symlink() or not (path / MANIFEST).is_file() or path.resolve().parent != root.resolve():
+        if version_id is None:
+            raise StoreError(
+                f"latest points to version {chosen}, which does not exist under {out_dir}: point it at an "
+                f"existing version (ln -sfn {VERSIONS}/<id> {out_dir / LATEST}) or remove {LATEST} and {POINTER}"
+            )
         raise StoreError(f"version {chosen} does not exist under {out_dir}")
     return path
 
@@ -324,6 +347,13 @@ def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:
     counts = manifest.get("row_counts")
     if isinstance(counts, dict) and not all(isinstance(n, int) and not isinstance(n, bool) for n in counts.values()):
         problems.append("'row_counts' holds a value that is not a whole number")
+    files = manifest.get("files")
+    if isinstance(files, dict):
+        unknown = sorted(set(files) - VERSION_FILES)
+        if unknown:
+            problems.append(f"'files' names what is no part of a version: {unknown[0][:80]!r}")
+        if not all(isinstance(f, dict) for f in files.values()):
+            problems.append("'files' holds an entry that is not a JSON object")
     return problems
 
 
@@ -342,6 +372,8 @@ def read_manifest(path: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict):
         raise VersionDamagedError(f"{file} is not a JSON object")
     problems = manifest_problems(manifest)
+    if VERSION_ID.fullmatch(path.name) and manifest.get("id") != path.name:
+        problems.append(f"its id {str(manifest.get('id'))[:20]!r} is not its folder's name {path.name!r}")
     if problems:
         raise VersionDamagedError(f"{file}: {'; '.join(problems)}")
     return manifest
@@ -376,12 +408,19 @@ def _to_pandas(file: Path, table: pa.Table) -> pd.DataFrame:
 
 
 def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Read a version folder's tables into pandas (dates stay `datetime.date`), each verified to
-    have the contract's columns and types."""
+    """Read a version folder's tables into pandas (dates stay `datetime.date`), each verified
+    against the manifest's sha256 and size, its page checksums and the contract's types."""
     names = list(tables) if tables is not None else list(MODELS)
+    listed = read_manifest(path)["files"]
     frames = {}
     for name in names:
         file = path / f"{name}.parquet"
+        try:
+            matches = file_digest(file) == listed.get(file.name)
+        except OSError as err:
+            raise VersionDamagedError(f"{file} cannot be read: {err.strerror}") from None
+        if not matches:
+            raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
         frames[name] = _to_pandas(file, _read_parquet(file, arrow_schema(name)))
     return frames
 
@@ -408,13 +447,8 @@ def _integrity_failures(path: Path, manifest: Mapping[str, Any] | None) -> list[
     """Missing, linked, resized or altered files, against the manifest's sha256 and sizes."""
     failures = []
     listed = manifest.get("files") if manifest is not None else None
-    expected = {f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES)
-    # Only the version's own files are opened: a manifest naming others (``../x``) is damaged.
-    for unknown in sorted(set(listed or {}) - expected):
-        failures.append(
-            _failure(MANIFEST, "files_listed", f"names a file that is no part of a version: {unknown[:80]!r}")
-        )
-    for relative in sorted(expected):
+    # Only the version's own files are opened, whatever else a damaged manifest names.
+    for relative in sorted(VERSION_FILES):
         file = path / relative
         try:
             if file.is_symlink():
@@ -554,15 +588,17 @@ def _atomic_text(path: Path, text: str) -> None:
 
 def _point_latest(out_dir: Path, version_id: str) -> None:
     tmp_link = out_dir / _tmp_name("latest")
-    with contextlib.suppress(FileNotFoundError):
-        tmp_link.unlink()
     try:
         tmp_link.symlink_to(Path(VERSIONS) / version_id, target_is_directory=True)
-        tmp_link.replace(out_dir / LATEST)
     except OSError as err:
-        if err.errno in PERMANENT_ERRNOS - {errno.EPERM}:
+        if err.errno not in _NO_SYMLINKS:
             raise
-        _remove(tmp_link)  # no symlinks on this file system: the pointer file is the reference
+    else:
+        try:
+            tmp_link.replace(out_dir / LATEST)  # a failure here must not pass for "no symlinks"
+        except OSError:
+            _remove(tmp_link)
+            raise
     _atomic_text(out_dir / POINTER, version_id + "\n")
     _fsync_dir(out_dir)
 
@@ -614,9 +650,12 @@ def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, 
         _write_parquet(rejects, "rejects", staging / "rejects.parquet")
         rejects.to_csv(staging / "rejects.csv", index=False)
         _write_manifest(staging, manifest)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
+        try:
+            staging.rename(folder)
+        except OSError as err:
+            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            _remove(staging)  # the same fingerprint: the same rejects are already there
     except OSError as err:
         _remove(staging)
         raise _write_error(staging, err) from None

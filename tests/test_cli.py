@@ -281,6 +281,9 @@ def test_quiet_refusal_prints_one_line(cli_env: dict[str, str], tmp_path: Path) 
         ["run", "--max-removed-rate", "2"],
         ["run", "--max-reject-rate", "nan"],
         ["run", "--as-of", "0001-01-01"],
+        ["run", "--keep", "abc"],
+        ["show", "--limit", "-2"],
+        ["diff", "000001", "--limit", "-1"],
     ],
 )
 def test_bad_option_values_are_usage_errors(argv: list[str], capsys) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
-from pipeline.flow import RejectRateExceededError, RemovalRateExceededError
+from pipeline.flow import NothingToPublishError, RejectRateExceededError, RemovalRateExceededError
 from pipeline.report import report_markdown
 from tests.conftest import SAMPLE, run_flow
 
@@ -97,3 +97,12 @@ def test_a_file_name_that_is_not_utf8_does_not_crash_the_run(prefect_server, raw
     papers = store.read_tables(out / "latest", ["papers"])["papers"]
     assert "caf\\xe9_2026-11-20.txt" in set(papers["source_file"])
     report_markdown(summary).encode("utf-8")  # printable
+
+
+def test_a_first_run_with_no_usable_record_publishes_nothing(prefect_server, tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "listing_2026-11-26.txt").write_bytes(b"")
+    with pytest.raises(NothingToPublishError, match="a first version without papers is not published"):
+        run_flow(raw, tmp_path / "out")
+    assert store.version_ids(tmp_path / "out") == []

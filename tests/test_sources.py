@@ -179,3 +179,29 @@ def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path, re
     again = load_source(source, reference, staged, False)
     assert (again.from_cache, again.note is not None) == (False, True)
     assert load_source(source, reference, staged, False).from_cache
+
+
+def test_two_files_never_share_one_name(raw: Path) -> None:
+    """A file literally named like another's escaped name: the second is skipped, not merged."""
+    (raw / "a\nb_2026-01-04.txt").write_text(LISTING, encoding="utf-8")
+    (raw / "a\\nb_2026-01-04.txt").write_text(LISTING, encoding="utf-8")
+    found = discover_sources(raw, None)
+    names = [s.name for s in found.sources]
+    assert names.count("a\\nb_2026-01-04.txt") == 1
+    assert [(n.name, n.action) for n in found.notices if n.action == "skipped"] == [("a\\nb_2026-01-04.txt", "skipped")]
+
+
+def test_the_code_fingerprint_covers_the_libraries_that_shape_the_data(monkeypatch) -> None:
+    from importlib import metadata
+
+    from pipeline import sources
+
+    before = sources.code_fingerprint()
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda name: "0.0.1" if name == "anyascii" else real_version(name))
+    sources.code_fingerprint.cache_clear()
+    try:
+        assert sources.code_fingerprint() != before
+    finally:
+        monkeypatch.undo()
+        sources.code_fingerprint.cache_clear()

@@ -32,7 +32,7 @@ def test_publish_writes_a_complete_version_and_points_latest(tmp_path: Path, tab
     outcome = publish(tmp_path, tables)
     assert (outcome.version_id, outcome.published, outcome.parent_id) == ("000001", True, None)
     assert (tmp_path / "latest").resolve() == outcome.path.resolve()
-    assert (tmp_path / "LATEST").read_text().strip() == "000001"
+    assert (tmp_path / "LATEST_ID").read_text().strip() == "000001"
     manifest = store.read_manifest(tmp_path / "latest")
     assert manifest["created_at"] == "2026-11-26T12:00:00Z"
     assert manifest["row_counts"]["papers"] == 50
@@ -152,7 +152,7 @@ def _victim(tmp_path: Path) -> Path:
     return victim
 
 
-@pytest.mark.parametrize("entry", ["staged", "versions", "rejected", ".lock", "LATEST"])
+@pytest.mark.parametrize("entry", ["staged", "versions", "rejected", ".lock", "LATEST_ID"])
 def test_links_among_the_stores_own_entries_are_refused(tmp_path: Path, tables, entry: str) -> None:
     """Writing through them would act outside OUT: a link as `staged` had its target pruned."""
     out = tmp_path / "out"
@@ -165,7 +165,7 @@ def test_links_among_the_stores_own_entries_are_refused(tmp_path: Path, tables, 
 
 
 def test_a_latest_that_is_a_real_folder_is_refused_before_publishing(tmp_path: Path, tables) -> None:
-    """A `latest` copied with `cp -rL` would stay stale while LATEST moved on."""
+    """A `latest` copied with `cp -rL` would stay stale while LATEST_ID moved on."""
     publish(tmp_path, tables)
     (tmp_path / "latest").unlink()
     shutil.copytree(tmp_path / "versions" / "000001", tmp_path / "latest")
@@ -178,7 +178,7 @@ def test_without_pointers_the_newest_version_is_latest(tmp_path: Path, tables) -
     publish(tmp_path, tables)
     publish(tmp_path, tables, fingerprint="f2")
     (tmp_path / "latest").unlink()
-    (tmp_path / "LATEST").unlink()
+    (tmp_path / "LATEST_ID").unlink()
     assert store.latest_id(tmp_path) == "000002"
     assert publish(tmp_path, tables, fingerprint="f3").parent_id == "000002"
 
@@ -186,17 +186,21 @@ def test_without_pointers_the_newest_version_is_latest(tmp_path: Path, tables) -
 def test_leftovers_of_dead_runs_go_and_work_of_live_runs_stays(tmp_path: Path) -> None:
     versions = tmp_path / "versions"
     versions.mkdir()
+    here = store._HOST
     with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as live:
-        alive = versions / f".tmp-000002-pid{live.pid}-t1"
+        alive = versions / f".tmp-000002-h{here}-pid{live.pid}-t1"
         alive.mkdir()
-        dead = versions / ".tmp-000003-pid999999999-t1"  # no such process
+        dead = versions / f".tmp-000003-h{here}-pid999999999-t1"  # no such process
         dead.mkdir()
-        crashed = tmp_path / ".tmp-LATEST-1234"  # an older name without a pid: a leftover
+        elsewhere = versions / ".tmp-000004-hffffffff-pid1-t1"  # another host's: cannot be checked
+        elsewhere.mkdir()
+        crashed = tmp_path / ".tmp-LATEST_ID-1234"  # an older name without an owner: a leftover
         crashed.write_text("000001", encoding="utf-8")
         assert sorted(store.clean_incomplete(tmp_path)) == sorted([dead, crashed])
         assert alive.is_dir()
         live.communicate(b"")
     assert store.clean_incomplete(tmp_path) == [alive]
+    assert elsewhere.is_dir()
 
 
 def test_a_pointer_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path, tables, monkeypatch) -> None:
@@ -204,7 +208,7 @@ def test_a_pointer_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Pa
     real_replace = Path.replace
 
     def refuse_pointer(self: Path, target):
-        if Path(target).name == "LATEST":
+        if Path(target).name == "LATEST_ID":
             raise OSError(errno.EPERM, "Operation not permitted", str(target))
         return real_replace(self, target)
 
@@ -215,3 +219,30 @@ def test_a_pointer_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Pa
     assert store.latest_id(tmp_path) == "000001"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
     assert store.version_ids(tmp_path) == ["000001"]
+
+
+def test_a_failed_swap_of_latest_is_an_error_not_a_silent_split(tmp_path: Path, tables, monkeypatch) -> None:
+    """Only a file system without symlinks may skip the link; an I/O error must not leave
+    `latest` on the parent while LATEST_ID moves on."""
+    publish(tmp_path, tables)
+    real_replace = Path.replace
+
+    def failing_swap(self: Path, target):
+        if Path(target).name == "latest":
+            raise OSError(errno.EIO, "Input/output error", str(target))
+        return real_replace(self, target)
+
+    monkeypatch.setattr(Path, "replace", failing_swap)
+    with pytest.raises(store.StoreWriteError, match="Input/output error"):
+        publish(tmp_path, tables, fingerprint="f2")
+    monkeypatch.undo()
+    assert (tmp_path / "latest").readlink() == Path("versions/000001")
+    assert (tmp_path / "LATEST_ID").read_text().strip() == "000001"
+    assert store.version_ids(tmp_path) == ["000001"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
+
+
+def test_the_lock_names_no_run_once_released(tmp_path: Path) -> None:
+    with store.writer_lock(tmp_path, timeout_s=1):
+        assert (tmp_path / ".lock").read_text(encoding="utf-8") == f"pid {os.getpid()}"
+    assert (tmp_path / ".lock").read_text(encoding="utf-8") == ""

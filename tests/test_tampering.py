@@ -125,7 +125,7 @@ def test_each_problem_is_named(copy: Path, capsys) -> None:
 
 def test_reading_a_damaged_version_is_a_clear_error(copy: Path) -> None:
     _flip_bit(0.3)(copy)
-    with pytest.raises(store.VersionDamagedError, match=r"papers.parquet cannot be read"):
+    with pytest.raises(store.VersionDamagedError, match=r"papers.parquet differs from the sha256 in its manifest"):
         store.read_tables(copy, ["papers"])
 
 
@@ -166,7 +166,7 @@ def test_a_version_folder_linked_elsewhere_is_not_read(out_with_decoy) -> None:
 def test_a_latest_pointer_leading_elsewhere_is_refused(out_with_decoy, capsys, pointer: str) -> None:
     out, _ = out_with_decoy
     (out / "latest").unlink()
-    (out / "LATEST").write_text(pointer, encoding="utf-8")
+    (out / "LATEST_ID").write_text(pointer, encoding="utf-8")
     with pytest.raises(store.StoreError, match="refusing to follow"):
         store.latest_id(out)
     assert main(["show", "--out", str(out)]) == 2
@@ -209,14 +209,12 @@ def test_manifests_of_the_wrong_shape_are_damage_not_a_crash(published: Path, tm
     code, output = validate(out / "versions" / "000001", capsys)
     assert code == 1, output
     assert "Traceback" not in output
-    for command in (
-        ["show", "--out", str(out)],
-        ["versions", "--out", str(out)],
-        ["diff", "000001", "--out", str(out)],
-    ):
-        assert main(command) in (0, 2)
-        captured = capsys.readouterr()
-        assert "Traceback" not in captured.err
+    assert main(["show", "--out", str(out)]) == 2
+    assert main(["diff", "000001", "--out", str(out)]) == 2
+    assert main(["versions", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert "000001  (damaged: its manifest cannot be read; see `validate`)" in captured.out
 
 
 def _rehash(folder: Path, relative: str) -> None:
@@ -263,3 +261,37 @@ def test_values_no_reader_can_take_are_damage_everywhere(published: Path, tmp_pa
     assert "papers.parquet" in capsys.readouterr().err
     with pytest.raises(store.VersionDamagedError):
         store.read_tables(version, ["papers"])
+
+
+def test_show_and_diff_refuse_an_edited_table_as_validate_does(published: Path, tmp_path: Path, capsys) -> None:
+    """A title rewritten with valid page checksums: only the manifest's sha256 tells."""
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    _edit_title(out / "versions" / "000001")
+    assert main(["show", "--out", str(out)]) == 2
+    assert main(["diff", "000001", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "An Edited Title" not in captured.out
+    assert "differs from the sha256 in its manifest" in captured.err
+
+
+def test_a_version_copied_under_another_id_is_damage(published: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    shutil.copytree(out / "versions" / "000001", out / "versions" / "000002")
+    assert main(["show", "--out", str(out), "--version", "000002"]) == 2
+    assert "its id '000001' is not its folder's name '000002'" in capsys.readouterr().err
+    code, output = validate(out / "versions" / "000002", capsys)
+    assert code == 1
+    assert "is not its folder's name" in output
+
+
+def test_a_latest_pointing_at_a_missing_version_says_what_to_do(published: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    (out / "latest").unlink()
+    (out / "latest").symlink_to("versions/000003", target_is_directory=True)
+    assert main(["show", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "latest points to version 000003, which does not exist" in err
+    assert "ln -sfn versions/<id>" in err
