@@ -203,37 +203,27 @@ def test_leftovers_of_dead_runs_go_and_work_of_live_runs_stays(tmp_path: Path) -
     assert elsewhere.is_dir()
 
 
-def test_a_pointer_that_cannot_be_replaced_leaves_no_temporary_file(tmp_path: Path, tables, monkeypatch) -> None:
-    publish(tmp_path, tables)
+def _failing_replace(monkeypatch, name: str, code: int) -> None:
+    """Make renaming onto `name` fail with `code`, as a real file system can."""
     real_replace = Path.replace
 
-    def refuse_pointer(self: Path, target):
-        if Path(target).name == "LATEST_ID":
-            raise OSError(errno.EPERM, "Operation not permitted", str(target))
+    def replace(self: Path, target):
+        if Path(target).name == name:
+            raise OSError(code, os.strerror(code), str(target))
         return real_replace(self, target)
 
-    monkeypatch.setattr(Path, "replace", refuse_pointer)
-    with pytest.raises(store.StoreWriteError, match="Operation not permitted"):
-        publish(tmp_path, tables, fingerprint="f2")
-    monkeypatch.undo()
-    assert store.latest_id(tmp_path) == "000001"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
-    assert store.version_ids(tmp_path) == ["000001"]
+    monkeypatch.setattr(Path, "replace", replace)
 
 
-def test_a_failed_swap_of_latest_is_an_error_not_a_silent_split(tmp_path: Path, tables, monkeypatch) -> None:
-    """Only a file system without symlinks may skip the link; an I/O error must not leave
-    `latest` on the parent while LATEST_ID moves on."""
+@pytest.mark.parametrize(("name", "code"), [("LATEST_ID", errno.EPERM), ("latest", errno.EIO)])
+def test_a_pointer_that_cannot_be_moved_fails_cleanly(
+    tmp_path: Path, tables, monkeypatch, name: str, code: int
+) -> None:
+    """Only a file system without symlinks may skip the link: an I/O error on `latest` must not
+    leave it on the parent while LATEST_ID moves on, and no temporary file may stay."""
     publish(tmp_path, tables)
-    real_replace = Path.replace
-
-    def failing_swap(self: Path, target):
-        if Path(target).name == "latest":
-            raise OSError(errno.EIO, "Input/output error", str(target))
-        return real_replace(self, target)
-
-    monkeypatch.setattr(Path, "replace", failing_swap)
-    with pytest.raises(store.StoreWriteError, match="Input/output error"):
+    _failing_replace(monkeypatch, name, code)
+    with pytest.raises(store.StoreWriteError, match=os.strerror(code)):
         publish(tmp_path, tables, fingerprint="f2")
     monkeypatch.undo()
     assert (tmp_path / "latest").readlink() == Path("versions/000001")
