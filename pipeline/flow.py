@@ -218,14 +218,15 @@ def task_runner(workers: int | None, dask_address: str | None) -> TaskRunner[Any
 
 
 def local_cluster_kwargs(workers: int) -> dict[str, Any]:
-    """A local Dask cluster of `workers` processes that listens on 127.0.0.1 only, with no
-    dashboards (a dashboard shows task data to anyone who can reach it)."""
+    """A local Dask cluster of `workers` processes that listens on 127.0.0.1 only: a dashboard
+    shows task data to anyone who can reach it. The scheduler's HTTP endpoints take a free port
+    (with no address they still try 8787, and warn on stderr when another cluster holds it)."""
     return {
         "n_workers": workers,
         "threads_per_worker": 1,
         "processes": True,
         "host": "127.0.0.1",
-        "dashboard_address": None,
+        "dashboard_address": "127.0.0.1:0",
         "worker_dashboard_address": None,
     }
 

@@ -117,17 +117,29 @@ def _listening(process: psutil.Process) -> set[tuple[str, int]]:
 
 
 def test_a_local_dask_cluster_listens_on_loopback_only() -> None:
-    """`--workers N`: scheduler, nannies and workers bind 127.0.0.1, and no dashboard is served."""
+    """`--workers N`: scheduler, its HTTP endpoints, nannies and workers bind 127.0.0.1, and never
+    warn about port 8787 when another cluster (as .ci/run's) holds it."""
+    import socket
+    import warnings
+
     from distributed import LocalCluster
 
     from pipeline.flow import local_cluster_kwargs
 
     me = psutil.Process()
-    before = _listening(me)
-    with LocalCluster(**local_cluster_kwargs(2)) as cluster:
-        assert len(cluster.workers) == 2
-        opened = _listening(me) - before
-        for child in me.children(recursive=True):
-            opened |= _listening(child)
-        assert opened
-        assert {ip for ip, _ in opened} == {"127.0.0.1"}
+    with socket.socket() as other_cluster, warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        other_cluster.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            other_cluster.bind(("127.0.0.1", 8787))
+            other_cluster.listen()
+        except OSError:
+            pass  # 8787 is already held, by another cluster: the case itself
+        before = _listening(me)
+        with LocalCluster(**local_cluster_kwargs(2)) as cluster:
+            assert len(cluster.workers) == 2
+            opened = _listening(me) - before
+            for child in me.children(recursive=True):
+                opened |= _listening(child)
+    assert opened
+    assert {ip for ip, _ in opened} == {"127.0.0.1"}
