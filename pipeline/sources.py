@@ -224,8 +224,7 @@ def load_source(source: Source, reference: Reference, staged_dir: Path | None, r
             staged, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
             store.discard_staged(staged_dir, key)
         if staged is not None:
-            _meta, tables = staged
-            result = listing_from_staged(source.name, sha256, len(data), source.capture_date, tables)
+            result = listing_from_staged(source.name, sha256, len(data), source.capture_date, staged)
             return Loaded(result, True)
     result = listing_from_bytes(source, data, sha256, reference)
     try:

@@ -385,18 +385,25 @@ def fingerprint(out_dir: Path, version_id: str) -> str | None:
     return str(value) if value is not None else None
 
 
-def _read_parquet(file: Path, schema: pa.Schema | None = None) -> pa.Table:
-    """A Parquet file with every page checksum verified and every string checked to be UTF-8,
-    of `schema` when one is given; VersionDamagedError when it is damaged or of another shape."""
+def _read_parquet(file: Path, schema: pa.Schema | None = None, expected: object = None) -> pa.Table:
+    """A Parquet file, read once: equal to its `expected` digest (`file_digest`'s shape) when one
+    is given, every page checksum verified, every string valid UTF-8, of `schema` when one is
+    given. VersionDamagedError when it is missing, a link, damaged, edited or of another shape."""
     try:
         if file.is_symlink():
             raise VersionDamagedError(f"{file} is a link, not a file")
-        table = pq.read_table(file, page_checksum_verification=True)
+        data = file.read_bytes()
+    except OSError as err:
+        raise VersionDamagedError(f"{file} cannot be read: {err.strerror}") from None
+    if expected is not None and _digest(data) != expected:
+        raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
+    try:
+        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
         table.validate(full=True)
     except (OSError, pa.ArrowException, ValueError) as err:
         raise VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
     if schema is not None and not table.schema.equals(schema):
-        raise VersionDamagedError(f"{file} does not have the contract's columns and types")
+        raise VersionDamagedError(f"{file} does not have the expected columns and types")
     return table
 
 
@@ -415,14 +422,14 @@ def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd
     frames = {}
     for name in names:
         file = path / f"{name}.parquet"
-        try:
-            matches = file_digest(file) == listed.get(file.name)
-        except OSError as err:
-            raise VersionDamagedError(f"{file} cannot be read: {err.strerror}") from None
-        if not matches:
-            raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
-        frames[name] = _to_pandas(file, _read_parquet(file, arrow_schema(name)))
+        if file.name not in listed:
+            raise VersionDamagedError(f"{file} has no sha256 in its manifest")
+        frames[name] = _to_pandas(file, _read_parquet(file, arrow_schema(name), listed[file.name]))
     return frames
+
+
+def _digest(data: bytes) -> dict[str, Any]:
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -576,6 +583,17 @@ def _write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
     (folder / MANIFEST).write_text(json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _move_into_place(tmp: Path, folder: Path) -> None:
+    """Rename a finished folder into place; when another run put the same content there first
+    (its name is its content's key), keep theirs and drop ours."""
+    try:
+        tmp.rename(folder)
+    except OSError as err:
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+            raise
+        _remove(tmp)
+
+
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(_tmp_name(path.name))
     try:
@@ -650,12 +668,7 @@ def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, 
         _write_parquet(rejects, "rejects", staging / "rejects.parquet")
         rejects.to_csv(staging / "rejects.csv", index=False)
         _write_manifest(staging, manifest)
-        try:
-            staging.rename(folder)
-        except OSError as err:
-            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            _remove(staging)  # the same fingerprint: the same rejects are already there
+        _move_into_place(staging, folder)  # the same fingerprint: the same rejects
     except OSError as err:
         _remove(staging)
         raise _write_error(staging, err) from None
@@ -766,19 +779,14 @@ def write_staged(staged_dir: Path, key: str, meta: Mapping[str, Any], tables: Ma
         files = {f"{name}.parquet": _write_arrow(tables[name], tmp / f"{name}.parquet") for name in STAGED_TABLES}
         document = {"format": 1, "key": key, **meta, "files": files}
         (tmp / STAGED_META).write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-        try:
-            tmp.rename(folder)
-        except OSError as err:
-            if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-            _remove(tmp)  # another run staged the same content first
+        _move_into_place(tmp, folder)  # the same key: the same content
     except OSError as err:
         _remove(tmp)
         raise _write_error(tmp, err) from None
 
 
-def read_staged(staged_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, pa.Table]] | None:
-    """A staged capture, verified, or None when there is none.
+def read_staged(staged_dir: Path, key: str) -> dict[str, pa.Table] | None:
+    """The tables of a staged capture, verified, or None when there is none.
 
     Verification: the folder is a real one named by the key, ``capture.json`` names the same key
     and each file's sha256, each file matches it, reads with its page checksums and has the
@@ -798,19 +806,14 @@ def read_staged(staged_dir: Path, key: str) -> tuple[dict[str, Any], dict[str, p
     tables = {}
     for name in STAGED_TABLES:
         file = folder / f"{name}.parquet"
-        want = meta["files"].get(f"{name}.parquet")
+        expected = meta["files"].get(file.name)
+        if not isinstance(expected, dict):
+            raise StagedEntryInvalidError(f"{STAGED_META} has no sha256 for {file.name}")
         try:
-            if file.is_symlink() or not file.is_file():
-                raise StagedEntryInvalidError(f"{file.name} is missing or a link")
-            if not isinstance(want, dict) or file_digest(file) != want:
-                raise StagedEntryInvalidError(f"{file.name} differs from its recorded sha256")
-            table = _read_parquet(file)
-        except (OSError, VersionDamagedError) as err:
+            tables[name] = _read_parquet(file, staged_schema(name), expected)
+        except VersionDamagedError as err:
             raise StagedEntryInvalidError(str(err)) from None
-        if not table.schema.equals(staged_schema(name)):
-            raise StagedEntryInvalidError(f"{file.name} does not have the staged schema")
-        tables[name] = table
-    return meta, tables
+    return tables
 
 
 def discard_staged(staged_dir: Path, key: str) -> None:
