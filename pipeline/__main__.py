@@ -76,21 +76,23 @@ def flow_parameters(
     }
 
 
-def _rate(text: str) -> float:
+def _number(text: str) -> float:
+    """`text` as a float; NaN (which every range check refuses) when it is no number."""
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        value = math.nan
+        return math.nan
+
+
+def _rate(text: str) -> float:
+    value = _number(text)
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"a share between 0 and 1, not {text}")
     return value
 
 
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
+    value = _number(text)
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"a number of seconds, 0 or more, not {text}")
     return value

@@ -8,7 +8,7 @@ import logging
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
@@ -176,6 +176,13 @@ def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> Non
         get_run_logger().warning("the run's artifacts could not be recorded in Prefect: %s", err)
 
 
+def _refuse(refusal: RefusedError, latest: str | None, base: dict[str, Any], results: list[ListingResult]) -> NoReturn:
+    """Report a refused run (nothing published) as the run's artifacts, then fail with `refusal`."""
+    summary = RunSummary(None, None, False, latest, row_counts={}, refused=str(refusal), **base)
+    _publish_artifacts(summary, results)
+    raise refusal
+
+
 def _pruned_versions(out_dir: Path, keep: int | None) -> list[str]:
     """Versions removed by `--keep`; a failure to remove one is a warning (the new version is
     already published), not a failed run."""
@@ -316,9 +323,7 @@ def refresh(
             f"{rejects} of {records} records rejected ({rejects / records:.1%} > {max_reject_rate:.1%}); "
             f"nothing was published. The rejects are in {folder / 'rejects.csv'}"
         )
-        refused = RunSummary(None, None, False, store.latest_id(out_dir), row_counts={}, refused=reason, **base)
-        _publish_artifacts(refused, results)
-        raise RejectRateExceededError(reason)
+        _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, results)
 
     current = store.latest_id(out_dir)
     if not force and current and store.fingerprint(out_dir, current) == manifest["fingerprint"]:
@@ -340,13 +345,12 @@ def refresh(
         parent_id = store.latest_id(out_dir)
         parent = store.read_tables(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
         tables["changes"] = changes_table(parent, tables)
-        refusal = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
+        too_many_removed = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
+        if too_many_removed:
+            _refuse(RemovalRateExceededError(too_many_removed), parent_id, base, results)
         if parent is None and not len(tables["papers"]):
-            refusal = "no input holds a single usable record: a first version without papers is not published"
-        if refusal:
-            refused = RunSummary(None, None, False, parent_id, row_counts={}, refused=refusal, **base)
-            _publish_artifacts(refused, results)
-            raise (RemovalRateExceededError if parent is not None else NothingToPublishError)(refusal)
+            nothing = "no input holds a single usable record: a first version without papers is not published"
+            _refuse(NothingToPublishError(nothing), parent_id, base, results)
         logger.info("validating %d tables", len(tables))
         validated = validate(quote(tables))  # type: ignore[call-overload]
         outcome = publish(out_dir, quote(validated), manifest, force)  # type: ignore[call-overload]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import AnyStr
 
 from pipeline.split import Split, split_title_authors
 
@@ -89,13 +90,23 @@ def decode_listing(data: bytes) -> tuple[str, frozenset[int]]:
         pass
     lines: list[str] = []
     undecodable: set[int] = set()
-    for number, raw in enumerate(data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n"), start=1):
+    for number, raw in enumerate(split_lines(data), start=1):
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
             undecodable.add(number)
             lines.append(raw.decode("utf-8", errors="replace"))
     return "\n".join(lines), frozenset(undecodable)
+
+
+def split_lines(text: AnyStr) -> list[AnyStr]:
+    """Lines ending at LF, CRLF or a lone CR (old Mac exports), as in Python's universal newlines.
+
+    One rule for the bytes `decode_listing` numbers and the text `clean_lines` numbers, so that
+    an undecodable line is reported under the number its record has.
+    """
+    lf, cr = ("\n", "\r") if isinstance(text, str) else (b"\n", b"\r")
+    return text.replace(cr + lf, lf).replace(cr, lf).split(lf)
 
 
 def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
@@ -106,14 +117,11 @@ def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
 
 
 def clean_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line) with BOM and trailing spaces removed.
-
-    Lines end at LF, CRLF or a lone CR (old Mac exports), as in Python's universal newlines; the
-    numbering is the one `decode_listing` reports undecodable lines in.
-    """
+    """Yield (1-based line number, line) with BOM and trailing spaces removed (lines as
+    `split_lines` cuts them)."""
     if text.startswith("\ufeff"):
         text = text[1:]
-    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), start=1):
+    for number, line in enumerate(split_lines(text), start=1):
         yield number, line.rstrip(" \t\u00a0")
 
 
