@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench-split dictionary clean
+.PHONY: run test lint bench-split bench-scale dictionary clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ lint: $(STAMP)
 
 bench-split: $(STAMP)
 	$(PY) -m benchmarks.split_accuracy
+
+# The CLI on 200k and 1M generated papers, this checkout beside the design before the rewrite
+# (~1.7 GB of inputs under /tmp; options: $(PY) -m benchmarks.scale --help).
+bench-scale: $(STAMP)
+	$(PY) -m benchmarks.scale
 
 dictionary: $(STAMP)
 	$(PY) -c "from schemas.contract import data_dictionary; print(data_dictionary(), end='')" > schemas/DATA_DICTIONARY.md

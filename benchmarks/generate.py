@@ -5,7 +5,8 @@ past them, titles, author lists and abstract sentences of real papers are recomb
 abstract gets a distinct sentence mix (a per-paper cache must not hide the cost of rendering).
 About 15% of real abstracts hold LaTeX, and so do the synthetic ones.
 
-Run: ``.venv/bin/python -m benchmarks.generate 200000 /tmp/listing_2026-11-26.txt``.
+Run: ``.venv/bin/python -m benchmarks.generate 200000 /tmp/listing_2026-11-26.txt``; a later capture of
+1,000 papers none of them holds: ``... 1000 /tmp/listing_2026-11-27.txt --seed 7 --skip 200000``.
 The output depends only on N, the seed and the corpus: two runs write the same bytes.
 """
 
@@ -48,13 +49,15 @@ def _sentences(abstract: str) -> list[str]:
     return parts
 
 
-def papers(count: int, seed: int = 20261126) -> Iterator[dict]:
-    """`count` papers: the real ones first, then recombinations with distinct abstracts."""
+def papers(count: int, seed: int = 20261126, skip: int = 0) -> Iterator[dict]:
+    """Papers number `skip` to `count - 1`: the real ones first, then recombinations with distinct
+    abstracts. With `skip` past the real ones, none of them is the same paper as one of a listing
+    of `skip` papers (each synthetic title holds its number), whatever the seed."""
     real = load_abstract_records()
-    yield from real[:count]
+    yield from real[skip:count]
     rng = random.Random(seed)
     sentences = [s for r in real for s in _sentences(r["abstract"])]
-    for i in range(len(real), count):
+    for i in range(max(len(real), skip), count):
         t, a = real[rng.randrange(len(real))], real[rng.randrange(len(real))]
         body = [sentences[rng.randrange(len(sentences))] for _ in range(rng.randint(4, 9))]
         # A sentence naming the paper's number keeps every abstract distinct.
@@ -82,11 +85,12 @@ def record_lines(paper: dict, rng: random.Random, capture: date) -> tuple[str, s
     return f"{score}{suffix_of(paper['category'])}{when}{code}", second, paper["abstract"]
 
 
-def write_listing(count: int, out: TextIO, seed: int = 20261126, capture: date = CAPTURE) -> int:
-    """Write a listing of `count` papers to `out`; return the number of bytes written (UTF-8)."""
+def write_listing(count: int, out: TextIO, seed: int = 20261126, capture: date = CAPTURE, skip: int = 0) -> int:
+    """Write a listing of `count` papers, from paper number `skip` on, to `out`; return the number
+    of bytes written (UTF-8)."""
     rng = random.Random(seed + 1)
     written = 0
-    for paper in papers(count, seed):
+    for paper in papers(skip + count, seed, skip):
         block = "\n".join(record_lines(paper, rng, capture)) + "\n"
         out.write(block)
         written += len(block.encode("utf-8"))
@@ -98,9 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("count", type=int, help="papers in the listing")
     parser.add_argument("path", type=Path, help="file to write (its name should hold the capture date)")
     parser.add_argument("--seed", type=int, default=20261126)
+    parser.add_argument(
+        "--skip", type=int, default=0,
+        help="start at paper number K: no paper of a listing of K papers is among them, since the first "
+        "20,108 (the real ones) are the same whatever the seed (a new capture for a refresh; default: 0)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with args.path.open("w", encoding="utf-8", newline="\n") as out:
-        size = write_listing(args.count, out, args.seed)
+        size = write_listing(args.count, out, args.seed, skip=args.skip)
     print(f"wrote {args.count:,} papers, {size / 1e6:.1f} MB, to {args.path}", file=sys.stderr)
     return 0
 

@@ -5,7 +5,8 @@ Run: ``.venv/bin/python -m benchmarks.record_bounds [--limit-s 20] [--repeat 3]`
 Every shape is built at exactly MAX_ABSTRACT_CHARS (abstracts) or MAX_TITLE_LINE_CHARS (title/author
 lines) and timed through the real pure functions: `abstract_text` (uncached) and `latex_to_text` on
 the whole abstract, `split_title_authors` (its lru caches cleared before each run), and a full
-`listing_result` on a one-record listing, also with lines 10x over the limit (rejected as
+`chunk_tables` (parse, normalise, staged tables) on a one-record listing, also with lines 10x over
+the limit (rejected as
 ``oversized_record`` before any splitting or rendering). Each measurement runs in a forked child
 that is killed past ``--limit-s`` seconds, so a pathological shape is reported as "> N s" instead
 of hanging the benchmark. Peak memory is tracemalloc's peak for one extra run. The worst shapes
@@ -38,7 +39,7 @@ from pipeline.listing import MAX_ABSTRACT_CHARS, MAX_TITLE_LINE_CHARS
 from pipeline.normalize import abstract_text, latex_to_text
 from pipeline.reference import Reference, load_reference
 from pipeline.split import Split, split_title_authors
-from pipeline.tables import listing_result
+from pipeline.tables import chunk_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "tests" / "data" / "gold_2026-11-26.jsonl"
@@ -188,14 +189,14 @@ def run_split(text: str) -> str:
 
 
 def _listing_runner(title_line: str, abstract: str, reference: Reference) -> Callable[[str], str]:
-    """A run of `listing_result` on one record; its argument is ignored (the record is fixed)."""
+    """A run of `chunk_tables` on one record; its argument is ignored (the record is fixed)."""
 
     def run(_: str) -> str:
         _clear_caches(split, normalize)
         text = f"{HEADER}\n{title_line}\n{abstract}\n"
-        result = listing_result(text, "bench.txt", "0" * 64, len(text), CAPTURE, reference)
-        rules = sorted({r.rule for r in result.rejects})
-        return f"{len(result.papers)} paper(s), rejects: {', '.join(rules) or 'none'}"
+        tables = chunk_tables(text, CAPTURE, reference)
+        rules = sorted(set(tables["rejects"].column("rule").to_pylist()))
+        return f"{tables['papers'].num_rows} paper(s), rejects: {', '.join(rules) or 'none'}"
 
     return run
 
@@ -356,7 +357,7 @@ def main() -> None:
     ]
     for label, title_line, abstract in whole:
         run = _listing_runner(title_line, abstract, reference)
-        row = measure("listing_result", label, run, "", repeat, limit_s)
+        row = measure("chunk_tables", label, run, "", repeat, limit_s)
         rows.append(Row(row.function, row.shape, len(title_line) + len(abstract), row.best_s, row.peak_kib, row.note))
     print_table(rows, limit_s)
 
@@ -376,7 +377,7 @@ def main() -> None:
             print(f"{function:<20} {top.shape:<46} {cells}  {growth(times)}")
 
     print()
-    functions = ("abstract_text", "latex_to_text", "split_title_authors", "listing_result")
+    functions = ("abstract_text", "latex_to_text", "split_title_authors", "chunk_tables")
     parts = [f"{f}: {w.shape} ({fmt_s(w, limit_s)} s)" for f in functions for w in worst(f, 1)]
     slow = [r for r in rows if _cost(r) > SLOW_S]
     print("Worst per function: " + "; ".join(parts))

@@ -24,13 +24,14 @@ def miss_cause(truth: Rendered, got: ParsedRecord | Reject | None) -> str:
         return "record lost"
     if isinstance(got, Reject):
         return f"rejected: {got.rule}"
-    if got.authors_truncated != truth.authors_truncated:
+    split = got.split
+    if split.authors_truncated != truth.authors_truncated:
         return "et-al flag wrong"
-    if len(got.authors) != len(truth.authors):
+    if len(split.authors) != len(truth.authors):
         return "wrong number of authors (a comma-split title or author)"
-    if truth.title.startswith(got.title):
+    if truth.title.startswith(split.title):
         return "boundary too early (end of title read as author)"
-    if got.title.startswith(truth.title):
+    if split.title.startswith(truth.title):
         return "boundary too late (start of author read as title)"
     return "other"
 
@@ -50,10 +51,10 @@ def split_accuracy(records: list[dict]) -> tuple[int, list[tuple[Rendered, Parse
         got = parsed.get(t.source_line)
         if (
             isinstance(got, ParsedRecord)
-            and got.title == t.title
-            and got.authors == t.authors
-            and got.authors_truncated == t.authors_truncated
-            and got.affiliations == t.affiliations
+            and got.split.title == t.title
+            and got.split.authors == t.authors
+            and got.split.authors_truncated == t.authors_truncated
+            and got.split.affiliations == t.affiliations
         ):
             exact += 1
         else:
@@ -82,13 +83,13 @@ def main() -> None:
     exact, misses = split_accuracy(records)
     print(f"real corpus: {exact}/{len(records)} exact = {100 * exact / len(records):.2f}%")
     _, parsed = parse_rendered(records)
-    flagged = {line for line, item in parsed.items() if isinstance(item, ParsedRecord) and item.split_ambiguous}
+    flagged = {line for line, item in parsed.items() if isinstance(item, ParsedRecord) and item.split.ambiguous}
     flagged_misses = sum(1 for t, _ in misses if t.source_line in flagged)
     print(f"flagged author_split_ambiguous: {len(flagged)} ({flagged_misses} of the {len(misses)} misses)")
     for cause, n in Counter(miss_cause(t, g) for t, g in misses).most_common():
         print(f"  {n:4d}  {cause}")
     for t, g in misses[: args.show]:
-        got = f"{g.title[-30:]!r} | {g.authors}" if isinstance(g, ParsedRecord) else repr(g)
+        got = f"{g.split.title[-30:]!r} | {g.split.authors}" if isinstance(g, ParsedRecord) else repr(g)
         print(f"  - want {t.title[-30:]!r} | {t.authors}\n    got  {got}")
 
     text, _ = render_listing(records, CAPTURE)
@@ -96,7 +97,7 @@ def main() -> None:
     print(f"parser speed, real corpus: {n} records in {seconds:.3f} s = {n / seconds:,.0f} records/s (best of 3)")
     items = list(parse_listing(text))
     start = time.perf_counter()
-    normalize_listing(items, CAPTURE, load_reference())
+    list(normalize_listing(items, CAPTURE, load_reference()))
     seconds = time.perf_counter() - start
     print(
         f"normaliser speed (dates, codes, names, LaTeX, ids) on the same records: {len(items) / seconds:,.0f} records/s"

@@ -33,6 +33,8 @@ EXIT_INTERNAL = 4  # an unexpected error: a bug, reported with its traceback
 EXIT_INTERRUPTED = 130  # Ctrl-C
 # A task run costs ~25 ms of Prefect bookkeeping: ~8 MB of listings per parse task outweighs it.
 DEFAULT_BATCH_BYTES = 8_000_000
+ONE_TASK = 1 << 62
+DEFAULT_CHUNK_BYTES = 16 << 20
 
 
 def _iso_date(text: str) -> date:
@@ -58,7 +60,10 @@ def flow_parameters(
     max_removed_rate: float = DEFAULT_MAX_REMOVED_RATE,
     keep: int | None = None,
     refresh_cache: bool = False,
+    dask: bool = False,
     min_tasks: int = 1,
+    workers: int | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> dict[str, Any]:
     """Every parameter of the `refresh` flow, the CLI's defaults filling those not given."""
     return {
@@ -71,8 +76,12 @@ def flow_parameters(
         "max_removed_rate": max_removed_rate,
         "keep": keep,
         "refresh_cache": refresh_cache,
-        "batch_bytes": DEFAULT_BATCH_BYTES,
+        # On Dask, files are spread as tasks and each is parsed in its worker; here, all files
+        # go to one task that parses their parts on every core.
+        "batch_bytes": DEFAULT_BATCH_BYTES if dask else ONE_TASK,
         "min_tasks": min_tasks,
+        "workers": 1 if dask else workers or os.cpu_count() or 1,
+        "chunk_bytes": chunk_bytes,
     }
 
 
@@ -283,6 +292,7 @@ def _run(args: argparse.Namespace) -> int:
                     refresh_cache=args.refresh,
                     # Two parse tasks per worker keep every worker busy; an existing cluster's size
                     # is unknown here, so assume a small one.
+                    dask=runner is not None,
                     min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
                 )
             )
@@ -389,25 +399,23 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _diff(args: argparse.Namespace) -> int:
     from pipeline import store
-    from pipeline.tables import CHANGE_INPUTS, changes_table
+    from pipeline.assemble import changes_between
+    from pipeline.tables import CHANGE_INPUTS
     from schemas.tables import CHANGE_KINDS
 
     try:
         old_path = store.version_path(args.out, args.old)
         new_path = store.version_path(args.out, args.new)
-        old, new = store.read_tables(old_path, CHANGE_INPUTS), store.read_tables(new_path, CHANGE_INPUTS)
+        old, new = store.verified_files(old_path, CHANGE_INPUTS), store.verified_files(new_path, CHANGE_INPUTS)
+        changes, before, after = changes_between(old, new)
     except store.StoreError as err:
         return _error(err, EXIT_UNUSABLE)
-    changes = changes_table(old, new)
-    print(f"{old_path.name} → {new_path.name}: {len(old['papers'])} → {len(new['papers'])} papers")
+    print(f"{old_path.name} → {new_path.name}: {before} → {after} papers")
     counts = changes["change"].value_counts()
     print("  " + (", ".join(f"{counts.get(k, 0)} {k}" for k in CHANGE_KINDS)))
-    titles: dict[str, str] = {}
-    for frame in (old["papers"], new["papers"]):
-        titles.update(zip(frame["paper_id"].astype(str), frame["title"].astype(str), strict=True))
     for row in changes.head(args.limit).itertuples(index=False):
         fields = f" ({row.changed_fields!s})" if row.changed_fields else ""
-        print(f"  {row.change!s:<8} {row.paper_id!s}  {_cell(titles[str(row.paper_id)], 70)}{fields}")
+        print(f"  {row.change!s:<8} {row.paper_id!s}  {_cell(row.title, 70)}{fields}")
     if len(changes) > args.limit:
         print(f"  ... {len(changes) - args.limit} more")
     return EXIT_OK

@@ -7,10 +7,10 @@ import json
 import logging
 from collections import Counter
 from datetime import UTC, date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -18,22 +18,17 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.futures import as_completed
 from prefect.states import State
 from prefect.task_runners import TaskRunner
-from prefect.utilities.annotations import quote
 
 from pipeline import __version__, store
+from pipeline.assemble import Assembled, CaptureFiles, build_version, key_failures, staged_rejects, table_batches
 from pipeline.reference import load_reference
-from pipeline.report import REJECT_SAMPLE, RunSummary, input_warnings, mass_removal, report_markdown
-from pipeline.sources import (
-    Loaded,
-    Source,
-    code_fingerprint,
-    discover_sources,
-    listing_cache_key,
-    load_source,
-)
-from pipeline.tables import CHANGE_INPUTS, ListingResult, build_tables, changes_table, rejects_table
-from schemas import validate_dataset
+from pipeline.report import REJECT_SAMPLE, CaptureCounts, RunSummary, input_warnings, mass_removal, report_markdown
+from pipeline.sources import Source, code_fingerprint, discover_sources
+from pipeline.staging import StagedCapture, stage_sources
+from pipeline.tables import CHANGE_INPUTS, STAGED_TABLES
+from schemas import MODELS, DatasetInvalidError
 from schemas.contract import schema_fingerprint
+from schemas.validate import batch_failures
 
 # pylatexenc logs a warning for every malformed macro it meets: one hostile abstract would flood
 # the run's log (and Prefect's database) with thousands of lines; the rendering itself is kept.
@@ -81,75 +76,82 @@ def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
 
 
 @task(
-    name="parse-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
+    name="stage-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
 )
-def parse_listing_files(sources: list[Source], staged_dir: Path | None, refresh_cache: bool) -> list[Loaded]:
-    """Read and parse a batch of raw listings, or take them from the staged layer."""
-    return [load_source(source, load_reference(), staged_dir, refresh_cache) for source in sources]
+def stage_listings(
+    sources: list[Source], staged_dir: Path, refresh_cache: bool, workers: int, chunk_bytes: int
+) -> list[StagedCapture]:
+    """Parse a batch of raw listings into the staged layer (on `workers` processes), or find them there."""
+    return stage_sources(sources, staged_dir, refresh_cache, workers, chunk_bytes)
 
 
-@task(name="build-tables", cache_policy=NO_CACHE)
-def build_dataset(results: list[ListingResult]) -> dict[str, pd.DataFrame]:
-    """Assemble all listings into the dataset's tables."""
-    return build_tables(results, load_reference())
+@task(name="assemble", cache_policy=NO_CACHE)
+def assemble(database: Path, captures: list[CaptureFiles], parent: dict[str, Path] | None) -> Assembled:
+    """Assemble the staged captures into the version's tables, in a database file."""
+    return build_version(database, captures, load_reference(), parent)
 
 
-@task(name="validate", cache_policy=NO_CACHE)
-def validate(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    """Validate every table and foreign key once; raises DatasetInvalidError naming every bad row."""
-    return validate_dataset(tables)
+@task(name="check-keys", cache_policy=NO_CACHE)
+def check_keys(database: Path) -> None:
+    """Uniqueness and foreign keys over whole tables; raises DatasetInvalidError naming every bad row."""
+    failures = key_failures(database)
+    if len(failures):
+        raise DatasetInvalidError(failures)
 
 
 @task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure)
-def publish(
-    out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any], force: bool
-) -> store.PublishOutcome:
-    """Write the version aside and swap `latest` (retried: writing is I/O)."""
-    return store.publish_version(out_dir, tables, manifest, datetime.now(UTC), force=force)
+def publish(out_dir: Path, database: Path, manifest: dict[str, Any], force: bool) -> store.PublishOutcome:
+    """Stream the tables into a new version, validating each batch, and swap `latest` (retried: I/O)."""
+    tables = {name: partial(table_batches, database, name) for name in MODELS}
+    return store.publish_version(out_dir, tables, manifest, datetime.now(UTC), batch_failures, force=force)
 
 
 @task(
     name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
 )
-def write_rejected(out_dir: Path, results: list[ListingResult], manifest: dict[str, Any]) -> Path:
+def write_rejected(out_dir: Path, captures: list[CaptureFiles], manifest: dict[str, Any]) -> Path:
     """Write a refused run's rejects where the operator can read them."""
-    return store.write_rejected(out_dir, rejects_table(results), manifest)
+    return store.write_rejected(out_dir, staged_rejects(captures), manifest)
 
 
 # --- plain helpers ----------------------------------------------------------------------------
 
 
-def input_entries(results: list[ListingResult], sources: list[Source]) -> list[dict[str, Any]]:
+def input_entries(staged: list[StagedCapture]) -> list[dict[str, Any]]:
     """The manifest's description of every input file."""
-    origin = {s.name: s.capture_date_from for s in sources}
     return [
         {
-            "path": r.source_file,
-            "sha256": r.sha256,
-            "bytes": r.size_bytes,
-            "capture_date": r.capture_date.isoformat(),
-            "capture_date_from": origin[r.source_file],
-            "records": r.records,
-            "rejects": len(r.rejects),
+            "path": c.source.name,
+            "sha256": c.sha256,
+            "bytes": c.counts.size_bytes,
+            "capture_date": c.source.capture_date.isoformat(),
+            "capture_date_from": c.source.capture_date_from,
+            "records": c.counts.records,
+            "rejects": c.counts.rejects,
         }
-        for r in results
+        for c in staged
     ]
 
 
-def run_manifest(results: list[ListingResult], sources: list[Source], skipped: list[str]) -> dict[str, Any]:
+def run_manifest(staged: list[StagedCapture], skipped: list[str]) -> dict[str, Any]:
     """What the version will say about its inputs, code and contract (ids and counts come later)."""
-    inputs = input_entries(results, sources)
+    inputs = input_entries(staged)
     code, schema = code_fingerprint(), schema_fingerprint()
     return {
         "pipeline_version": __version__,
         "inputs": inputs,
         "skipped_inputs": skipped,
-        "records": sum(r.records for r in results),
-        "rejects": sum(len(r.rejects) for r in results),
+        "records": sum(c.counts.records for c in staged),
+        "rejects": sum(c.counts.rejects for c in staged),
         "code_fingerprint": code,
         "schema_fingerprint": schema,
         "fingerprint": run_fingerprint(inputs, code, schema),
     }
+
+
+def capture_files(staged: list[StagedCapture]) -> list[CaptureFiles]:
+    """What assembly reads of each staged capture."""
+    return [CaptureFiles(c.source.name, c.source.capture_date, {t: c.files(t) for t in STAGED_TABLES}) for c in staged]
 
 
 def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str:
@@ -159,16 +161,14 @@ def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> None:
+def _publish_artifacts(summary: RunSummary, captures: list[CaptureFiles]) -> None:
     """The run's summary and first rejects as Prefect artifacts; a report, so a failure to record
     them (the API went away) is a warning, never a failed run after the version is published."""
-    sample = rejects_table(results).head(REJECT_SAMPLE)
     try:
+        sample = [row for batch in staged_rejects(captures, REJECT_SAMPLE) for row in batch.to_pylist()]
         create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
         create_table_artifact(
-            table=[
-                {str(k): v for k, v in row.items()} for row in sample.drop(columns=["raw"]).to_dict(orient="records")
-            ],
+            table=[{k: v for k, v in row.items() if k != "raw"} for row in sample],
             key=REJECTS_ARTIFACT,
             description=f"First {REJECT_SAMPLE} rejects of the run ({summary.rejects} in all)",
         )
@@ -176,10 +176,10 @@ def _publish_artifacts(summary: RunSummary, results: list[ListingResult]) -> Non
         get_run_logger().warning("the run's artifacts could not be recorded in Prefect: %s", err)
 
 
-def _refuse(refusal: RefusedError, latest: str | None, base: dict[str, Any], results: list[ListingResult]) -> NoReturn:
+def _refuse(refusal: RefusedError, latest: str | None, base: dict[str, Any], captures: list[CaptureFiles]) -> NoReturn:
     """Report a refused run (nothing published) as the run's artifacts, then fail with `refusal`."""
     summary = RunSummary(None, None, False, latest, row_counts={}, refused=str(refusal), **base)
-    _publish_artifacts(summary, results)
+    _publish_artifacts(summary, captures)
     raise refusal
 
 
@@ -238,24 +238,26 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     }
 
 
-def _parse_all(
-    sources: list[Source], batches: list[list[Source]], staged_dir: Path, refresh_cache: bool
-) -> dict[str, Loaded]:
-    """Every listing parsed (or taken from the staged layer), by name, with progress per file."""
+def _stage_all(
+    sources: list[Source], batches: list[list[Source]], staged_dir: Path, refresh_cache: bool, workers: int,
+    chunk_bytes: int,
+) -> dict[str, StagedCapture]:  # fmt: skip
+    """Every listing in the staged layer, by name, with progress per file."""
     logger = get_run_logger()
-    logger.info("%d listing(s) in %d parse task(s)", len(sources), len(batches))
-    futures = parse_listing_files.map(batches, staged_dir=staged_dir, refresh_cache=refresh_cache)
-    by_name: dict[str, Loaded] = {}
+    logger.info("%d listing(s) in %d staging task(s), %d process(es) each", len(sources), len(batches), workers)
+    futures = stage_listings.map(
+        batches, staged_dir=staged_dir, refresh_cache=refresh_cache, workers=workers, chunk_bytes=chunk_bytes
+    )
+    by_name: dict[str, StagedCapture] = {}
     for future in as_completed(futures):
-        for loaded in future.result():
-            result = loaded.result
-            by_name[result.source_file] = loaded
-            if loaded.note:
-                logger.warning(loaded.note)
+        for capture in future.result():
+            by_name[capture.source.name] = capture
+            if capture.note:
+                logger.warning(capture.note)
             logger.info(
                 "[%d/%d] %s: %d records, %d rejects (%s)",
-                len(by_name), len(sources), result.source_file, result.records, len(result.rejects),
-                "from cache" if loaded.from_cache else "parsed",
+                len(by_name), len(sources), capture.source.name, capture.counts.records, capture.counts.rejects,
+                "from cache" if capture.from_cache else f"parsed in {capture.parts} part(s)",
             )  # fmt: skip
     return by_name
 
@@ -276,15 +278,18 @@ def refresh(
     refresh_cache: bool,
     batch_bytes: int,
     min_tasks: int,
+    workers: int,
+    chunk_bytes: int,
 ) -> RunSummary:
     """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`.
 
     Every parameter is required: the defaults live at the entry points (`pipeline.__main__`).
 
-    Parsed listings are staged under ``out_dir/staged`` on their content; `refresh_cache` re-parses
-    all. Files are parsed in tasks of about `batch_bytes` each (a task run costs ~25 ms, so one
-    per small file would cost more than the parsing), and in at least `min_tasks` tasks (set it to
-    a few per worker when a Dask runner is used).
+    Listings are parsed once into the staged layer (``out_dir/staged``, keyed on their content;
+    `refresh_cache` parses all again), in parts of about `chunk_bytes` on `workers` processes
+    per staging task. Files are grouped into staging tasks of about `batch_bytes`, at least
+    `min_tasks` of them (a few per worker when a Dask runner spreads the tasks). The staged
+    captures are then assembled in DuckDB and the version is streamed to Parquet.
 
     Raises RejectRateExceededError (rejects written aside) when more than `max_reject_rate` of
     the records are rejected, RemovalRateExceededError when more than `max_removed_rate` of the
@@ -300,65 +305,71 @@ def refresh(
     found = discover_sources(raw_dir, as_of)
     sources = found.sources
     staged_dir = out_dir / store.STAGED
-    by_name = _parse_all(sources, file_batches(sources, batch_bytes, min_tasks), staged_dir, refresh_cache)
-    results = [by_name[s.name].result for s in sources]
-    warnings = [str(notice) for notice in found.notices] + input_warnings(results)
+    batches = file_batches(sources, batch_bytes, min_tasks)
+    by_name = _stage_all(sources, batches, staged_dir, refresh_cache, workers, chunk_bytes)
+    staged = [by_name[s.name] for s in sources]
+    captures = capture_files(staged)
+    counts: list[CaptureCounts] = [c.counts for c in staged]
+    warnings = [str(notice) for notice in found.notices] + input_warnings(counts)
     for warning in warnings:
         logger.warning(warning)
-    manifest = run_manifest(results, sources, [str(n) for n in found.notices if n.action == "skipped"])
+    manifest = run_manifest(staged, [str(n) for n in found.notices if n.action == "skipped"])
     records, rejects = manifest["records"], manifest["rejects"]
+    by_rule: Counter[str] = sum((Counter(c.rejects_by_rule) for c in counts), Counter())
     base = {
         "records": records,
         "rejects": rejects,
-        "rejects_by_rule": dict(Counter(j.rule for r in results for j in r.rejects).most_common()),
+        "rejects_by_rule": dict(by_rule.most_common()),
         "inputs": manifest["inputs"],
-        "parsed_files": [s.name for s in sources if not by_name[s.name].from_cache],
-        "cached_files": [s.name for s in sources if by_name[s.name].from_cache],
+        "parsed_files": [c.source.name for c in staged if not c.from_cache],
+        "cached_files": [c.source.name for c in staged if c.from_cache],
         "warnings": warnings,
     }
 
     if records and rejects / records > max_reject_rate:
-        folder = write_rejected(out_dir, quote(results), manifest)  # type: ignore[call-overload]
+        folder = write_rejected(out_dir, captures, manifest)
         reason = (
             f"{rejects} of {records} records rejected ({rejects / records:.1%} > {max_reject_rate:.1%}); "
             f"nothing was published. The rejects are in {folder / 'rejects.csv'}"
         )
-        _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, results)
+        _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, captures)
 
     current = store.latest_id(out_dir)
     if not force and current and store.fingerprint(out_dir, current) == manifest["fingerprint"]:
         logger.info("up to date: version %s already has these inputs and code", current)
         path = store.version_path(out_dir, current)
         summary = RunSummary(current, path, False, current, row_counts=store.read_manifest(path)["row_counts"], **base)
-        _publish_artifacts(summary, results)
+        _publish_artifacts(summary, captures)
         return summary
-
-    logger.info("building tables from %d listing(s)", len(results))
-    # quote(): Prefect would otherwise walk every object of the inputs looking for futures
-    # (about 5 s per 30k papers); these inputs hold none.
-    tables = build_dataset(quote(results))  # type: ignore[call-overload]
 
     def waiting(holder: str) -> None:
         logger.info("waiting for the writer lock on %s (held by %s)", out_dir, holder)
 
-    with store.writer_lock(out_dir, lock_timeout_s, on_wait=waiting):
+    with store.writer_lock(out_dir, lock_timeout_s, on_wait=waiting), store.scratch_folder(out_dir) as scratch:
+        # Another run may have pruned this run's staged captures while it waited for the lock
+        # (its raw folder differs): stage them again; under the lock, no run prunes them now.
+        gone = [c.source for c in staged if not store.staged_present(staged_dir, c.key)]
+        if gone:
+            logger.info("%d staged listing(s) were pruned by another run meanwhile: staging them again", len(gone))
+            again = {c.source.name: c for c in stage_listings(gone, staged_dir, False, workers, chunk_bytes)}
+            staged = [again.get(c.source.name, c) for c in staged]
+            captures = capture_files(staged)
         parent_id = store.latest_id(out_dir)
-        parent = store.read_tables(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
-        tables["changes"] = changes_table(parent, tables)
-        too_many_removed = mass_removal(parent, tables["changes"], manifest["inputs"], max_removed_rate)
+        parent = store.verified_files(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
+        logger.info("assembling %d listing(s)", len(captures))
+        built = assemble(scratch / "assembly.duckdb", captures, parent)
+        too_many_removed = mass_removal(built.parent_papers, built.removed_by_origin, manifest["inputs"],
+                                        max_removed_rate)  # fmt: skip
         if too_many_removed:
-            _refuse(RemovalRateExceededError(too_many_removed), parent_id, base, results)
-        if parent is None and not len(tables["papers"]):
+            _refuse(RemovalRateExceededError(too_many_removed), parent_id, base, captures)
+        if parent is None and not built.row_counts["papers"]:
             nothing = "no input holds a single usable record: a first version without papers is not published"
-            _refuse(NothingToPublishError(nothing), parent_id, base, results)
-        logger.info("validating %d tables", len(tables))
-        validated = validate(quote(tables))  # type: ignore[call-overload]
-        outcome = publish(out_dir, quote(validated), manifest, force)  # type: ignore[call-overload]
+            _refuse(NothingToPublishError(nothing), parent_id, base, captures)
+        logger.info("checking keys, then validating and publishing %d tables", len(built.row_counts))
+        check_keys(built.database)
+        outcome = publish(out_dir, built.database, manifest, force)
         pruned = _pruned_versions(out_dir, keep)
-        code = code_fingerprint()
-        store.prune_staged(
-            staged_dir, {listing_cache_key(s, r.sha256, code) for s, r in zip(sources, results, strict=True)}
-        )
+        store.prune_staged(staged_dir, {c.key for c in staged})
     if pruned:
         logger.info("pruned versions %s (--keep %d)", ", ".join(pruned), keep)
     logger.info(
@@ -369,10 +380,10 @@ def refresh(
         outcome.path,
         outcome.published,
         outcome.parent_id,
-        row_counts={name: len(frame) for name, frame in tables.items()},
-        changes=dict(Counter(tables["changes"]["change"])) if outcome.published else {},
+        row_counts=built.row_counts,
+        changes=built.changes if outcome.published else {},
         pruned=pruned,
         **base,
     )
-    _publish_artifacts(summary, results)
+    _publish_artifacts(summary, captures)
     return summary

@@ -57,11 +57,7 @@ class ParsedRecord:
     day: int
     year: int | None
     has_code: bool
-    title: str
-    authors: tuple[str, ...]
-    authors_truncated: bool
-    affiliations: tuple[str, ...]
-    split_ambiguous: bool
+    split: Split  # title, authors, et al., affiliations
     abstract: str
     raw: str  # the record's lines as found, for a reject raised after parsing
 
@@ -76,8 +72,9 @@ class Reject:
     raw: str
 
 
-def decode_listing(data: bytes) -> tuple[str, frozenset[int]]:
-    """The text of a listing's bytes, and the 1-based numbers of the lines that are not UTF-8.
+def decode_listing(data: bytes, first_line: int = 1) -> tuple[str, frozenset[int]]:
+    """The text of a listing's bytes, and the numbers of the lines that are not UTF-8 (counted
+    from `first_line`, the number of the first line of `data` in its file).
 
     A file that is UTF-8 throughout decodes as usual. Otherwise each line is decoded on its own:
     the valid lines are kept, the others are decoded with U+FFFD replacements and reported, so
@@ -90,7 +87,7 @@ def decode_listing(data: bytes) -> tuple[str, frozenset[int]]:
         pass
     lines: list[str] = []
     undecodable: set[int] = set()
-    for number, raw in enumerate(split_lines(data), start=1):
+    for number, raw in enumerate(split_lines(data), start=first_line):
         try:
             lines.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -116,12 +113,12 @@ def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
     return f"{line[:limit]}… [truncated: {len(line):,} characters in all]"
 
 
-def clean_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Yield (1-based line number, line) with BOM and trailing spaces removed (lines as
-    `split_lines` cuts them)."""
-    if text.startswith("\ufeff"):
+def clean_lines(text: str, first_line: int = 1) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) with BOM and trailing spaces removed (lines as `split_lines`
+    cuts them); numbers start at `first_line`, the number of the text's first line in its file."""
+    if first_line == 1 and text.startswith("\ufeff"):
         text = text[1:]
-    for number, line in enumerate(split_lines(text), start=1):
+    for number, line in enumerate(split_lines(text), start=first_line):
         yield number, line.rstrip(" \t\u00a0")
 
 
@@ -248,11 +245,7 @@ def parse_record(raw: RawRecord) -> ParsedRecord | Reject:
         day=int(m["day"]),
         year=int(m["year"]) if m["year"] else None,
         has_code=m["code"] is not None,
-        title=split.title,
-        authors=split.authors,
-        authors_truncated=split.authors_truncated,
-        affiliations=split.affiliations,
-        split_ambiguous=split.ambiguous,
+        split=split,
         abstract=raw.abstract.strip(),
         raw=_record_text(raw),
     )
@@ -262,7 +255,11 @@ def _record_text(raw: RawRecord) -> str:
     return "\n".join((raw.header, raw.title_line, raw.abstract))
 
 
-def parse_listing(text: str, undecodable: frozenset[int] = frozenset()) -> Iterator[ParsedRecord | Reject]:
-    """Parse a whole listing, record by record, in line order (`undecodable`: see `decode_listing`)."""
-    for item in raw_records(clean_lines(text), undecodable):
+def parse_listing(
+    text: str, undecodable: frozenset[int] = frozenset(), first_line: int = 1
+) -> Iterator[ParsedRecord | Reject]:
+    """Parse a whole listing, or a part of one that starts at a record header on line
+    `first_line`, record by record, in line order (`undecodable`: see `decode_listing`, numbered
+    in the same file)."""
+    for item in raw_records(clean_lines(text, first_line), undecodable):
         yield item if isinstance(item, Reject) else parse_record(item)

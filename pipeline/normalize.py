@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -59,25 +59,18 @@ class AuthorName:
 
 
 @dataclass(frozen=True, slots=True)
-class Paper:
-    """One normalised paper of one listing, with its authors and organisations in order."""
+class NormalizedPaper:
+    """One normalised record while its chunk is built: its row of the staged ``papers`` table
+    (keyed by that table's column names), and its authors and organisations in listed order."""
 
-    paper_id: str
-    title: str
-    published: date
-    published_year_inferred: bool
-    category: str
-    category_suffix: str
-    category_ambiguous: bool
-    has_code: bool
-    score: float | None
-    authors_truncated: bool
-    author_split_ambiguous: bool
-    abstract: str
-    abstract_text: str
-    source_line: int
+    row: dict[str, object]
     authors: tuple[tuple[str, AuthorName], ...]  # (name as listed, normalised author)
     organizations: tuple[str, ...]
+
+    @property
+    def paper_id(self) -> str:
+        """The paper's stable id."""
+        return str(self.row["paper_id"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,7 +268,7 @@ def abstract_text(abstract: str) -> str:
 # Records
 
 
-def normalize_record(record: ParsedRecord, as_of: date, reference: Reference) -> Paper:
+def normalize_record(record: ParsedRecord, as_of: date, reference: Reference) -> NormalizedPaper:
     """One parsed record → one normalised paper; raises NormalizationError with a rule code.
 
     Every value-level check of the published contract is made here, record by record, so that a
@@ -286,63 +279,63 @@ def normalize_record(record: ParsedRecord, as_of: date, reference: Reference) ->
         raise NormalizationError("score_out_of_range", f"the score {record.score:g} is outside {low}–{high}")
     published, inferred = published_date(record.month, record.day, record.year, as_of)
     category, ambiguous = category_code(record.category_suffix, reference)
-    authors = tuple((listed, author_name(listed)) for listed in record.authors)
+    split = record.split
+    authors = tuple((listed, author_name(listed)) for listed in split.authors)
     for listed, author in authors:
         if not author.name_key:
             raise NormalizationError(
                 "invalid_author", f"the author {listed!r} has no letter or digit to identify them by"
             )
-    title = display_name(record.title)
-    return Paper(
-        paper_id=paper_id(title, authors[0][1].name_key),
-        title=title,
-        published=published,
-        published_year_inferred=inferred,
-        category=category,
-        category_suffix=record.category_suffix,
-        category_ambiguous=ambiguous,
-        has_code=record.has_code,
-        score=record.score,
-        authors_truncated=record.authors_truncated,
-        author_split_ambiguous=record.split_ambiguous,
-        abstract=record.abstract,
-        abstract_text=abstract_text(record.abstract),
-        source_line=record.source_line,
-        authors=authors,
-        organizations=record.affiliations,
-    )
+    title = display_name(split.title)
+    row: dict[str, object] = {
+        "paper_id": paper_id(title, authors[0][1].name_key),
+        "title": title,
+        "published": published,
+        "published_year_inferred": inferred,
+        "category": category,
+        "category_suffix": record.category_suffix,
+        "category_ambiguous": ambiguous,
+        "has_code": record.has_code,
+        "score": record.score,
+        "authors_truncated": split.authors_truncated,
+        "author_split_ambiguous": split.ambiguous,
+        "abstract": record.abstract,
+        "abstract_text": abstract_text(record.abstract),
+        "source_line": record.source_line,
+    }
+    return NormalizedPaper(row, authors, split.affiliations)
 
 
 def normalize_listing(
-    items: Iterable[ParsedRecord | Reject], as_of: date, reference: Reference
-) -> tuple[list[Paper], list[Reject]]:
-    """Normalise a parsed listing: papers in line order, and every reject with its rule.
+    items: Iterable[ParsedRecord | Reject],
+    as_of: date,
+    reference: Reference,
+    earlier: Mapping[str, int] | None = None,
+) -> Iterator[NormalizedPaper | Reject]:
+    """Normalise a parsed listing: papers and rejects (each with its rule), in line order.
 
     A paper listed twice in the same capture is kept at its first line; the repeat becomes a
-    ``duplicate_paper`` reject so that nothing disappears silently.
+    ``duplicate_paper`` reject so that nothing disappears silently. `earlier` names papers
+    already listed before this part of the capture (paper id → line), when a capture is
+    normalised in parts.
     """
-    papers: list[Paper] = []
-    rejects: list[Reject] = []
-    first_line: dict[str, int] = {}
+    first_line: dict[str, int] = dict(earlier or {})
     for item in items:
         if isinstance(item, Reject):
-            rejects.append(item)
+            yield item
             continue
         try:
             paper = normalize_record(item, as_of, reference)
         except NormalizationError as err:
-            rejects.append(Reject(item.source_line, err.rule, err.reason, item.raw))
+            yield Reject(item.source_line, err.rule, err.reason, item.raw)
             continue
         if paper.paper_id in first_line:
-            rejects.append(
-                Reject(
-                    item.source_line,
-                    "duplicate_paper",
-                    f"same title and first author as the paper at line {first_line[paper.paper_id]}",
-                    item.raw,
-                )
+            yield Reject(
+                item.source_line,
+                "duplicate_paper",
+                f"same title and first author as the paper at line {first_line[paper.paper_id]}",
+                item.raw,
             )
             continue
         first_line[paper.paper_id] = item.source_line
-        papers.append(paper)
-    return papers, rejects
+        yield paper

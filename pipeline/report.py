@@ -6,14 +6,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import pandas as pd
+from typing import Any
 
 from schemas.tables import CHANGE_KINDS
-
-if TYPE_CHECKING:
-    from pipeline.tables import ListingResult
 
 REJECT_SAMPLE = 100
 # Rejects that carry no record header: a file of nothing else has no records at all.
@@ -41,46 +36,73 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)  # inputs skipped, renamed, empty or unusable
 
 
-def input_warnings(results: Sequence[ListingResult]) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class CaptureCounts:
+    """What one capture holds: its size, papers and rejects (by rule)."""
+
+    source_file: str
+    size_bytes: int
+    papers: int
+    rejects_by_rule: dict[str, int]
+    headed: int  # papers plus rejects that had a record header
+
+    @property
+    def rejects(self) -> int:
+        """Records and stray line groups that could not be used."""
+        return sum(self.rejects_by_rule.values())
+
+    @property
+    def records(self) -> int:
+        """Records found in the file: papers plus rejects."""
+        return self.papers + self.rejects
+
+    def to_json(self) -> dict[str, Any]:
+        """The counts as stored beside a staged capture."""
+        return {"size_bytes": self.size_bytes, "papers": self.papers, "rejects_by_rule": self.rejects_by_rule,
+                "headed": self.headed}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, source_file: str, data: Mapping[str, Any]) -> CaptureCounts:
+        """The counts `to_json` stored."""
+        rules = {str(rule): int(n) for rule, n in dict(data["rejects_by_rule"]).items()}
+        return cls(source_file, int(data["size_bytes"]), int(data["papers"]), rules, int(data["headed"]))
+
+
+def input_warnings(captures: Sequence[CaptureCounts]) -> list[str]:
     """One warning per capture that contributes nothing: empty, without record headers, or
     without a single usable record."""
     warnings = []
-    for r in results:
-        headed = sum(1 for j in r.rejects if j.rule not in HEADERLESS_RULES) + len(r.papers)
-        if r.size_bytes == 0:
-            warnings.append(f"{r.source_file}: empty file (0 bytes): no records")
-        elif headed == 0 and r.rejects:
+    for c in captures:
+        if c.size_bytes == 0:
+            warnings.append(f"{c.source_file}: empty file (0 bytes): no records")
+        elif c.headed == 0 and c.rejects:
             warnings.append(
-                f"{r.source_file}: no record header ('[score]SUFFIXMon D[, YYYY][Code]') in it: "
-                f"all {len(r.rejects)} group(s) of lines rejected"
+                f"{c.source_file}: no record header ('[score]SUFFIXMon D[, YYYY][Code]') in it: "
+                f"all {c.rejects} group(s) of lines rejected"
             )
-        elif headed == 0:
-            warnings.append(f"{r.source_file}: no records (only blank lines)")
-        elif not r.papers:
-            warnings.append(f"{r.source_file}: none of its {r.records} records could be used")
+        elif c.headed == 0:
+            warnings.append(f"{c.source_file}: no records (only blank lines)")
+        elif not c.papers:
+            warnings.append(f"{c.source_file}: none of its {c.records} records could be used")
     return warnings
 
 
 def mass_removal(
-    parent: Mapping[str, pd.DataFrame] | None,
-    changes: pd.DataFrame,
+    parent_papers: int,
+    removed_by_origin: Mapping[str, int],
     inputs: Sequence[Mapping[str, Any]],
     max_removed_rate: float,
 ) -> str | None:
-    """Why the run must not publish, when more than `max_removed_rate` of the parent's papers
-    would disappear; None otherwise. Names the captures that supplied the removed papers and
-    what became of each (gone from the raw folder, empty, or changed)."""
-    if parent is None or not len(parent["papers"]):
+    """Why the run must not publish, when more than `max_removed_rate` of the parent's
+    `parent_papers` papers would disappear; None otherwise. `removed_by_origin`: the papers that
+    would disappear, counted by the capture that supplied them in the parent. Names those
+    captures and what became of each (gone from the raw folder, empty, or changed)."""
+    removed = sum(removed_by_origin.values())
+    if not parent_papers or removed / parent_papers <= max_removed_rate:
         return None
-    removed = set(changes.loc[changes["change"] == "removed", "paper_id"])
-    total = len(parent["papers"])
-    if len(removed) / total <= max_removed_rate:
-        return None
-    papers = parent["papers"]
-    origins = Counter(papers.loc[papers["paper_id"].isin(removed), "source_file"])
     now = {str(i["path"]): i for i in inputs}
     parts = []
-    for name, count in origins.most_common():
+    for name, count in Counter(removed_by_origin).most_common():
         current = now.get(name)
         if current is None:
             state = "no longer in the raw folder"
@@ -90,7 +112,7 @@ def mass_removal(
             state = f"now {current['records']} record(s), {current['rejects']} rejected"
         parts.append(f"{name} ({count} paper(s); {state})")
     return (
-        f"{len(removed)} of {total} papers ({len(removed) / total:.1%}) would be removed, more than "
+        f"{removed} of {parent_papers} papers ({removed / parent_papers:.1%}) would be removed, more than "
         f"--max-removed-rate {max_removed_rate:.1%}; nothing was published. They came from: "
         f"{'; '.join(parts)}. If the removal is intended, run again with --max-removed-rate 1"
     )

@@ -1,4 +1,4 @@
-"""Reading a run's inputs: raw listing files, their capture dates, the staged parses and the code fingerprint."""
+"""Finding a run's inputs: raw listing files, their capture dates, cache keys and the code fingerprint."""
 
 from __future__ import annotations
 
@@ -14,11 +14,8 @@ from functools import cache
 from importlib import metadata
 from pathlib import Path
 
-from pipeline import __version__, store
-from pipeline.listing import decode_listing
+from pipeline import __version__
 from pipeline.normalize import plausible_capture_date
-from pipeline.reference import Reference
-from pipeline.tables import ListingResult, listing_from_staged, listing_result, staged_tables
 
 DATE_IN_NAME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 LISTING_GLOB = "*.txt"
@@ -53,15 +50,6 @@ class Inputs:
 
     sources: list[Source]
     notices: list[InputNotice]
-
-
-@dataclass(frozen=True, slots=True)
-class Loaded:
-    """One parsed listing, whether it came from the staged layer, and a note for the log."""
-
-    result: ListingResult
-    from_cache: bool
-    note: str | None = None
 
 
 class InputError(Exception):
@@ -186,62 +174,10 @@ def _source(path: Path, name: str, info: os.stat_result, as_of: date | None) -> 
     return Source(path, name, modified, "modification time", info.st_size)
 
 
-def read_listing_bytes(source: Source) -> bytes:
-    """The bytes of a listing, read without following a link put in its place since discovery."""
-    try:
-        fd = os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError as err:
-        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            raise InputError(f"cannot read {source.name}: not a regular file")
-        return handle.read()
-
-
 def listing_cache_key(source: Source, content_sha256: str, code: str) -> str:
     """Key of a parsed listing: its content, name and capture date, and the code that parsed it."""
     identity = f"{content_sha256}|{source.name}|{source.capture_date.isoformat()}|{code}"
     return hashlib.sha256(identity.encode()).hexdigest()
-
-
-def load_source(source: Source, reference: Reference, staged_dir: Path | None, refresh: bool) -> Loaded:
-    """The parsed listing, from the staged layer when it holds this content (keyed on its sha256).
-
-    With `refresh`, the staged layer is not read (but is rewritten); with no `staged_dir`, not
-    used. The file is read and hashed once, whether it is then parsed or found staged. A staged
-    entry that fails verification is parsed again; one that cannot be written is only a note.
-    """
-    data = read_listing_bytes(source)
-    sha256 = hashlib.sha256(data).hexdigest()
-    if staged_dir is None:
-        return Loaded(listing_from_bytes(source, data, sha256, reference), False)
-    key = listing_cache_key(source, sha256, code_fingerprint())
-    note = None
-    if not refresh:
-        try:
-            staged = store.read_staged(staged_dir, key)
-        except store.StagedEntryInvalidError as err:
-            staged, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
-            store.discard_staged(staged_dir, key)
-        if staged is not None:
-            result = listing_from_staged(source.name, sha256, len(data), source.capture_date, staged)
-            return Loaded(result, True)
-    result = listing_from_bytes(source, data, sha256, reference)
-    try:
-        store.write_staged(staged_dir, key, {"source_file": source.name, "sha256": sha256}, staged_tables(result))
-    except store.StoreError as err:
-        note = f"{source.name}: parsed, but not staged for the next run ({err})"
-    return Loaded(result, False, note)
-
-
-def listing_from_bytes(source: Source, data: bytes, sha256: str, reference: Reference) -> ListingResult:
-    """Decode and parse the bytes of one listing.
-
-    Lines that are not UTF-8 cost the records that hold them (``invalid_encoding`` rejects):
-    guessing an encoding would publish corrupted names.
-    """
-    text, undecodable = decode_listing(data)
-    return listing_result(text, source.name, sha256, len(data), source.capture_date, reference, undecodable)
 
 
 # Libraries whose output is part of the data: anyascii folds names into keys and ids, pylatexenc

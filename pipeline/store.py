@@ -31,7 +31,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pipeline.tables import STAGED_TABLES, staged_schema
@@ -428,6 +429,27 @@ def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd
     return frames
 
 
+def verified_files(path: Path, tables: Sequence[str]) -> dict[str, Path]:
+    """The Parquet files of some tables of a version folder, for a reader that scans them itself
+    (DuckDB): each a regular file equal to the manifest's sha256 (read in blocks, never whole),
+    with the contract's types in its footer; VersionDamagedError otherwise."""
+    listed = read_manifest(path)["files"]
+    files = {}
+    for name in tables:
+        file = path / f"{name}.parquet"
+        try:
+            if file.is_symlink() or not file.is_file():
+                raise VersionDamagedError(f"{file} is missing or not a regular file")
+            if file_digest(file) != listed.get(file.name):
+                raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
+            if not pq.read_schema(file).equals(arrow_schema(name)):
+                raise VersionDamagedError(f"{file} does not have the contract's columns and types")
+        except (OSError, pa.ArrowException) as err:
+            raise VersionDamagedError(f"{file} cannot be read: {str(err)[:200]}") from None
+        files[name] = file
+    return files
+
+
 def _digest(data: bytes) -> dict[str, Any]:
     return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
 
@@ -561,10 +583,45 @@ def check_version_folder(path: Path) -> pd.DataFrame:
 # --- writing --------------------------------------------------------------------------------
 
 
-def _write_parquet(frame: pd.DataFrame, table: str, path: Path) -> dict[str, Any]:
-    """Write one table with page checksums, synced; return its sha256 and size."""
-    arrow = pa.Table.from_pandas(frame, schema=arrow_schema(table), preserve_index=False)
-    return _write_arrow(arrow, path)
+# A source of one table's rows, read once, batch by batch: a version is written as it is read.
+Batches = Callable[[], Iterable[pa.RecordBatch]]
+# Checks one batch (table name, batch, number of rows before it); returns the failures it found
+# in the report format of `schemas.validate` (empty when it conforms).
+BatchCheck = Callable[[str, pa.RecordBatch, int], pd.DataFrame]
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` with the contract's names, order and types (a missing or extra column is an error)."""
+    if batch.schema.names != schema.names:
+        raise DatasetInvalidError(
+            pd.DataFrame([_failure(schema.names[0], "columns", f"{batch.schema.names} != {schema.names}")],
+                         columns=REPORT_COLUMNS)
+        )  # fmt: skip
+    arrays = [column.cast(field.type) for column, field in zip(batch.columns, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _write_batches(
+    table: str, batches: Iterable[pa.RecordBatch], path: Path, check: BatchCheck
+) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+    """Stream one table into a Parquet file, checking every batch before it is written; return
+    the file's digest, its rows and the failures (after the first failure, batches are still
+    checked, so that the report names every bad row, but no longer written)."""
+    schema = arrow_schema(table)
+    failures: list[pd.DataFrame] = []
+    rows = 0
+    with pq.ParquetWriter(path, schema, **_PARQUET_OPTIONS) as writer:
+        for raw in batches:
+            batch = _conform(raw, schema)
+            found = check(table, batch, rows)
+            if len(found):
+                failures.append(found)
+            elif not failures:
+                writer.write_batch(batch)
+            rows += batch.num_rows
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+    return file_digest(path), rows, failures
 
 
 def _write_arrow(table: pa.Table, path: Path) -> dict[str, Any]:
@@ -631,13 +688,18 @@ def _unpoint_latest(out_dir: Path, parent: str | None) -> None:
             _remove(out_dir / POINTER)
 
 
-def clean_incomplete(out_dir: Path) -> list[Path]:
-    """Remove what interrupted runs left (temporary folders, links and files); return them.
+def clean_incomplete(out_dir: Path, only_versions: bool = False) -> list[Path]:
+    """Remove what interrupted runs left (temporary folders, links and files) in OUT, or only in
+    its versions folder; return them.
 
-    Safe at any time: the work in progress of a run that is still alive is left alone.
+    Safe at any time: the work in progress of a run that is still alive is left alone (a
+    thread's own temporary entries count as leftovers: call it before making any).
     """
     removed = []
-    for root in (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED):
+    roots = (
+        (out_dir / VERSIONS,) if only_versions else (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED)
+    )
+    for root in roots:
         if not root.is_dir() or root.is_symlink():
             continue
         for path in root.iterdir():
@@ -656,17 +718,24 @@ def remove_legacy_cache(out_dir: Path) -> bool:
     return True
 
 
-def write_rejected(out_dir: Path, rejects: pd.DataFrame, manifest: Mapping[str, Any]) -> Path:
+def write_rejected(out_dir: Path, rejects: Iterable[pa.RecordBatch], manifest: Mapping[str, Any]) -> Path:
     """Write the rejects of a run that was refused, outside any version; return the folder.
 
     ``OUT/rejected/<fingerprint>/`` holds rejects.parquet, rejects.csv and the run's manifest.
     """
     folder = out_dir / REJECTED / str(manifest["fingerprint"])[:16]
     staging = folder.with_name(_tmp_name(folder.name))
+    schema = arrow_schema("rejects")
     try:
         staging.mkdir(parents=True)
-        _write_parquet(rejects, "rejects", staging / "rejects.parquet")
-        rejects.to_csv(staging / "rejects.csv", index=False)
+        with (
+            pq.ParquetWriter(staging / "rejects.parquet", schema, **_PARQUET_OPTIONS) as parquet,
+            pa_csv.CSVWriter(staging / "rejects.csv", schema) as csv,
+        ):
+            for raw in rejects:
+                batch = _conform(raw, schema)
+                parquet.write_batch(batch)
+                csv.write_batch(batch)
         _write_manifest(staging, manifest)
         _move_into_place(staging, folder)  # the same fingerprint: the same rejects
     except OSError as err:
@@ -705,18 +774,22 @@ def prune_versions(out_dir: Path, keep: int) -> list[str]:
 
 def publish_version(
     out_dir: Path,
-    tables: Mapping[str, pd.DataFrame],
+    tables: Mapping[str, Batches],
     manifest: Mapping[str, Any],
     created_at: datetime,
+    check: BatchCheck,
     force: bool = False,
 ) -> PublishOutcome:
-    """Write `tables` as a new immutable version and point `latest` at it.
+    """Write `tables` (every table of the contract, each read batch by batch) as a new immutable
+    version and point `latest` at it.
 
-    Call under `writer_lock`. When `manifest["fingerprint"]` equals latest's and `force` is
-    false, nothing is written and the outcome says so. A failed write (full disk, read-only
-    folder) removes everything it wrote, leaves `latest` as it was and raises StoreWriteError.
+    Call under `writer_lock`. Every batch is checked with `check` before it is written; when any
+    fails, nothing is published and DatasetInvalidError names every failure. When
+    `manifest["fingerprint"]` equals latest's and `force` is false, nothing is written and the
+    outcome says so. A failed write (full disk, read-only folder) removes everything it wrote,
+    leaves `latest` as it was and raises StoreWriteError.
     """
-    clean_incomplete(out_dir)
+    clean_incomplete(out_dir, only_versions=True)  # the caller's scratch folder, in OUT, is in use
     parent = latest_id(out_dir)
     if not force and parent is not None and fingerprint(out_dir, parent) == manifest.get("fingerprint"):
         return PublishOutcome(parent, out_dir / VERSIONS / parent, False, parent)
@@ -729,10 +802,16 @@ def publish_version(
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
-        files = {
-            f"{name}.parquet": _write_parquet(frame, name, staging / f"{name}.parquet")
-            for name, frame in tables.items()
-        }
+        files: dict[str, Any] = {}
+        counts: dict[str, int] = {}
+        failures: list[pd.DataFrame] = []
+        for name in MODELS:
+            files[f"{name}.parquet"], counts[name], found = _write_batches(
+                name, tables[name](), staging / f"{name}.parquet", check
+            )
+            failures += found
+        if failures:
+            raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
         (staging / CONTRACT).mkdir()
         files[CONTRACT_FILES[0]] = _write_text(staging / CONTRACT_FILES[0], contract_json())
         files[CONTRACT_FILES[1]] = _write_text(staging / CONTRACT_FILES[1], data_dictionary())
@@ -742,7 +821,7 @@ def publish_version(
             "created_at": created_at.isoformat().replace("+00:00", "Z"),
             **manifest,
             "schema_fingerprint": schema_fingerprint(),  # of the contract written beside the tables
-            "row_counts": {name: len(frame) for name, frame in tables.items()},
+            "row_counts": counts,
             "files": files,
         }
         _write_manifest(staging, full_manifest)
@@ -751,6 +830,9 @@ def publish_version(
         moved = True
         _fsync_dir(root)
         _point_latest(out_dir, version_id)
+    except DatasetInvalidError:
+        _remove(staging)
+        raise
     except OSError as err:
         if moved:
             _unpoint_latest(out_dir, parent)
@@ -766,31 +848,57 @@ def publish_version(
 # --- the staged layer ---------------------------------------------------------------------------
 
 
-def write_staged(staged_dir: Path, key: str, meta: Mapping[str, Any], tables: Mapping[str, pa.Table]) -> None:
-    """Store one parsed capture under its key: a folder of Parquet files and ``capture.json``.
+def staged_part_name(table: str, index: int) -> str:
+    """File name of one part of a staged table (parts are numbered in line order)."""
+    return f"{table}-{index:05d}.parquet"
 
-    Written aside and renamed into place, so that concurrent runs may write the same key; a
-    failed write leaves nothing and raises StoreWriteError.
-    """
-    folder = staged_dir / key
+
+def write_staged_part(folder: Path, index: int, tables: Mapping[str, pa.Table]) -> dict[str, dict[str, Any]]:
+    """Write one parsed part of a capture into its staging folder (replacing an earlier write of
+    the same part); return each file's sha256 and size."""
+    files = {}
+    for name in STAGED_TABLES:
+        path = folder / staged_part_name(name, index)
+        try:
+            files[path.name] = _write_arrow(tables[name], path)
+        except OSError as err:
+            raise _write_error(path, err) from None
+    return files
+
+
+@contextlib.contextmanager
+def staging_folder(staged_dir: Path, key: str) -> Iterator[Path]:
+    """A temporary folder for a capture being staged; removed unless `commit_staged` moved it."""
     tmp = staged_dir / _tmp_name(key)
     try:
         tmp.mkdir(parents=True)
-        files = {f"{name}.parquet": _write_arrow(tables[name], tmp / f"{name}.parquet") for name in STAGED_TABLES}
-        document = {"format": 1, "key": key, **meta, "files": files}
-        (tmp / STAGED_META).write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
-        _move_into_place(tmp, folder)  # the same key: the same content
     except OSError as err:
-        _remove(tmp)
         raise _write_error(tmp, err) from None
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
 
 
-def read_staged(staged_dir: Path, key: str) -> dict[str, pa.Table] | None:
-    """The tables of a staged capture, verified, or None when there is none.
+def commit_staged(folder: Path, staged_dir: Path, key: str, meta: Mapping[str, Any]) -> None:
+    """Describe a fully staged capture in ``capture.json`` and rename its folder into place under
+    its key (another run that staged the same key first keeps its folder: the same content)."""
+    document = {"format": 2, "key": key, **meta}
+    try:
+        (folder / STAGED_META).write_text(json.dumps(document, indent=2, ensure_ascii=False), encoding="utf-8")
+        _fsync_dir(folder)
+        _move_into_place(folder, staged_dir / key)
+    except OSError as err:
+        raise _write_error(folder, err) from None
 
-    Verification: the folder is a real one named by the key, ``capture.json`` names the same key
-    and each file's sha256, each file matches it, reads with its page checksums and has the
-    staged schema. Raises StagedEntryInvalidError, naming the first failure, otherwise.
+
+def read_staged(staged_dir: Path, key: str) -> dict[str, Any] | None:
+    """The description of a staged capture, verified, or None when there is none.
+
+    Verification: the folder is a real one named by the key; ``capture.json`` names the same key,
+    its parts and each file's sha256; every part of every staged table is there, a regular file
+    equal to its sha256, with the staged schema in its footer. Raises StagedEntryInvalidError,
+    naming the first failure, otherwise.
     """
     folder = staged_dir / key
     if not folder.exists() and not folder.is_symlink():
@@ -799,21 +907,39 @@ def read_staged(staged_dir: Path, key: str) -> dict[str, pa.Table] | None:
         raise StagedEntryInvalidError(f"{folder} is not a folder")
     try:
         meta = json.loads((folder / STAGED_META).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise StagedEntryInvalidError(f"{STAGED_META} cannot be read: {err}") from None
-    if not isinstance(meta, dict) or meta.get("key") != key or not isinstance(meta.get("files"), dict):
-        raise StagedEntryInvalidError(f"{STAGED_META} does not describe key {key}")
-    tables = {}
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise StagedEntryInvalidError(f"{STAGED_META} cannot be read: {str(err)[:200]}") from None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != 2
+        or meta.get("key") != key
+        or not isinstance(meta.get("files"), dict)
+        or not isinstance(meta.get("parts"), int)
+        or not isinstance(meta.get("counts"), dict)
+        or meta["parts"] < 1
+    ):
+        raise StagedEntryInvalidError(f"{STAGED_META} does not describe key {key} in this format")
     for name in STAGED_TABLES:
-        file = folder / f"{name}.parquet"
-        expected = meta["files"].get(file.name)
-        if not isinstance(expected, dict):
-            raise StagedEntryInvalidError(f"{STAGED_META} has no sha256 for {file.name}")
-        try:
-            tables[name] = _read_parquet(file, staged_schema(name), expected)
-        except VersionDamagedError as err:
-            raise StagedEntryInvalidError(str(err)) from None
-    return tables
+        for index in range(meta["parts"]):
+            file = folder / staged_part_name(name, index)
+            expected = meta["files"].get(file.name)
+            try:
+                if file.is_symlink() or not file.is_file():
+                    raise StagedEntryInvalidError(f"{file.name} is missing or not a file")
+                if file_digest(file) != expected:
+                    raise StagedEntryInvalidError(f"{file.name} differs from the sha256 in {STAGED_META}")
+                if not pq.read_schema(file).equals(staged_schema(name)):
+                    raise StagedEntryInvalidError(f"{file.name} does not have the staged columns and types")
+            except (OSError, pa.ArrowException) as err:
+                raise StagedEntryInvalidError(f"{file.name} cannot be read: {str(err)[:200]}") from None
+    return meta
+
+
+def staged_present(staged_dir: Path, key: str) -> bool:
+    """True when a staged capture is in place (a folder with its description): a cheap check of
+    presence, not of integrity (`read_staged` verifies)."""
+    folder = staged_dir / key
+    return folder.is_dir() and not folder.is_symlink() and (folder / STAGED_META).is_file()
 
 
 def discard_staged(staged_dir: Path, key: str) -> None:
@@ -834,3 +960,18 @@ def prune_staged(staged_dir: Path, keep: set[str]) -> int:
     for path in stale:
         _remove(path)
     return len(stale)
+
+
+@contextlib.contextmanager
+def scratch_folder(out_dir: Path) -> Iterator[Path]:
+    """A temporary folder under OUT for a run's working files (the assembly database, what it
+    spills), removed at the end; a crashed run's is removed by the next writer."""
+    tmp = out_dir / _tmp_name("scratch")
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as err:
+        raise _write_error(tmp, err) from None
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow
 
 from schemas.tables import FOREIGN_KEYS, MODELS
 
@@ -42,6 +43,19 @@ def _schema_failures(table: str, error: pa.errors.SchemaErrors) -> pd.DataFrame:
             "failure_case": cases["failure_case"].astype("string"),
         }
     )
+
+
+def batch_failures(table: str, batch: pyarrow.RecordBatch, offset: int) -> pd.DataFrame:
+    """The failures of one batch of a table against its model (every bad row, numbered in the
+    whole table from `offset`); empty when the batch conforms. Rules over whole tables
+    (uniqueness, foreign keys) are checked apart, where the whole table is at hand."""
+    frame = batch.to_pandas(date_as_object=True)
+    frame.index += offset
+    try:
+        MODELS[table].validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as error:
+        return _schema_failures(table, error)
+    return pd.DataFrame(columns=REPORT_COLUMNS)
 
 
 def foreign_key_failures(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -36,16 +36,13 @@ def sample_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def sample_tables(sample_text, reference):
-    """The sample's tables as a first version would publish them (not yet validated)."""
+def sample_tables(sample_text, tmp_path_factory):
+    """The sample's tables as a first version would publish them (assembled, not yet validated)."""
     from datetime import date
 
-    from pipeline.tables import build_tables, changes_table, listing_result
+    from tests.assembly import assembled
 
-    result = listing_result(sample_text, SAMPLE.name, "0" * 64, len(sample_text), date(2026, 11, 26), reference)
-    built = build_tables([result], reference)
-    built["changes"] = changes_table(None, built)
-    return built
+    return assembled(tmp_path_factory.mktemp("sample"), [(SAMPLE.name, date(2026, 11, 26), sample_text)])
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.__main__ import main
+from tests.assembly import publish_frames
 from tests.conftest import ROOT
 
 
@@ -163,7 +164,6 @@ def two_versions(sample_tables, tmp_path_factory) -> Path:
     """A dataset of two versions that differ: papers updated, added and removed."""
     from datetime import UTC, datetime
 
-    from pipeline import store
     from schemas import validate_dataset
 
     out = tmp_path_factory.mktemp("two-versions")
@@ -177,8 +177,8 @@ def two_versions(sample_tables, tmp_path_factory) -> Path:
     for table in ("paper_authors", "paper_organizations"):
         second[table] = second[table][second[table]["paper_id"] != removed].reset_index(drop=True)
     when = datetime(2026, 11, 26, tzinfo=UTC)
-    store.publish_version(out, first, {"fingerprint": "f1"}, when)
-    store.publish_version(out, second, {"fingerprint": "f2"}, when)
+    publish_frames(out, first, {"fingerprint": "f1"}, when)
+    publish_frames(out, second, {"fingerprint": "f2"}, when)
     return out
 
 
@@ -205,16 +205,12 @@ def big_version(reference, tmp_path_factory) -> Path:
     from datetime import UTC, date, datetime
 
     from benchmarks.render import load_records, render_listing
-    from pipeline import store
-    from pipeline.tables import build_tables, changes_table, listing_result
-    from schemas import validate_dataset
+    from tests.assembly import assembled
 
     text, _ = render_listing(load_records()[:3000], date(2026, 11, 26))
-    result = listing_result(text, "big.txt", "0" * 64, len(text), date(2026, 11, 26), reference)
-    tables = build_tables([result], reference)
-    tables["changes"] = changes_table(None, tables)
+    tables = assembled(tmp_path_factory.mktemp("big-work"), [("big.txt", date(2026, 11, 26), text)])
     out = tmp_path_factory.mktemp("big")
-    store.publish_version(out, validate_dataset(tables), {"fingerprint": "f"}, datetime(2026, 11, 26, tzinfo=UTC))
+    publish_frames(out, tables, {"fingerprint": "f"}, datetime(2026, 11, 26, tzinfo=UTC))
     return out
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from pipeline import store
 from schemas import validate_dataset
+from tests.assembly import publish_frames
 from tests.conftest import SAMPLE
 
 pytestmark = pytest.mark.subprocess
@@ -53,7 +54,7 @@ READ_ONLY = """mount --bind "$OUT" "$OUT" && mount -o remount,bind,ro "$OUT" """
 def seeded(sample_tables, tmp_path: Path) -> dict[str, str]:
     """A dataset with version 000001, and a raw folder with one capture more than it has."""
     seed = tmp_path / "seed"
-    store.publish_version(seed, validate_dataset(sample_tables), {"fingerprint": "seed"}, datetime.now(UTC))
+    publish_frames(seed, validate_dataset(sample_tables), {"fingerprint": "seed"}, datetime.now(UTC))
     raw = tmp_path / "raw"
     raw.mkdir()
     shutil.copy(SAMPLE, raw / SAMPLE.name)

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from pipeline import store
-from pipeline.flow import file_batches, parse_listing_files, run_fingerprint
+from pipeline.flow import file_batches, run_fingerprint, stage_listings
 from pipeline.sources import discover_sources
 from pipeline.store import read_tables
 from tests.conftest import run_flow as run
@@ -19,21 +19,12 @@ from tests.conftest import run_flow as run
 pytestmark = pytest.mark.flow
 
 
-def test_parse_task_unit_and_staged_layer(raw_dir: Path, tmp_path: Path) -> None:
+def test_staging_task_unit(raw_dir: Path, tmp_path: Path) -> None:
     (source,) = discover_sources(raw_dir, None).sources
-    (loaded,) = parse_listing_files.fn([source], None, False)
-    result = loaded.result
-    assert (result.records, len(result.rejects), result.capture_date, loaded.from_cache) == (
-        50, 0, date(2026, 11, 26), False,
-    )  # fmt: skip
     staged = tmp_path / "staged"
-    assert parse_listing_files.fn([source], staged, False)[0].from_cache is False
-    (again,) = parse_listing_files.fn([source], staged, False)
-    assert again.from_cache
-    assert again.result == result  # every field of every paper survives the Parquet round trip
-    assert parse_listing_files.fn([source], staged, True)[0].from_cache is False  # --refresh ignores it
-    source.path.write_text(source.path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
-    assert parse_listing_files.fn([source], staged, False)[0].from_cache is False  # new content, new key
+    (capture,) = stage_listings.fn([source], staged, False, 1, 1 << 20)
+    assert (capture.counts.records, capture.counts.rejects, capture.from_cache) == (50, 0, False)
+    assert stage_listings.fn([source], staged, False, 1, 1 << 20)[0].from_cache
 
 
 def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
@@ -112,14 +103,15 @@ def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_pa
     from pipeline import flow
     from schemas import DatasetInvalidError
 
-    real_build = flow.build_tables
+    real_build = flow.build_version
 
-    def corrupt(results, reference):
-        tables = real_build(results, reference)
-        tables["papers"].loc[[0, 1], "score"] = 1000.0
-        return tables
+    def corrupt(database, *args, **kwargs):
+        built = real_build(database, *args, **kwargs)
+        with duckdb.connect(str(database)) as con:
+            con.execute("UPDATE papers SET score = 1000 WHERE rowid IN (0, 1)")
+        return built
 
-    monkeypatch.setattr(flow, "build_tables", corrupt)
+    monkeypatch.setattr(flow, "build_version", corrupt)
     out = tmp_path / "processed"
     with pytest.raises(DatasetInvalidError) as err:
         run(raw_dir, out)

@@ -42,8 +42,8 @@ def test_header_fields() -> None:
     assert isinstance(record, ParsedRecord)
     assert (record.score, record.category_suffix, record.month, record.day, record.year) == (87.4, "LG", 3, 12, None)
     assert not record.has_code
-    assert record.authors == ("Samy Jelassi", "Mujin Kwun", "Rosie Zhao")
-    assert record.authors_truncated
+    assert record.split.authors == ("Samy Jelassi", "Mujin Kwun", "Rosie Zhao")
+    assert record.split.authors_truncated
     assert record.abstract == "Cross-entropy (CE) training provides dense supervision."
 
 
@@ -67,10 +67,9 @@ def test_crlf_bom_blank_lines_and_trailing_spaces_are_tolerated() -> None:
     messy = "\ufeff" + GOOD.replace("\n", "  \r\n") + "\r\n\r\n" + SECOND.replace("\n", "\t\r\n")
     clean = parse(GOOD + SECOND)
     got = parse(messy)
-    assert [r.title for r in got] == [r.title for r in clean]  # type: ignore[union-attr]
-    assert [r.authors for r in got] == [r.authors for r in clean]  # type: ignore[union-attr]
+    assert [r.split for r in got] == [r.split for r in clean]  # type: ignore[union-attr]
     assert got[1].source_line == 6  # two blank lines were skipped
-    assert got[1].affiliations == ("microsoft-research",)  # type: ignore[union-attr]
+    assert got[1].split.affiliations == ("microsoft-research",)  # type: ignore[union-attr]
 
 
 def test_truncated_record_costs_only_itself() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.listing import parse_listing
+from pipeline.listing import Reject, parse_listing
 from pipeline.normalize import (
     NormalizationError,
     abstract_text,
@@ -197,6 +197,11 @@ def test_abstract_text_renders_latex(latex: str, text: str) -> None:
 # --- whole listings --------------------------------------------------------------------------
 
 
+def papers_and_rejects(items):
+    items = list(items)
+    return [i for i in items if not isinstance(i, Reject)], [i for i in items if isinstance(i, Reject)]
+
+
 def test_normalisation_rejects_carry_rule_and_raw_text(reference) -> None:
     text = (
         "XXMar 1, 2024\nA Title of SomethingAnn Lee\nAbstract.\n"
@@ -205,9 +210,9 @@ def test_normalisation_rejects_carry_rule_and_raw_text(reference) -> None:
         "LGMar 2, 2024\nA  title of SOMETHINGAnn Lee\nAbstract.\n"
         "LGMar 1, 2024\nA Title of SomethingÁnn Lée\nAbstract again.\n"
     )
-    papers, rejects = normalize_listing(parse_listing(text), date(2026, 11, 26), reference)
+    papers, rejects = papers_and_rejects(normalize_listing(parse_listing(text), date(2026, 11, 26), reference))
     # Lines 10 and 13 differ from line 7 only by whitespace, case and diacritics: the same paper.
-    assert [p.source_line for p in papers] == [7]
+    assert [p.row["source_line"] for p in papers] == [7]
     assert [(r.source_line, r.rule) for r in rejects] == [
         (1, "unknown_category"), (4, "invalid_date"), (10, "duplicate_paper"), (13, "duplicate_paper"),
     ]  # fmt: skip
@@ -223,8 +228,8 @@ def test_value_problems_cost_their_record_not_the_run(reference) -> None:
         "100.0LGMar 12, 2024\nAnother StudyAnn Lee\nAbstract.\n"
         "LGMar 12, 2024\nA Third StudyAnn Lee, ʔ\nAbstract.\n"
     )
-    papers, rejects = normalize_listing(parse_listing(text), date(2026, 11, 26), reference)
-    assert [p.score for p in papers] == [100.0]
+    papers, rejects = papers_and_rejects(normalize_listing(parse_listing(text), date(2026, 11, 26), reference))
+    assert [p.row["score"] for p in papers] == [100.0]
     assert [(r.source_line, r.rule) for r in rejects] == [(1, "score_out_of_range"), (7, "invalid_author")]
     assert "the score 150 is outside 0–100" in rejects[0].reason
 

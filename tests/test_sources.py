@@ -1,17 +1,15 @@
-"""Reading inputs safely: links out of the raw folder, FIFOs, undecodable names, the staged layer."""
+"""Finding inputs safely: links out of the raw folder, FIFOs, undecodable names, capture dates."""
 
 from __future__ import annotations
 
 import os
-import pickle
-import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from pipeline.sources import InputError, discover_sources, load_source, read_listing_bytes
+from pipeline.sources import InputError, discover_sources
+from pipeline.staging import scan_listing
 
 LISTING = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
 
@@ -52,7 +50,7 @@ def test_a_link_swapped_in_after_discovery_is_not_followed(raw: Path, tmp_path: 
     source.path.unlink()
     source.path.symlink_to(tmp_path / "anything.txt")
     with pytest.raises(InputError, match=r"cannot read listing_2026-01-01\.txt"):
-        read_listing_bytes(source)
+        scan_listing(source, 1 << 20)
 
 
 def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> None:
@@ -65,65 +63,12 @@ def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> Non
     assert names[0].encode("utf-8")  # printable, storable in JSON and Parquet
     assert found.sources[0].capture_date == date(2026, 1, 2)
     assert [(n.name, n.action) for n in found.notices] == [("caf\\xe9_2026-01-02.txt", "renamed")]
-    assert read_listing_bytes(found.sources[0]).startswith(b"LGMar 1")
+    assert scan_listing(found.sources[0], 1 << 20).size_bytes == len(LISTING.replace("Graphs", "Cafés").encode())
 
 
 def test_no_listing_at_all_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no listings"):
         discover_sources(tmp_path, None)
-
-
-# --- the staged layer: data, never code; verified before use ----------------------------------
-
-
-def test_a_tampered_staged_capture_is_parsed_again(raw: Path, tmp_path: Path, reference) -> None:
-    (source,) = discover_sources(raw, None).sources
-    staged = tmp_path / "staged"
-    first = load_source(source, reference, staged, False)
-    (entry,) = staged.iterdir()
-    papers = entry / "papers.parquet"
-    data = bytearray(papers.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    papers.write_bytes(bytes(data))
-
-    again = load_source(source, reference, staged, False)
-    assert not again.from_cache
-    assert again.note is not None
-    assert "staged parse ignored" in again.note
-    assert again.result == first.result
-    assert load_source(source, reference, staged, False).from_cache  # rewritten, verified again
-
-
-class Payload:
-    """Unpickling this runs code: it creates a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path, reference) -> None:
-    out = tmp_path / "out"
-    marker = tmp_path / "pwned"
-    (source,) = discover_sources(raw, None).sources
-    staged = out / store.STAGED
-    load_source(source, reference, staged, False)
-    (entry,) = staged.iterdir()
-    # Where an earlier release kept its cache, and in place of every staged file.
-    legacy = out / store.LEGACY_CACHE
-    legacy.mkdir()
-    (legacy / f"{entry.name}.pickle").write_bytes(pickle.dumps(Payload(marker)))
-    for file in entry.iterdir():
-        file.write_bytes(pickle.dumps(Payload(marker)))
-
-    loaded = load_source(source, reference, staged, False)
-    assert store.remove_legacy_cache(out)
-    assert not marker.exists()
-    assert not legacy.exists()
-    assert not loaded.from_cache
-    assert loaded.result.records == 1
 
 
 def test_capture_dates_outside_what_readers_can_hold_are_not_used(raw: Path) -> None:
@@ -167,18 +112,6 @@ def test_only_ascii_digits_make_a_capture_date(raw: Path) -> None:
     (raw / "listing_٢٠٢٦-٠١-٠٥.txt").write_text(LISTING, encoding="utf-8")  # Arabic-Indic digits
     (source,) = [s for s in discover_sources(raw, date(2026, 2, 1)).sources if s.name != "listing_2026-01-01.txt"]
     assert (source.capture_date, source.capture_date_from) == (date(2026, 2, 1), "--as-of")
-
-
-def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path, reference) -> None:
-    (source,) = discover_sources(raw, None).sources
-    staged = tmp_path / "staged"
-    load_source(source, reference, staged, False)
-    (entry,) = staged.iterdir()
-    shutil.rmtree(entry)
-    entry.write_text("not a folder", encoding="utf-8")
-    again = load_source(source, reference, staged, False)
-    assert (again.from_cache, again.note is not None) == (False, True)
-    assert load_source(source, reference, staged, False).from_cache
 
 
 def test_two_files_never_share_one_name(raw: Path) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from pipeline import store
 from schemas import validate_dataset
+from tests.assembly import publish_frames
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -25,7 +26,7 @@ def tables(sample_tables):
 
 
 def publish(out: Path, tables, fingerprint: str = "f1", force: bool = False) -> store.PublishOutcome:
-    return store.publish_version(out, tables, {"fingerprint": fingerprint}, NOW, force=force)
+    return publish_frames(out, tables, {"fingerprint": fingerprint}, NOW, force=force)
 
 
 def test_publish_writes_a_complete_version_and_points_latest(tmp_path: Path, tables) -> None:
@@ -58,16 +59,16 @@ class SimulatedCrash(BaseException):
 
 
 def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
-    real_write = store._write_parquet
+    real_write = store._write_batches
     written: list[str] = []
 
-    def write(frame, table, path):
+    def write(table, batches, path, check):
         if len(written) == 3:
             raise error
         written.append(table)
-        return real_write(frame, table, path)
+        return real_write(table, batches, path, check)
 
-    monkeypatch.setattr(store, "_write_parquet", write)
+    monkeypatch.setattr(store, "_write_batches", write)
 
 
 def _leftovers(out: Path) -> list[Path]:

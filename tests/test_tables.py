@@ -1,15 +1,19 @@
-"""Table building: one row per paper, latest capture wins, author identity, changes."""
+"""Staged tables and columnar assembly: one row per paper, latest capture wins, author identity, changes."""
 
 from __future__ import annotations
 
+import tempfile
 from datetime import date
+from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.tables import build_tables, changes_table, listing_from_staged, listing_result, staged_tables
+from pipeline.listing import parse_listing
+from pipeline.normalize import normalize_record
+from pipeline.tables import chunk_tables, staged_schema
 from schemas import validate_dataset
+from tests.assembly import assembled
 
 A = "LGMar 1, 2024\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract A.\n"
 A_UPDATED = "91.0LGMar 1, 2024Code\nA Study of GraphsSebastien Bubeck, Ann Lee\nAbstract A.\n"
@@ -17,19 +21,12 @@ B = "CVMar 2, 2024\nVision ModelsŁukasz Kaiser · openai, newlab\nAbstract B.\n
 C = "CLMar 3, 2024\nLanguage ModelsLukasz Kaiser, Bo Chen, Cy Wu et al.\nAbstract C.\n"
 
 
-def result(text: str, name: str, capture: date, reference):
-    return listing_result(text, name, "0" * 64, len(text), capture, reference)
+FIRST = ("listing_2026-01-01.txt", date(2026, 1, 1), A + B)
+SECOND = ("listing_2026-02-01.txt", date(2026, 2, 1), A_UPDATED + C)
 
 
-@pytest.fixture
-def two_captures(reference):
-    first = result(A + B, "listing_2026-01-01.txt", date(2026, 1, 1), reference)
-    second = result(A_UPDATED + C, "listing_2026-02-01.txt", date(2026, 2, 1), reference)
-    return first, second
-
-
-def test_one_row_per_paper_latest_capture_wins(two_captures, reference) -> None:
-    tables = build_tables(list(reversed(two_captures)), reference)  # input order must not matter
+def test_one_row_per_paper_latest_capture_wins(tmp_path: Path) -> None:
+    tables = assembled(tmp_path, [SECOND, FIRST])  # input order must not matter
     papers = tables["papers"].set_index("title")
     assert len(papers) == 3
     graphs = papers.loc["A Study of Graphs"]
@@ -37,33 +34,44 @@ def test_one_row_per_paper_latest_capture_wins(two_captures, reference) -> None:
     assert (graphs["first_seen"], graphs["last_seen"]) == (date(2026, 1, 1), date(2026, 2, 1))
     vision = papers.loc["Vision Models"]
     assert (vision["first_seen"], vision["last_seen"]) == (date(2026, 1, 1), date(2026, 1, 1))
+    assert list(tables["papers"]["paper_id"]) == sorted(tables["papers"]["paper_id"])  # published in key order
 
 
-def test_author_identity_folds_spellings_and_displays_diacritics(two_captures, reference) -> None:
+def test_author_identity_folds_spellings_and_displays_diacritics(tmp_path: Path) -> None:
     # The winning capture spells "Sebastien"; the older one "Sébastien": the display keeps the accent.
-    tables = build_tables(two_captures, reference)
+    tables = assembled(tmp_path, [FIRST, SECOND])
     authors = tables["authors"].set_index("name_key")
     assert authors.loc["lukasz kaiser", "name"] == "Łukasz Kaiser"
     assert authors.loc["sebastien bubeck", "name"] == "Sébastien Bubeck"
+    assert (authors.loc["sebastien bubeck", "given_name"], authors.loc["sebastien bubeck", "family_name"]) == (
+        "Sébastien", "Bubeck",
+    )  # fmt: skip
     links = tables["paper_authors"]
     assert links["author_id"].isin(tables["authors"]["author_id"]).all()
     # name_as_listed keeps the spelling of the winning capture
     assert "Sebastien Bubeck" in set(links["name_as_listed"])
 
 
-def test_organisations_keep_unknown_slugs_unnamed(two_captures, reference) -> None:
-    tables = build_tables(two_captures, reference)
+def test_the_most_frequent_spelling_wins_among_equally_rich_ones(tmp_path: Path) -> None:
+    one = "LGMar 1, 2024\nPaper OneAnn-Marie Lee\nAbstract.\n"
+    two = "LGMar 1, 2024\nPaper TwoAnn Marie Lee\nAbstract.\n"
+    three = "LGMar 1, 2024\nPaper ThreeAnn Marie Lee\nAbstract.\n"
+    tables = assembled(tmp_path, [("a.txt", date(2026, 1, 1), one + two + three)])
+    assert list(tables["authors"]["name"]) == ["Ann Marie Lee"]
+
+
+def test_organisations_keep_unknown_slugs_unnamed(tmp_path: Path) -> None:
+    tables = assembled(tmp_path, [FIRST, SECOND])
     orgs = tables["organizations"].set_index("org_id")
     assert orgs.loc["openai", "name"] == "OpenAI"
     assert orgs.loc["newlab"].isna().all()
     assert list(tables["paper_organizations"]["org_id"]) == ["openai", "newlab"]
 
 
-def test_changes_against_parent(two_captures, reference) -> None:
-    first, second = two_captures
-    parent = build_tables([first], reference)
-    child = build_tables([first, second], reference)
-    changes = changes_table(parent, child).set_index("paper_id")
+def test_changes_against_parent(tmp_path: Path) -> None:
+    parent = assembled(tmp_path, [FIRST])
+    child = assembled(tmp_path, [FIRST, SECOND], parent=parent)
+    changes = child["changes"].set_index("paper_id")
     titles = child["papers"].set_index("paper_id")["title"]
     kinds = {titles[pid]: row["change"] for pid, row in changes.iterrows()}
     assert kinds == {"A Study of Graphs": "updated", "Language Models": "added"}
@@ -71,29 +79,45 @@ def test_changes_against_parent(two_captures, reference) -> None:
     assert set(updated["changed_fields"].split(",")) == {"score", "has_code", "authors"}
 
 
-def test_removed_papers_and_first_version(two_captures, reference) -> None:
-    first, second = two_captures
-    both = build_tables([first, second], reference)
-    only_second = build_tables([second], reference)
-    changes = changes_table(both, only_second)
-    assert list(changes["change"]) == ["removed"]
-    assert set(changes_table(None, both)["change"]) == {"added"}
+def test_removed_papers_and_first_version(tmp_path: Path) -> None:
+    both = assembled(tmp_path, [FIRST, SECOND])
+    only_second = assembled(tmp_path, [SECOND], parent=both)
+    assert list(only_second["changes"]["change"]) == ["removed"]
+    assert set(both["changes"]["change"]) == {"added"}
 
 
-def test_inputs_are_not_mutated(two_captures, reference) -> None:
-    parent = build_tables([two_captures[0]], reference)
-    snapshot = {name: frame.copy() for name, frame in parent.items()}
-    changes_table(parent, build_tables(list(two_captures), reference))
-    for name, frame in parent.items():
-        assert frame.equals(snapshot[name])
+def test_lineage_alone_is_no_change(tmp_path: Path) -> None:
+    """A paper seen again in a later capture, as it was, is not updated: lineage is not content."""
+    parent = assembled(tmp_path, [FIRST])
+    again = assembled(tmp_path, [FIRST, ("listing_2026-03-01.txt", date(2026, 3, 1), A + B)], parent=parent)
+    assert len(again["changes"]) == 0
+    assert set(again["papers"]["last_seen"]) == {date(2026, 3, 1)}
 
 
-def test_staged_tables_round_trip(two_captures) -> None:
-    for captured in two_captures:
-        rebuilt = listing_from_staged(
-            captured.source_file, captured.sha256, captured.size_bytes, captured.capture_date, staged_tables(captured)
-        )
-        assert rebuilt == captured
+def test_staged_papers_have_the_declared_columns(reference) -> None:
+    """The row a normalised record makes is keyed by exactly the staged schema's columns."""
+    (record,) = parse_listing(A)
+    assert list(normalize_record(record, date(2026, 1, 1), reference).row) == staged_schema("papers").names
+    tables = chunk_tables(A + B, date(2026, 1, 1), reference)
+    assert {name: t.num_rows for name, t in tables.items()} == {
+        "papers": 2, "paper_authors": 3, "paper_organizations": 2, "rejects": 0,
+    }  # fmt: skip
+    assert all(t.schema.equals(staged_schema(name)) for name, t in tables.items())
+
+
+def test_a_part_numbers_its_lines_from_its_first_line(reference) -> None:
+    tables = chunk_tables(A + "stray\n" + B, date(2026, 1, 1), reference, first_line=101)
+    assert tables["papers"].column("source_line").to_pylist() == [101, 105]
+    assert tables["rejects"].column("source_line").to_pylist() == [104]
+
+
+def test_earlier_parts_make_a_repeat_a_duplicate(reference) -> None:
+    first = chunk_tables(A, date(2026, 1, 1), reference)
+    (paper_id,) = first["papers"].column("paper_id").to_pylist()
+    later = chunk_tables(A + B, date(2026, 1, 1), reference, first_line=40, earlier={paper_id: 1})
+    assert later["papers"].column("title").to_pylist() == ["Vision Models"]
+    assert later["rejects"].column("rule").to_pylist() == ["duplicate_paper"]
+    assert "line 1" in later["rejects"].column("reason")[0].as_py()
 
 
 # Hostile pieces of a listing: values past the contract's ranges, odd Unicode, broken shapes.
@@ -122,20 +146,18 @@ ABSTRACTS = st.one_of(st.text(max_size=60), st.sampled_from(["$x$", "\\textbf{",
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(HEADERS, TITLE_LINES, ABSTRACTS), min_size=1, max_size=6))
-def test_any_listing_gives_a_dataset_that_validates(reference, records: list[tuple[str, str, str]]) -> None:
+def test_any_listing_gives_a_dataset_that_validates(records: list[tuple[str, str, str]]) -> None:
     """Whatever the listing holds, each bad value is a reject and the rest validates: a data
     problem never fails the validation that guards publishing."""
     text = "\n".join(line for record in records for line in record)
-    result = listing_result(text, "hostile.txt", "0" * 64, len(text), date(2026, 11, 26), reference)
-    tables = build_tables([result], reference)
-    tables["changes"] = changes_table(None, tables)
-    validate_dataset(tables)
+    with tempfile.TemporaryDirectory() as work:
+        validate_dataset(assembled(Path(work), [("hostile.txt", date(2026, 11, 26), text)]))
 
 
 def test_a_50_mb_abstract_is_rejected_before_any_rendering(reference) -> None:
     """It once ran for minutes in the LaTeX renderer; past the size limit it never gets there."""
     listing = "LGMar 1, 2024\nA Study of GraphsAnn Lee\n$" + "x^{2} " * 8_500_000 + "$\n" + B
-    result = listing_result(listing, "big.txt", "0" * 64, len(listing), date(2026, 11, 26), reference)
-    assert [r.rule for r in result.rejects] == ["oversized_record"]
-    assert len(result.rejects[0].raw) < 3_000
-    assert [p.title for p in result.papers] == ["Vision Models"]
+    tables = chunk_tables(listing, date(2026, 11, 26), reference)
+    assert tables["rejects"].column("rule").to_pylist() == ["oversized_record"]
+    assert len(tables["rejects"].column("raw")[0].as_py()) < 3_000
+    assert tables["papers"].column("title").to_pylist() == ["Vision Models"]

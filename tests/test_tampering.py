@@ -15,14 +15,13 @@ import pytest
 from pipeline import store
 from pipeline.__main__ import main
 from schemas import validate_dataset
+from tests.assembly import publish_frames
 
 
 @pytest.fixture(scope="module")
 def published(sample_tables, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("published")
-    store.publish_version(
-        out, validate_dataset(sample_tables), {"fingerprint": "f1"}, datetime(2026, 11, 26, tzinfo=UTC)
-    )
+    publish_frames(out, validate_dataset(sample_tables), {"fingerprint": "f1"}, datetime(2026, 11, 26, tzinfo=UTC))
     return out
 
 

@@ -1,0 +1,364 @@
+"""Columnar assembly: staged captures (and the parent version) → the tables of a new version, in DuckDB.
+
+Set operations over Parquet, never one Python object per paper: DuckDB reads the staged files,
+works within a memory limit (spilling to disk beyond it) and keeps the result in a database file
+that the publish step streams from. Reads input files; writes only its own scratch database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from pipeline.reference import Reference
+from pipeline.store import StoreError
+from pipeline.tables import CHANGE_INPUTS, LINEAGE_COLUMNS, categories_table, registry_table, staged_schema
+from schemas import FOREIGN_KEYS, MODELS, arrow_schema
+from schemas.validate import REPORT_COLUMNS
+
+# DuckDB's share of the run's memory: beyond it, joins and sorts spill to the scratch folder.
+DEFAULT_MEMORY_LIMIT = "384MB"
+BATCH_ROWS = 65_536
+# Order of each published table: by its key.
+ORDER_BY: dict[str, str] = {
+    "papers": "paper_id",
+    "authors": "author_id",
+    "paper_authors": "paper_id, position",
+    "organizations": "org_id",
+    "paper_organizations": "paper_id, position",
+    "categories": "category",
+    "rejects": "ordinal, source_line",
+    "changes": "paper_id",
+}
+_SEPARATOR = "chr(31)"  # between the authors (and organisations) of a paper when they are compared
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureFiles:
+    """One staged capture as assembly sees it: its name, date and Parquet files per table."""
+
+    source_file: str
+    capture_date: date
+    files: Mapping[str, Sequence[Path]]
+
+
+@dataclass(frozen=True, slots=True)
+class Assembled:
+    """What assembly built: the database that holds the version's tables, and their counts."""
+
+    database: Path
+    row_counts: dict[str, int]
+    changes: dict[str, int]
+    parent_papers: int
+    removed_by_origin: dict[str, int]
+
+
+class UnreadableInputError(StoreError):
+    """A staged or published Parquet file holds values DuckDB cannot read (damaged or tampered)."""
+
+
+@contextmanager
+def _reading() -> Iterator[None]:
+    """DuckDB's complaint about a file's values (invalid UTF-8, say) as the store's error about
+    damage, not a crash; its other errors (out of memory, no space to spill) pass as they are."""
+    try:
+        yield
+    except duckdb.InvalidInputException as err:
+        raise UnreadableInputError(f"a Parquet file cannot be read: {str(err)[:300]}") from None
+
+
+@contextmanager
+def connect(database: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT, read_only: bool = False) -> Iterator[Any]:
+    """A DuckDB connection to the assembly database, limited in memory, spilling beside it."""
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit,
+        "preserve_insertion_order": True,
+    }
+    if not read_only:
+        config["temp_directory"] = str(database.with_suffix(".spill"))
+    connection = duckdb.connect(str(database), read_only=read_only, config=config)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def sql_files(paths: Sequence[Path]) -> str:
+    """A list of paths as a DuckDB list literal (for read_parquet)."""
+    return "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _count(con: Any, query: str) -> int:
+    row = con.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _staged_view(con: Any, table: str, captures: Sequence[CaptureFiles]) -> None:
+    """`s_<table>`: the staged rows of every capture, each tagged with its capture's ordinal."""
+    columns = ", ".join(f'"{name}"' for name in staged_schema(table).names)
+    parts = [
+        f"SELECT {columns}, {ordinal} AS ordinal FROM read_parquet({sql_files(c.files[table])})"
+        for ordinal, c in enumerate(captures)
+    ]
+    con.execute(f"CREATE OR REPLACE TEMP VIEW s_{table} AS " + " UNION ALL ".join(parts))
+
+
+def ordered_captures(captures: Sequence[CaptureFiles]) -> list[CaptureFiles]:
+    """Captures in the order in which the latest wins: capture date, then file name."""
+    return sorted(captures, key=lambda c: (c.capture_date, c.source_file))
+
+
+def build_version(
+    database: Path,
+    captures: Sequence[CaptureFiles],
+    reference: Reference,
+    parent: Mapping[str, Path] | None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+) -> Assembled:
+    """Assemble every capture into one dataset in `database`: one row per paper, the latest
+    capture winning.
+
+    Captures are ordered by capture date, then file name; a paper's fields come from the last
+    capture that shows it, and first_seen/last_seen span all captures that show it. An author is
+    shown in the richest spelling any capture gives (most non-ASCII letters, then the most
+    frequent, then the greatest). Changes are against `parent` (its Parquet files by table; all
+    papers are added when there is none).
+    """
+    ordered = ordered_captures(captures)
+    with _reading(), connect(database, memory_limit) as con:
+        con.register(
+            "capture_list",
+            pa.table({
+                "ordinal": list(range(len(ordered))),
+                "source_file": [c.source_file for c in ordered],
+                "capture_date": pa.array([c.capture_date for c in ordered], pa.date32()),
+            }),
+        )  # fmt: skip
+        con.execute("CREATE TEMP TABLE captures AS SELECT * FROM capture_list")
+        for table in ("papers", "paper_authors", "paper_organizations", "rejects"):
+            _staged_view(con, table, ordered)
+        _build_tables(con, reference)
+        _build_changes(con, parent)
+        counts = {name: _count(con, f"SELECT count(*) FROM {name}") for name in MODELS}
+        changes = dict(con.execute("SELECT change, count(*) FROM changes GROUP BY change").fetchall())
+        parent_papers, removed = 0, {}
+        if parent is not None:
+            parent_papers = _count(con, "SELECT count(*) FROM parent_papers")
+            removed = dict(
+                con.execute(
+                    "SELECT p.source_file, count(*) FROM changes c JOIN parent_papers p USING (paper_id) "
+                    "WHERE c.change = 'removed' GROUP BY p.source_file"
+                ).fetchall()
+            )
+    return Assembled(database, counts, changes, parent_papers, removed)
+
+
+def _select(table: str, sources: Mapping[str, str]) -> str:
+    """The select list of a published table, in the contract's column order: each column from
+    the source named for it in `sources`, else from `s` (the staged row)."""
+    return ", ".join(f'{sources.get(name, "s")}."{name}"' for name in arrow_schema(table).names)
+
+
+def _build_tables(con: Any, reference: Reference) -> None:
+    con.execute(
+        "CREATE TEMP TABLE seen AS SELECT paper_id, max(ordinal) AS ordinal, "
+        "min(c.capture_date) AS first_seen, max(c.capture_date) AS last_seen "
+        "FROM s_papers JOIN captures c USING (ordinal) GROUP BY paper_id"
+    )
+    paper_columns = _select("papers", {"source_file": "c", "first_seen": "w", "last_seen": "w"})
+    con.execute(
+        f"CREATE TABLE papers AS SELECT {paper_columns} FROM s_papers s "
+        "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal "
+        f"JOIN captures c ON c.ordinal = s.ordinal ORDER BY {ORDER_BY['papers']}"
+    )
+    winners = "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
+    for table in ("paper_authors", "paper_organizations"):
+        con.execute(
+            f"CREATE TABLE {table} AS SELECT {_select(table, {})} FROM s_{table} s {winners} ORDER BY {ORDER_BY[table]}"
+        )
+    # Diacritics carry information that folding removes, so the richest spelling is shown.
+    con.execute(
+        "CREATE TABLE authors AS SELECT author_id, name, name_key, given_name, family_name FROM ("
+        "  SELECT author_id, name, any_value(name_key) AS name_key, any_value(given_name) AS given_name,"
+        "         any_value(family_name) AS family_name, count(*) AS listed,"
+        "         length(regexp_replace(name, '[\\x00-\\x7F]', '', 'g')) AS non_ascii"
+        "  FROM s_paper_authors GROUP BY author_id, name"
+        ") WHERE author_id IN (SELECT author_id FROM paper_authors) "
+        "QUALIFY row_number() OVER (PARTITION BY author_id ORDER BY non_ascii DESC, listed DESC, name DESC) = 1 "
+        f"ORDER BY {ORDER_BY['authors']}"
+    )
+    con.register("registry", registry_table(reference))
+    con.execute(
+        "CREATE TABLE organizations AS SELECT * FROM ("
+        "  SELECT org_id, name, ror_id FROM registry UNION ALL"
+        "  SELECT DISTINCT org_id, NULL, NULL FROM paper_organizations"
+        "  WHERE org_id NOT IN (SELECT org_id FROM registry)"
+        f") ORDER BY {ORDER_BY['organizations']}"
+    )
+    con.register("taxonomy", categories_table(reference))
+    con.execute("CREATE TABLE categories AS SELECT * FROM taxonomy")
+    reject_columns = _select("rejects", {"source_file": "c"})
+    con.execute(
+        f"CREATE TABLE rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal) "
+        "ORDER BY s.ordinal, s.source_line"
+    )
+
+
+def _content_view(con: Any, name: str, papers: str, authors: str, orgs: str, columns: Sequence[str]) -> None:
+    """`name`: per paper, every field that defines it (lineage excluded) and its author and
+    organisation lists."""
+    fields = ", ".join(f'p."{c}"' for c in columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT p.paper_id, {fields}, a.authors, "
+        "coalesce(o.organizations, '') AS organizations FROM " + papers + " p "
+        f"LEFT JOIN (SELECT paper_id, string_agg(name_as_listed, {_SEPARATOR} ORDER BY position) AS authors "
+        f"FROM {authors} GROUP BY paper_id) a USING (paper_id) "
+        f"LEFT JOIN (SELECT paper_id, string_agg(org_id, {_SEPARATOR} ORDER BY position) AS organizations "
+        f"FROM {orgs} GROUP BY paper_id) o USING (paper_id)"
+    )
+
+
+def _check_dates(con: Any, view: str, table: str) -> None:
+    """UnreadableInputError when a date of a published table lies past what readers take (pandas
+    and Python stop at year 9999): such a value is damage, never a date a listing gave."""
+    dates = [f.name for f in arrow_schema(table) if pa.types.is_date(f.type)]
+    if not dates:
+        return
+    late = " OR ".join(f"\"{c}\" > DATE '9999-12-31'" for c in dates)
+    found = _count(con, f"SELECT count(*) FROM {view} WHERE {late}")
+    if found:
+        raise UnreadableInputError(f"{view} holds {found} date(s) past the year 9999: damaged or edited")
+
+
+def _build_changes(con: Any, parent: Mapping[str, Path] | None) -> None:
+    """`changes`: papers added, updated (with the fields that differ) or removed against the parent."""
+    if parent is None:
+        con.execute(
+            "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM papers "
+            "ORDER BY paper_id"
+        )
+        return
+    for table in CHANGE_INPUTS:
+        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({_quote(str(parent[table]))})")
+        _check_dates(con, f"parent_{table}", table)
+    parent_columns = {row[0] for row in con.execute("DESCRIBE parent_papers").fetchall()}
+    columns = [
+        c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id" and c in parent_columns
+    ]
+    _content_view(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
+    _content_view(con, "then_content", "parent_papers", "parent_paper_authors", "parent_paper_organizations", columns)
+    compared = [*columns, "authors", "organizations"]
+    differs = [f'CASE WHEN n."{c}" IS DISTINCT FROM t."{c}" THEN {_quote(c)} END' for c in compared]
+    con.execute(
+        "CREATE TABLE changes AS SELECT coalesce(n.paper_id, t.paper_id) AS paper_id, "
+        "CASE WHEN t.paper_id IS NULL THEN 'added' WHEN n.paper_id IS NULL THEN 'removed' ELSE 'updated' END "
+        "AS change, "
+        f"CASE WHEN n.paper_id IS NULL OR t.paper_id IS NULL THEN '' ELSE concat_ws(',', {', '.join(differs)}) END "
+        "AS changed_fields "
+        "FROM now_content n FULL OUTER JOIN then_content t ON n.paper_id = t.paper_id "
+        "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR "
+        + " OR ".join(f'n."{c}" IS DISTINCT FROM t."{c}"' for c in compared)
+        + " ORDER BY paper_id"
+    )
+
+
+def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[pd.DataFrame, int, int]:
+    """The changes from one version to another (their Parquet files by table), each with the
+    paper's title; and the papers in each."""
+    con = duckdb.connect()
+    try:
+        with _reading():
+            for table in CHANGE_INPUTS:
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(new[table]))})")
+                _check_dates(con, table, table)
+            _build_changes(con, old)
+            changes = con.sql(
+                "SELECT c.*, coalesce(n.title, o.title) AS title FROM changes c LEFT JOIN papers n USING (paper_id) "
+                "LEFT JOIN parent_papers o USING (paper_id) ORDER BY paper_id"
+            ).df()
+            before = _count(con, "SELECT count(*) FROM parent_papers")
+            after = _count(con, "SELECT count(*) FROM papers")
+    finally:
+        con.close()
+    return changes, before, after
+
+
+# --- checks that need the whole table: keys and foreign keys ----------------------------------
+
+
+def _unique_sets(table: str) -> list[list[str]]:
+    schema = MODELS[table].to_schema()
+    sets = [[name] for name, column in schema.columns.items() if column.unique]
+    if schema.unique:
+        sets.append(list(schema.unique))
+    return sets
+
+
+def key_failures(database: Path) -> pd.DataFrame:
+    """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
+    row, one report row each (row: its 0-based position in the table)."""
+    frames = []
+    with connect(database, read_only=True) as con:
+        for table in MODELS:
+            for columns in _unique_sets(table):
+                keys = ", ".join(columns)
+                frames.append(
+                    con.execute(
+                        f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
+                        f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
+                        f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
+                        f"  SELECT rowid AS row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {table}"
+                        ") WHERE n > 1 ORDER BY row"
+                    ).df()
+                )
+        for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
+            frames.append(
+                con.execute(
+                    f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
+                    f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
+                    f'CAST(rowid AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
+                    f"FROM {child} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY rowid"
+                ).df()
+            )
+    found = [f for f in frames if len(f)]
+    return pd.concat(found, ignore_index=True)[REPORT_COLUMNS] if found else pd.DataFrame(columns=REPORT_COLUMNS)
+
+
+def table_batches(database: Path, table: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """One assembled table, in its published order, batch by batch."""
+    with connect(database, read_only=True) as con:
+        reader = con.sql(f"SELECT * FROM {table} ORDER BY rowid").to_arrow_reader(batch_rows)
+        yield from reader
+
+
+def staged_rejects(captures: Sequence[CaptureFiles], limit: int | None = None) -> Iterator[pa.RecordBatch]:
+    """Every reject of every capture as published rows (capture order, then line), without
+    assembling anything else: for a refused run. `limit`: only the first rows."""
+    ordered = ordered_captures(captures)
+    con = duckdb.connect()
+    try:
+        con.register(
+            "captures",
+            pa.table({"ordinal": list(range(len(ordered))), "source_file": [c.source_file for c in ordered]}),
+        )
+        _staged_view(con, "rejects", ordered)
+        tail = f" LIMIT {int(limit)}" if limit is not None else ""
+        query = (
+            f"SELECT {_select('rejects', {'source_file': 'c'})} FROM s_rejects s JOIN captures c USING (ordinal) "
+            f"ORDER BY s.ordinal, s.source_line{tail}"
+        )
+        yield from con.sql(query).to_arrow_reader(BATCH_ROWS)
+    finally:
+        con.close()

@@ -1,0 +1,305 @@
+"""The staged layer's shell: each raw listing parsed once, in parts across processes, into Parquet."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import stat
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline import store
+from pipeline.assemble import sql_files
+from pipeline.listing import decode_listing, is_header
+from pipeline.reference import load_reference
+from pipeline.report import HEADERLESS_RULES, CaptureCounts
+from pipeline.sources import InputError, Source, code_fingerprint, listing_cache_key
+from pipeline.tables import chunk_tables
+
+# A part of a listing is parsed by one process: big enough that a part's fixed costs (a task, a
+# Parquet file per table) vanish, small enough that a worker's memory stays ~100 MB.
+DEFAULT_CHUNK_BYTES = 16 << 20
+# Below this much text to parse, worker processes cost more (~1 s to start) than they save.
+MIN_PARALLEL_BYTES = 8 << 20
+_READ_BLOCK = 4 << 20
+# A part is cut at the start of a record header; when none comes for this many parts' worth of
+# bytes (a file without headers, all stray lines), it is cut at a line end instead, so that one
+# hostile file never needs more memory than this.
+_MAX_PART_FACTOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A byte range of a listing that starts at a record header (or the file's start)."""
+
+    offset: int
+    length: int
+    first_line: int  # number of its first line in the file
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scanned:
+    """A listing read once: its digest, size and the parts it is parsed in."""
+
+    sha256: str
+    size_bytes: int
+    chunks: tuple[Chunk, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedCapture:
+    """One capture in the staged layer: where its tables are, and what it holds."""
+
+    source: Source
+    key: str
+    sha256: str
+    folder: Path
+    parts: int
+    counts: CaptureCounts
+    from_cache: bool
+    note: str | None = None
+
+    def files(self, table: str) -> list[Path]:
+        """The capture's Parquet files of one staged table, in line order."""
+        return [self.folder / store.staged_part_name(table, index) for index in range(self.parts)]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What parsing one part produced: its files' digests and its counts."""
+
+    index: int
+    files: dict[str, dict[str, Any]]
+    papers: int
+    rejects_by_rule: dict[str, int] = field(default_factory=dict)
+    headed: int = 0  # papers plus rejects that had a record header
+
+
+def _line_breaks(data: bytes) -> int:
+    """Lines ended in `data`, as `split_lines` counts them (LF, CRLF or a lone CR)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _starts_record(line: bytes) -> bool:
+    try:
+        text = line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return is_header(text.rstrip(" \t\u00a0"))
+
+
+def _cut(buffer: bytearray, target: int, at_end: bool) -> int | None:
+    """Where to end a part of `buffer`: after the first line end at or past `target` that a record
+    header follows, or, when none comes before `_MAX_PART_FACTOR` times `target`, after the line
+    end there; None when more bytes are needed to tell."""
+    limit = _MAX_PART_FACTOR * target
+    position = max(target - 1, 0)
+    while True:
+        newline = buffer.find(b"\n", position)
+        if newline < 0:
+            return len(buffer) if at_end else None
+        if newline + 1 >= limit:
+            return newline + 1
+        end = buffer.find(b"\n", newline + 1)
+        if end < 0 and not at_end:
+            return None
+        if _starts_record(bytes(buffer[newline + 1 : end if end >= 0 else len(buffer)])):
+            return newline + 1
+        position = newline + 1
+
+
+def _open_listing(source: Source) -> int:
+    """A read-only descriptor of a listing, never through a link put in its place since discovery."""
+    try:
+        fd = os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"cannot read {source.name}: not a regular file")
+    return fd
+
+
+def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
+    """Read a listing once, in blocks: its sha256, size, and parts of about `chunk_bytes` that each
+    start at a record header (the file is never held whole in memory)."""
+    fd = _open_listing(source)
+    whole = hashlib.sha256()
+    chunks: list[Chunk] = []
+    buffer = bytearray()
+    offset, line = 0, 1
+
+    def take(length: int) -> None:
+        nonlocal offset, line, buffer
+        piece = bytes(buffer[:length])
+        chunks.append(Chunk(offset, length, line, hashlib.sha256(piece).hexdigest()))
+        offset += length
+        line += _line_breaks(piece)
+        del buffer[:length]
+
+    try:
+        while True:
+            block = os.read(fd, _READ_BLOCK)
+            whole.update(block)
+            buffer += block
+            at_end = not block
+            while len(buffer) >= chunk_bytes:
+                cut = _cut(buffer, chunk_bytes, at_end)
+                if cut is None or (cut == len(buffer) and not at_end):
+                    break
+                take(cut)
+            if at_end:
+                break
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    if buffer or not chunks:
+        take(len(buffer))
+    return Scanned(whole.hexdigest(), offset, tuple(chunks))
+
+
+def read_chunk(source: Source, chunk: Chunk) -> bytes:
+    """The bytes of one part, checked against the digest taken when the file was scanned."""
+    fd = _open_listing(source)
+    try:
+        parts, got = [], 0
+        while got < chunk.length:
+            piece = os.pread(fd, chunk.length - got, chunk.offset + got)
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(parts)
+    if hashlib.sha256(data).hexdigest() != chunk.sha256:
+        raise InputError(f"{source.name} changed while it was being read; run again when it is complete")
+    return data
+
+
+def stage_chunk(
+    source: Source, chunk: Chunk, folder: Path, index: int, earlier: Mapping[str, int] | None = None
+) -> ChunkResult:
+    """Parse one part of a listing and write its staged tables into `folder` (runs in a worker)."""
+    data = read_chunk(source, chunk)
+    text, undecodable = decode_listing(data, chunk.first_line)
+    tables = chunk_tables(
+        text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
+        earlier=earlier,
+    )  # fmt: skip
+    files = store.write_staged_part(folder, index, tables)
+    rules = Counter(tables["rejects"].column("rule").to_pylist())
+    headed = tables["papers"].num_rows + sum(n for rule, n in rules.items() if rule not in HEADERLESS_RULES)
+    return ChunkResult(index, files, tables["papers"].num_rows, dict(rules), headed)
+
+
+# --- running parts on worker processes ---------------------------------------------------------
+
+
+class _Inline(Executor):
+    """Runs each call at once in this process: one worker needs no pool."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller through the future, as a pool would
+            future.set_exception(err)
+        return future
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor]:
+    """`workers` processes for parsing parts (this process alone when 1). They are forked from a
+    clean server process that has only the parser loaded: never from this one, whose threads
+    (Prefect's) would not survive a fork."""
+    if workers <= 1:
+        yield _Inline()
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.staging"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield pool
+
+
+def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]]:
+    """Papers listed again in a later part of the same capture: part index → {paper id: line of
+    its first listing}. Each part already keeps only the first of its own repeats."""
+    files = sql_files([folder / store.staged_part_name("papers", i) for i in range(parts)])
+    with duckdb.connect() as con:
+        rows = con.execute(
+            "SELECT paper_id, list(source_line ORDER BY source_line), list(part ORDER BY source_line) FROM ("
+            "  SELECT paper_id, source_line,"
+            "         CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS INTEGER) AS part"
+            f"  FROM read_parquet({files}, filename = true)"
+            ") GROUP BY paper_id HAVING count(*) > 1"
+        ).fetchall()
+    again: dict[int, dict[str, int]] = {}
+    for paper_id, lines, where in rows:
+        for part in set(where) - {where[0]}:
+            again.setdefault(part, {})[paper_id] = lines[0]
+    return again
+
+
+def stage_source(source: Source, staged_dir: Path, refresh: bool, pool: Executor, chunk_bytes: int) -> StagedCapture:
+    """One listing in the staged layer: found there (keyed on its content) or parsed into it.
+
+    With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
+    verification is parsed again, with a note.
+    """
+    scanned = scan_listing(source, chunk_bytes)
+    key = listing_cache_key(source, scanned.sha256, code_fingerprint())
+    note = None
+    if not refresh:
+        try:
+            meta = store.read_staged(staged_dir, key)
+        except store.StagedEntryInvalidError as err:
+            meta, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
+            store.discard_staged(staged_dir, key)
+        if meta is not None:
+            counts = CaptureCounts.from_json(source.name, meta["counts"])
+            return StagedCapture(source, key, scanned.sha256, staged_dir / key, meta["parts"], counts, True, note)
+    with store.staging_folder(staged_dir, key) as folder:
+        results = _parse_parts(source, scanned, folder, pool)
+        counts = CaptureCounts(
+            source.name, scanned.size_bytes, sum(r.papers for r in results),
+            dict(sum((Counter(r.rejects_by_rule) for r in results), Counter())), sum(r.headed for r in results),
+        )  # fmt: skip
+        files = {name: digest for r in results for name, digest in r.files.items()}
+        meta = {"source_file": source.name, "sha256": scanned.sha256, "parts": len(results),
+                "counts": counts.to_json(), "files": files}  # fmt: skip
+        store.commit_staged(folder, staged_dir, key, meta)
+    return StagedCapture(source, key, scanned.sha256, staged_dir / key, len(results), counts, False, note)
+
+
+def _parse_parts(source: Source, scanned: Scanned, folder: Path, pool: Executor) -> list[ChunkResult]:
+    futures = [pool.submit(stage_chunk, source, chunk, folder, i) for i, chunk in enumerate(scanned.chunks)]
+    results = [f.result() for f in futures]
+    if len(results) > 1:
+        again = _cross_part_duplicates(folder, len(results))
+        redo = {i: pool.submit(stage_chunk, source, scanned.chunks[i], folder, i, e) for i, e in again.items()}
+        for i, future in redo.items():
+            results[i] = future.result()
+    return results
+
+
+def stage_sources(
+    sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int
+) -> list[StagedCapture]:
+    """Every listing of `sources` in the staged layer, parsed on up to `workers` processes when
+    there is enough to parse to repay their start."""
+    big = sum(s.size_bytes for s in sources) >= MIN_PARALLEL_BYTES
+    with worker_pool(workers if big else 1) as pool:
+        return [stage_source(s, staged_dir, refresh, pool, chunk_bytes) for s in sources]

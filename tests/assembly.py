@@ -1,0 +1,76 @@
+"""Test helpers: listings as text → staged parts → assembled tables (pandas), and frames → a version."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import store
+from pipeline.assemble import CaptureFiles, build_version, table_batches
+from pipeline.reference import load_reference
+from pipeline.tables import CHANGE_INPUTS, STAGED_TABLES, chunk_tables
+from schemas import MODELS, arrow_schema
+from schemas.validate import batch_failures
+
+_numbers = itertools.count()
+
+
+def stage_text(folder: Path, name: str, capture: date, text: str) -> CaptureFiles:
+    """One listing's text parsed into a staged folder (one part), as assembly reads it."""
+    folder.mkdir(parents=True)
+    store.write_staged_part(folder, 0, chunk_tables(text, capture, load_reference()))
+    return CaptureFiles(name, capture, {t: [folder / store.staged_part_name(t, 0)] for t in STAGED_TABLES})
+
+
+def table_frame(database: Path, table: str) -> pd.DataFrame:
+    """One assembled table as pandas (dates as `datetime.date`, as `store.read_tables` gives)."""
+    batches = [b.cast(arrow_schema(table)) for b in table_batches(database, table)]
+    return pa.Table.from_batches(batches, schema=arrow_schema(table)).to_pandas(date_as_object=True)
+
+
+def write_parent(folder: Path, tables: Mapping[str, pd.DataFrame]) -> dict[str, Path]:
+    """The tables changes are computed from, written as a version would hold them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name in CHANGE_INPUTS:
+        files[name] = folder / f"{name}.parquet"
+        pq.write_table(pa.Table.from_pandas(tables[name], schema=arrow_schema(name), preserve_index=False), files[name])
+    return files
+
+
+def assembled(
+    work: Path, listings: Sequence[tuple[str, date, str]], parent: Mapping[str, pd.DataFrame] | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every table of the version that `listings` (name, capture date, text) make, as pandas;
+    changes against `parent` (tables as this returns them) when given."""
+    run = work / f"assembly-{next(_numbers)}"
+    captures = [stage_text(run / f"capture-{i}", name, day, text) for i, (name, day, text) in enumerate(listings)]
+    parent_files = write_parent(run / "parent", parent) if parent is not None else None
+    database = run / "assembly.duckdb"
+    build_version(database, captures, load_reference(), parent_files)
+    return {name: table_frame(database, name) for name in MODELS}
+
+
+def frame_batches(table: str, frame: pd.DataFrame) -> list[pa.RecordBatch]:
+    """A pandas table as the batches `store.publish_version` reads."""
+    return pa.Table.from_pandas(frame, schema=arrow_schema(table), preserve_index=False).to_batches()
+
+
+def publish_frames(
+    out: Path,
+    tables: Mapping[str, pd.DataFrame],
+    manifest: Mapping[str, Any],
+    created_at: datetime | None = None,
+    force: bool = False,
+) -> store.PublishOutcome:
+    """Publish pandas tables as a version, every batch checked as the flow checks it."""
+    sources = {name: (lambda name=name: frame_batches(name, tables[name])) for name in MODELS}
+    when = created_at or datetime(2026, 11, 26, tzinfo=UTC)
+    return store.publish_version(out, sources, manifest, when, batch_failures, force=force)

@@ -1,0 +1,226 @@
+"""The staged layer: each listing parsed once, in parts on worker processes, verified before reuse."""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import store
+from pipeline.sources import InputError, Source, discover_sources
+from pipeline.staging import (
+    DEFAULT_CHUNK_BYTES,
+    StagedCapture,
+    read_chunk,
+    scan_listing,
+    stage_source,
+    stage_sources,
+    worker_pool,
+)
+from pipeline.tables import STAGED_TABLES
+
+LISTING = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
+
+
+def record(n: int) -> str:
+    return f"LGMar {1 + n % 28}, 2025\nStudy Number {n} of GraphsAnn Lee, Bo Chen\nAbstract of study {n}: $x^{n}$.\n"
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "listing_2026-01-01.txt").write_text(LISTING, encoding="utf-8")
+    return folder
+
+
+def stage(source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> StagedCapture:
+    with worker_pool(workers) as pool:
+        return stage_source(source, staged, False, pool, chunk_bytes)
+
+
+def contents(capture: StagedCapture) -> dict[str, pa.Table]:
+    """A staged capture's tables, its parts concatenated in line order."""
+    return {t: pa.concat_tables([pq.read_table(f) for f in capture.files(t)]) for t in STAGED_TABLES}
+
+
+def only_source(raw: Path) -> Source:
+    (source,) = discover_sources(raw, None).sources
+    return source
+
+
+# --- parts: cut at record headers, numbered as in the file, the same result however many ------
+
+
+def test_parts_start_at_record_headers_and_number_lines_as_the_file_does(raw: Path) -> None:
+    path = raw / "listing_2026-01-01.txt"
+    path.write_text("".join(record(n) for n in range(200)), encoding="utf-8")
+    scanned = scan_listing(only_source(raw), 2_000)
+    assert len(scanned.chunks) > 5
+    data = path.read_bytes()
+    assert sum(c.length for c in scanned.chunks) == len(data) == scanned.size_bytes
+    for chunk in scanned.chunks:
+        assert data[chunk.offset : chunk.offset + chunk.length].startswith(b"LGMar")
+        assert chunk.first_line == data[: chunk.offset].count(b"\n") + 1
+
+
+def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(raw: Path, tmp_path: Path) -> None:
+    # CRLF line ends, blank lines, a stray line, a truncated record and a bad date among them.
+    text = "\ufeff" + "".join(record(n) for n in range(300)).replace("\n", "\r\n")
+    text += "stray line\r\n\r\n" + "LGMar 3, 2025\r\n" + "LGFeb 30, 2025\r\nA TitleAnn Lee\r\nAbs.\r\n"
+    text += "".join(record(n) for n in range(300, 330))
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
+    source = only_source(raw)
+    whole = contents(stage(source, tmp_path / "whole"))
+    in_parts = stage(source, tmp_path / "parts-1", workers=1, chunk_bytes=3_000)
+    assert in_parts.parts > 5
+    on_two = stage(source, tmp_path / "parts-2", workers=2, chunk_bytes=3_000)
+    for table in STAGED_TABLES:
+        assert contents(in_parts)[table].equals(whole[table]), table
+        assert contents(on_two)[table].equals(whole[table]), table
+    assert whole["papers"].num_rows == 330
+    assert sorted(whole["rejects"].column("rule").to_pylist()) == ["invalid_date", "stray_lines", "truncated_record"]
+    assert in_parts.counts == stage(source, tmp_path / "whole").counts
+
+
+def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path) -> None:
+    text = "".join(record(n) for n in range(40)) + record(3) + "".join(record(n) for n in range(40, 60)) + record(3)
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8")
+    source = only_source(raw)
+    whole = contents(stage(source, tmp_path / "whole"))
+    parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
+    assert parts.parts > 3
+    for table in STAGED_TABLES:
+        assert contents(parts)[table].equals(whole[table]), table
+    rejects = whole["rejects"].to_pylist()
+    assert [(r["source_line"], r["rule"]) for r in rejects] == [(121, "duplicate_paper"), (184, "duplicate_paper")]
+    assert all("line 10" in r["reason"] for r in rejects)
+    assert parts.counts.rejects_by_rule == {"duplicate_paper": 2}
+
+
+def test_a_file_without_headers_is_still_cut_into_bounded_parts(raw: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_text("no header here\n" * 2_000, encoding="utf-8")
+    scanned = scan_listing(only_source(raw), 1_000)
+    assert max(c.length for c in scanned.chunks) <= 4 * 1_000 + 100
+    assert sum(c.length for c in scanned.chunks) == 2_000 * 15
+
+
+def test_an_empty_listing_is_one_empty_part(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_bytes(b"")
+    capture = stage(only_source(raw), tmp_path / "staged")
+    assert (capture.parts, capture.counts.records, capture.counts.size_bytes) == (1, 0, 0)
+
+
+def test_a_listing_changed_after_its_scan_is_an_input_error(raw: Path) -> None:
+    source = only_source(raw)
+    (chunk,) = scan_listing(source, DEFAULT_CHUNK_BYTES).chunks
+    source.path.write_text(LISTING.replace("Graphs", "Trees"), encoding="utf-8")
+    with pytest.raises(InputError, match="changed while it was being read"):
+        read_chunk(source, chunk)
+
+
+def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, monkeypatch) -> None:
+    from pipeline import staging
+
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
+    used: list[int] = []
+    real_pool = staging.worker_pool
+
+    def spy(workers: int):
+        used.append(workers)
+        return real_pool(workers)
+
+    monkeypatch.setattr(staging, "worker_pool", spy)
+    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 1_000)
+    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000)
+    assert used == [2]
+    assert capture.counts.papers == 100
+    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 10**9)
+    stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000)
+    assert used == [2, 1]  # a small input is parsed in this process
+
+
+# --- the staged layer: data, never code; verified before use ----------------------------------
+
+
+def test_a_staged_capture_is_reused_and_a_tampered_one_parsed_again(raw: Path, tmp_path: Path) -> None:
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    assert not first.from_cache
+    assert stage(source, staged).from_cache
+    papers = first.files("papers")[0]
+    data = bytearray(papers.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    papers.write_bytes(bytes(data))
+
+    again = stage(source, staged)
+    assert not again.from_cache
+    assert again.note is not None
+    assert "staged parse ignored" in again.note
+    assert contents(again)["papers"].equals(contents(stage(source, tmp_path / "fresh"))["papers"])
+    assert stage(source, staged).from_cache  # rewritten, verified again
+
+
+def test_refresh_parses_again_and_new_content_has_a_new_key(raw: Path, tmp_path: Path) -> None:
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    with worker_pool(1) as pool:
+        assert not stage_source(source, staged, True, pool, DEFAULT_CHUNK_BYTES).from_cache
+    source.path.write_text(LISTING + "\n", encoding="utf-8")
+    changed = stage(only_source(raw), staged)
+    assert (changed.from_cache, changed.key != first.key) == (False, True)
+
+
+class Payload:
+    """Unpickling this runs code: it creates a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    marker = tmp_path / "pwned"
+    source = only_source(raw)
+    staged = out / store.STAGED
+    first = stage(source, staged)
+    # Where an earlier release kept its cache, and in place of every staged file.
+    legacy = out / store.LEGACY_CACHE
+    legacy.mkdir()
+    (legacy / f"{first.key}.pickle").write_bytes(pickle.dumps(Payload(marker)))
+    for file in first.folder.iterdir():
+        file.write_bytes(pickle.dumps(Payload(marker)))
+
+    loaded = stage(source, staged)
+    assert store.remove_legacy_cache(out)
+    assert not marker.exists()
+    assert not legacy.exists()
+    assert not loaded.from_cache
+    assert loaded.counts.records == 1
+
+
+def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path) -> None:
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    shutil.rmtree(first.folder)
+    first.folder.write_text("not a folder", encoding="utf-8")
+    again = stage(source, staged)
+    assert (again.from_cache, again.note is not None) == (False, True)
+    assert stage(source, staged).from_cache
+
+
+def test_a_staged_capture_missing_a_part_is_parsed_again(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(30)), encoding="utf-8")
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged, chunk_bytes=500)
+    first.files("rejects")[-1].unlink()
+    again = stage(source, staged, chunk_bytes=500)
+    assert not again.from_cache
+    assert "missing" in (again.note or "")
