@@ -34,7 +34,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C
 # A task run costs ~25 ms of Prefect bookkeeping: ~8 MB of listings per parse task outweighs it.
 DEFAULT_BATCH_BYTES = 8_000_000
 ONE_TASK = 1 << 62
-DEFAULT_CHUNK_BYTES = 16 << 20
 
 
 def _iso_date(text: str) -> date:
@@ -63,9 +62,11 @@ def flow_parameters(
     dask: bool = False,
     min_tasks: int = 1,
     workers: int | None = None,
-    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    chunk_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Every parameter of the `refresh` flow, the CLI's defaults filling those not given."""
+    from pipeline.staging import DEFAULT_CHUNK_BYTES
+
     return {
         "raw_dir": raw_dir,
         "out_dir": out_dir,
@@ -81,7 +82,7 @@ def flow_parameters(
         "batch_bytes": DEFAULT_BATCH_BYTES if dask else ONE_TASK,
         "min_tasks": min_tasks,
         "workers": 1 if dask else workers or os.cpu_count() or 1,
-        "chunk_bytes": chunk_bytes,
+        "chunk_bytes": chunk_bytes or DEFAULT_CHUNK_BYTES,
     }
 
 

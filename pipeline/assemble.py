@@ -27,9 +27,8 @@ from schemas.validate import REPORT_COLUMNS
 # DuckDB's share of the run's memory: beyond it, joins and sorts spill to the scratch folder.
 DEFAULT_MEMORY_LIMIT = "384MB"
 BATCH_ROWS = 65_536
-# Order of each published table: by its key.
+# Order of each light published table: by its key (papers and rejects keep capture, then line order).
 ORDER_BY: dict[str, str] = {
-    "papers": "paper_id",
     "authors": "author_id",
     "paper_authors": "paper_id, position",
     "organizations": "org_id",
@@ -112,7 +111,7 @@ def _staged_view(con: Any, table: str, captures: Sequence[CaptureFiles]) -> None
         f"SELECT {columns}, {ordinal} AS ordinal FROM read_parquet({sql_files(c.files[table])})"
         for ordinal, c in enumerate(captures)
     ]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW s_{table} AS " + " UNION ALL ".join(parts))
+    con.execute(f"CREATE OR REPLACE VIEW s_{table} AS " + " UNION ALL ".join(parts))
 
 
 def ordered_captures(captures: Sequence[CaptureFiles]) -> list[CaptureFiles]:
@@ -135,6 +134,11 @@ def build_version(
     shown in the richest spelling any capture gives (most non-ASCII letters, then the most
     frequent, then the greatest). Changes are against `parent` (its Parquet files by table; all
     papers are added when there is none).
+
+    The light tables are built in the database, sorted by key. Papers and rejects, which carry
+    the long texts, are views over the staged files that the publish step streams (in capture,
+    then line order): copying or sorting ~1.3 KB of text per paper would cost more than all the
+    rest of assembly. Changes compare hashes of those texts, never the texts side by side.
     """
     ordered = ordered_captures(captures)
     with _reading(), connect(database, memory_limit) as con:
@@ -146,7 +150,7 @@ def build_version(
                 "capture_date": pa.array([c.capture_date for c in ordered], pa.date32()),
             }),
         )  # fmt: skip
-        con.execute("CREATE TEMP TABLE captures AS SELECT * FROM capture_list")
+        con.execute("CREATE TABLE captures AS SELECT * FROM capture_list")
         for table in ("papers", "paper_authors", "paper_organizations", "rejects"):
             _staged_view(con, table, ordered)
         _build_tables(con, reference)
@@ -173,15 +177,15 @@ def _select(table: str, sources: Mapping[str, str]) -> str:
 
 def _build_tables(con: Any, reference: Reference) -> None:
     con.execute(
-        "CREATE TEMP TABLE seen AS SELECT paper_id, max(ordinal) AS ordinal, "
+        "CREATE TABLE seen AS SELECT paper_id, max(ordinal) AS ordinal, "
         "min(c.capture_date) AS first_seen, max(c.capture_date) AS last_seen "
         "FROM s_papers JOIN captures c USING (ordinal) GROUP BY paper_id"
     )
     paper_columns = _select("papers", {"source_file": "c", "first_seen": "w", "last_seen": "w"})
     con.execute(
-        f"CREATE TABLE papers AS SELECT {paper_columns} FROM s_papers s "
+        f"CREATE VIEW papers AS SELECT {paper_columns} FROM s_papers s "
         "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal "
-        f"JOIN captures c ON c.ordinal = s.ordinal ORDER BY {ORDER_BY['papers']}"
+        "JOIN captures c ON c.ordinal = s.ordinal"
     )
     winners = "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
     for table in ("paper_authors", "paper_organizations"):
@@ -210,19 +214,17 @@ def _build_tables(con: Any, reference: Reference) -> None:
     con.register("taxonomy", categories_table(reference))
     con.execute("CREATE TABLE categories AS SELECT * FROM taxonomy")
     reject_columns = _select("rejects", {"source_file": "c"})
-    con.execute(
-        f"CREATE TABLE rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal) "
-        "ORDER BY s.ordinal, s.source_line"
-    )
+    con.execute(f"CREATE VIEW rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal)")
 
 
 def _content_view(con: Any, name: str, papers: str, authors: str, orgs: str, columns: Sequence[str]) -> None:
-    """`name`: per paper, every field that defines it (lineage excluded) and its author and
-    organisation lists."""
-    fields = ", ".join(f'p."{c}"' for c in columns)
+    """`name`: per paper, a hash of every field that defines it (lineage excluded) and of its
+    author and organisation lists (hashes of long texts compare as the texts do, and cost a
+    fraction of a join on them)."""
+    fields = ", ".join(f'hash(p."{c}") AS "{c}"' for c in columns)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT p.paper_id, {fields}, a.authors, "
-        "coalesce(o.organizations, '') AS organizations FROM " + papers + " p "
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT p.paper_id, {fields}, hash(a.authors) AS authors, "
+        "hash(coalesce(o.organizations, '')) AS organizations FROM " + papers + " p "
         f"LEFT JOIN (SELECT paper_id, string_agg(name_as_listed, {_SEPARATOR} ORDER BY position) AS authors "
         f"FROM {authors} GROUP BY paper_id) a USING (paper_id) "
         f"LEFT JOIN (SELECT paper_id, string_agg(org_id, {_SEPARATOR} ORDER BY position) AS organizations "
@@ -308,10 +310,11 @@ def _unique_sets(table: str) -> list[list[str]]:
 
 def key_failures(database: Path) -> pd.DataFrame:
     """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
-    row, one report row each (row: its 0-based position in the table)."""
+    row, one report row each (row: its 0-based position in the published table)."""
     frames = []
     with connect(database, read_only=True) as con:
         for table in MODELS:
+            numbered = f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})"
             for columns in _unique_sets(table):
                 keys = ", ".join(columns)
                 frames.append(
@@ -319,17 +322,18 @@ def key_failures(database: Path) -> pd.DataFrame:
                         f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
                         f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
                         f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
-                        f"  SELECT rowid AS row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {table}"
+                        f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered}"
                         ") WHERE n > 1 ORDER BY row"
                     ).df()
                 )
         for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
+            numbered = f"(SELECT {column}, row_number() OVER () - 1 AS row FROM {child})"
             frames.append(
                 con.execute(
                     f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
                     f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
-                    f'CAST(rowid AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
-                    f"FROM {child} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY rowid"
+                    f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
+                    f"FROM {numbered} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY row"
                 ).df()
             )
     found = [f for f in frames if len(f)]
@@ -339,7 +343,7 @@ def key_failures(database: Path) -> pd.DataFrame:
 def table_batches(database: Path, table: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """One assembled table, in its published order, batch by batch."""
     with connect(database, read_only=True) as con:
-        reader = con.sql(f"SELECT * FROM {table} ORDER BY rowid").to_arrow_reader(batch_rows)
+        reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_rows)
         yield from reader
 
 

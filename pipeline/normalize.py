@@ -157,6 +157,10 @@ def display_name(listed: str) -> str:
     return " ".join(unicodedata.normalize("NFC", listed).split())
 
 
+_APOSTROPHES = re.compile(r"['`]")
+_NOT_WORD = re.compile(r"[^a-z0-9]+")
+
+
 def fold(text: str) -> str:
     """A folded matching key: transliterated to ASCII (Ł→L, ß→ss), lower-case, words only.
 
@@ -164,8 +168,8 @@ def fold(text: str) -> str:
     words, so "J.P. Hague", "J. P. Hague" and "J-P Hague" share one key.
     """
     ascii_text = anyascii(unicodedata.normalize("NFKC", text)).lower()
-    ascii_text = re.sub(r"['`]", "", ascii_text)
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", ascii_text).split())
+    ascii_text = _APOSTROPHES.sub("", ascii_text)
+    return " ".join(_NOT_WORD.sub(" ", ascii_text).split())
 
 
 def is_organization(name: str) -> bool:
@@ -197,7 +201,8 @@ def name_parts(name: str) -> tuple[str | None, str | None]:
     return " ".join(tokens[:start]), " ".join(tokens[start:] + suffix)
 
 
-@lru_cache(maxsize=1 << 18)
+# Bounded: a worker's memory must not grow with the names it has seen (~1 KB per entry).
+@lru_cache(maxsize=1 << 16)
 def author_name(listed: str) -> AuthorName:
     """Normalise one listed author; computed once per distinct spelling."""
     name = display_name(listed)

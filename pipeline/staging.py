@@ -24,9 +24,9 @@ from pipeline.report import HEADERLESS_RULES, CaptureCounts
 from pipeline.sources import InputError, Source, code_fingerprint, listing_cache_key
 from pipeline.tables import chunk_tables
 
-# A part of a listing is parsed by one process: big enough that a part's fixed costs (a task, a
-# Parquet file per table) vanish, small enough that a worker's memory stays ~100 MB.
-DEFAULT_CHUNK_BYTES = 16 << 20
+# A part of a listing is parsed by one process: big enough that a part's fixed costs (four
+# Parquet files) vanish, small enough that a worker needs ~100 MB beyond its imports.
+DEFAULT_CHUNK_BYTES = 8 << 20
 # Below this much text to parse, worker processes cost more (~1 s to start) than they save.
 MIN_PARALLEL_BYTES = 8 << 20
 _READ_BLOCK = 4 << 20

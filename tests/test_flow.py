@@ -108,14 +108,14 @@ def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_pa
     def corrupt(database, *args, **kwargs):
         built = real_build(database, *args, **kwargs)
         with duckdb.connect(str(database)) as con:
-            con.execute("UPDATE papers SET score = 1000 WHERE rowid IN (0, 1)")
+            con.execute("UPDATE paper_authors SET position = position + 10 WHERE rowid IN (0, 1)")
         return built
 
     monkeypatch.setattr(flow, "build_version", corrupt)
     out = tmp_path / "processed"
     with pytest.raises(DatasetInvalidError) as err:
         run(raw_dir, out)
-    assert sorted(err.value.report.loc[err.value.report["column"] == "score", "row"].astype(int)) == [0, 1]
+    assert sorted(err.value.report.loc[err.value.report["column"] == "position", "row"].astype(int)) == [0, 1]
     assert not (out / "latest").exists()
     assert not (out / "versions").exists() or not any((out / "versions").iterdir())
 

@@ -34,7 +34,9 @@ def test_one_row_per_paper_latest_capture_wins(tmp_path: Path) -> None:
     assert (graphs["first_seen"], graphs["last_seen"]) == (date(2026, 1, 1), date(2026, 2, 1))
     vision = papers.loc["Vision Models"]
     assert (vision["first_seen"], vision["last_seen"]) == (date(2026, 1, 1), date(2026, 1, 1))
-    assert list(tables["papers"]["paper_id"]) == sorted(tables["papers"]["paper_id"])  # published in key order
+    # published in the order the papers were listed: capture, then line
+    assert list(tables["papers"]["title"]) == ["Vision Models", "A Study of Graphs", "Language Models"]
+    assert list(tables["authors"]["author_id"]) == sorted(tables["authors"]["author_id"])  # light tables: key order
 
 
 def test_author_identity_folds_spellings_and_displays_diacritics(tmp_path: Path) -> None:
