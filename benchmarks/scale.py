@@ -158,10 +158,12 @@ def link_or_copy(source: Path, target: Path) -> None:
 
 
 class TreeRssSampler(threading.Thread):
-    """Peak of the summed RSS of a process and all its descendants, sampled every `interval_s`.
+    """Peaks of the summed RSS and PSS of a process and all its descendants, sampled every `interval_s`.
 
-    Sampled: a peak shorter than the interval can be missed. Summed: pages shared by several
+    Sampled: a peak shorter than the interval can be missed. RSS summed: pages shared by several
     processes (forked workers) count once per process, so the sum can exceed the memory in use.
+    PSS (proportional set size) shares each such page among the processes that map it: its sum
+    is the memory the tree uses.
     """
 
     def __init__(self, pid: int, interval_s: float = RSS_INTERVAL_S) -> None:
@@ -170,6 +172,7 @@ class TreeRssSampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.interval_s = interval_s
         self.peak_bytes = 0
+        self.peak_pss_bytes = 0
         self.samples = 0
         self._done = threading.Event()
 
@@ -183,11 +186,14 @@ class TreeRssSampler(threading.Thread):
             processes = [self.root, *self.root.children(recursive=True)]
         except psutil.Error:  # the process has ended
             return
-        total = 0
+        total = pss = 0
         for process in processes:
             with contextlib.suppress(psutil.Error):  # a child that ended between listing and reading
-                total += process.memory_info().rss
+                info = process.memory_full_info()
+                total += info.rss
+                pss += getattr(info, "pss", info.rss)
         self.peak_bytes = max(self.peak_bytes, total)
+        self.peak_pss_bytes = max(self.peak_pss_bytes, pss)
         self.samples += 1
 
     def finish(self) -> None:
@@ -232,6 +238,7 @@ def measured(command: list[str], cwd: Path, env: dict[str, str], logs: Path, tim
         "timed_out": timed_out,
         "end_to_end_s": seconds,
         "peak_rss_bytes": sampler.peak_bytes,
+        "peak_pss_bytes": sampler.peak_pss_bytes,
         "rss_samples": sampler.samples,
         "load_avg_1min_at_start": load,
         "stdout": out_path.read_text(errors="replace"),
@@ -434,7 +441,8 @@ def cli_run(
     result["flow_run"] = recorded_stages(since)
     log(
         f"{design}: exit {result['exit_code']}, {result['end_to_end_s']:.1f} s, "
-        f"peak RSS {result['peak_rss_bytes'] / 1e9:.2f} GB, {result['published_papers']} papers published"
+        f"peak RSS {result['peak_rss_bytes'] / 2**30:.2f} GiB, PSS {result['peak_pss_bytes'] / 2**30:.2f} GiB, "
+        f"{result['published_papers']} papers published"
     )
     if result["exit_code"] != 0:
         log(f"{design}: the run failed; its stderr ends with:\n{result['stderr_tail']}")
@@ -481,22 +489,24 @@ def markdown(report: dict[str, Any]) -> str:
         f"## Runs ({label})",
         "",
         "| design | papers | input MB | exit | end-to-end s | beyond fixed s | papers/s beyond fixed "
-        "| flow run s | outside the flow s | peak RSS GB (tree, sampled) | papers published | load at start |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| flow run s | outside the flow s | peak RSS GiB (tree, sampled) | peak PSS GiB | papers published "
+        "| load at start |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in report["runs"]:
         flow = run["flow_run"] or {}
         lines.append(
             f"| {run['design']} | {run['papers']:,} | {run['input_bytes'] / 1e6:,.0f} | {run['exit_code']} "
             f"| {_f(run['end_to_end_s'])} | {_f(run['beyond_fixed_s'])} | {_f(run['papers_per_s_beyond_fixed'], 0)} "
-            f"| {_f(flow.get('duration_s'))} | {_f(outside_flow(run))} | {run['peak_rss_bytes'] / 1e9:.2f} "
-            f"| {_f(run['published_papers'], 0)} "
+            f"| {_f(flow.get('duration_s'))} | {_f(outside_flow(run))} | {run['peak_rss_bytes'] / 2**30:.2f} "
+            f"| {run['peak_pss_bytes'] / 2**30:.2f} | {_f(run['published_papers'], 0)} "
             f"| {run['load_avg_1min_at_start']:.1f} |"
         )
     lines += [
         "",
         f"Peak RSS: the summed RSS of the CLI and all its descendants, sampled every {RSS_INTERVAL_S} s (a shorter "
-        "peak can be missed; pages shared between processes count once per process). Outside the flow: "
+        "peak can be missed; pages shared between processes count once per process). Peak PSS: the same sum of "
+        "proportional set sizes, where a shared page is divided among its processes. Outside the flow: "
         "end-to-end minus the flow run's duration (process start, imports, checks, the drain of Prefect's "
         "log and event workers at exit).",
         "",
@@ -525,11 +535,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"## Refresh ({label}): NEW, one new capture of {refresh['new_papers']:,} papers beside the "
             f"{refresh['base_papers']:,}-paper listing, same dataset folder",
             "",
-            "| exit | end-to-end s | beyond fixed s | flow run s | peak RSS GB | parsed | from cache "
+            "| exit | end-to-end s | beyond fixed s | flow run s | peak RSS GiB | peak PSS GiB | parsed | from cache "
             "| papers published |",
-            "|---:|---:|---:|---:|---:|---|---|---:|",
+            "|---:|---:|---:|---:|---:|---:|---|---|---:|",
             f"| {refresh['exit_code']} | {_f(refresh['end_to_end_s'])} | {_f(refresh['beyond_fixed_s'])} "
-            f"| {_f((refresh['flow_run'] or {}).get('duration_s'))} | {refresh['peak_rss_bytes'] / 1e9:.2f} "
+            f"| {_f((refresh['flow_run'] or {}).get('duration_s'))} | {refresh['peak_rss_bytes'] / 2**30:.2f} "
+            f"| {refresh['peak_pss_bytes'] / 2**30:.2f} "
             f"| {', '.join(refresh['parsed_files']) or '–'} | {', '.join(refresh['cached_files']) or '–'} "
             f"| {_f(refresh['published_papers'], 0)} |",
         ]

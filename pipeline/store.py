@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -606,19 +607,29 @@ def _write_batches(
 ) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
     """Stream one table into a Parquet file, checking every batch before it is written; return
     the file's digest, its rows and the failures (after the first failure, batches are still
-    checked, so that the report names every bad row, but no longer written)."""
+    checked, so that the report names every bad row, but no longer written).
+
+    A batch is written on a second thread while the next is read and checked: Arrow compresses
+    without the GIL, so reading, checking and writing overlap instead of adding up.
+    """
     schema = arrow_schema(table)
     failures: list[pd.DataFrame] = []
     rows = 0
-    with pq.ParquetWriter(path, schema, **_PARQUET_OPTIONS) as writer:
+    with pq.ParquetWriter(path, schema, **_PARQUET_OPTIONS) as writer, ThreadPoolExecutor(1) as pool:
+        writing: Future[None] | None = None
         for raw in batches:
             batch = _conform(raw, schema)
             found = check(table, batch, rows)
+            if writing is not None:
+                writing.result()  # in order, one at a time; raises what the write raised
+                writing = None
             if len(found):
                 failures.append(found)
             elif not failures:
-                writer.write_batch(batch)
+                writing = pool.submit(writer.write_batch, batch)
             rows += batch.num_rows
+        if writing is not None:
+            writing.result()
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
     return file_digest(path), rows, failures
@@ -629,6 +640,16 @@ def _write_arrow(table: pa.Table, path: Path) -> dict[str, Any]:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
     return file_digest(path)
+
+
+def _run_here(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`fn(*args)` run now, on this thread, as a finished future (its result or what it raised)."""
+    future: Future[Any] = Future()
+    try:
+        future.set_result(fn(*args))
+    except BaseException as err:  # handed back through the future, as the pool's thread would
+        future.set_exception(err)
+    return future
 
 
 def _write_text(path: Path, text: str) -> dict[str, Any]:
@@ -805,11 +826,16 @@ def publish_version(
         files: dict[str, Any] = {}
         counts: dict[str, int] = {}
         failures: list[pd.DataFrame] = []
-        for name in MODELS:
-            files[f"{name}.parquet"], counts[name], found = _write_batches(
-                name, tables[name](), staging / f"{name}.parquet", check
-            )
-            failures += found
+        # Papers, by far the largest, on a thread of its own beside the other tables.
+        with ThreadPoolExecutor(1) as pool:
+            written = {"papers": pool.submit(_write_batches, "papers", tables["papers"](), staging / "papers.parquet",
+                                             check)}  # fmt: skip
+            for name in MODELS:
+                if name != "papers":
+                    written[name] = _run_here(_write_batches, name, tables[name](), staging / f"{name}.parquet", check)
+            for name in MODELS:
+                files[f"{name}.parquet"], counts[name], found = written[name].result()
+                failures += found
         if failures:
             raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
         (staging / CONTRACT).mkdir()
