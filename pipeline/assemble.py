@@ -26,7 +26,11 @@ from schemas.validate import REPORT_COLUMNS
 
 # DuckDB's share of the run's memory: beyond it, joins and sorts spill to the scratch folder.
 DEFAULT_MEMORY_LIMIT = "384MB"
+# Rows per batch read back for publishing: papers and rejects carry ~2.6 KB of text a row, so
+# fewer of them keep a batch (and what DuckDB buffers ahead of it) near 40 MB.
 BATCH_ROWS = 65_536
+TEXT_BATCH_ROWS = 16_384
+_TEXT_TABLES = frozenset({"papers", "rejects"})
 # Order of each light published table: by its key (papers and rejects keep capture, then line order).
 ORDER_BY: dict[str, str] = {
     "authors": "author_id",
@@ -81,7 +85,9 @@ def connect(database: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT, read_only:
         "memory_limit": memory_limit,
         "preserve_insertion_order": True,
     }
-    if not read_only:
+    if read_only:
+        config["threads"] = 1  # a reader streams in order: more threads only buffer ahead
+    else:
         config["temp_directory"] = str(database.with_suffix(".spill"))
     connection = duckdb.connect(str(database), read_only=read_only, config=config)
     try:
@@ -340,10 +346,11 @@ def key_failures(database: Path) -> pd.DataFrame:
     return pd.concat(found, ignore_index=True)[REPORT_COLUMNS] if found else pd.DataFrame(columns=REPORT_COLUMNS)
 
 
-def table_batches(database: Path, table: str, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def table_batches(database: Path, table: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """One assembled table, in its published order, batch by batch."""
+    rows = batch_rows or (TEXT_BATCH_ROWS if table in _TEXT_TABLES else BATCH_ROWS)
     with connect(database, read_only=True) as con:
-        reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(batch_rows)
+        reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(rows)
         yield from reader
 
 
@@ -363,6 +370,6 @@ def staged_rejects(captures: Sequence[CaptureFiles], limit: int | None = None) -
             f"SELECT {_select('rejects', {'source_file': 'c'})} FROM s_rejects s JOIN captures c USING (ordinal) "
             f"ORDER BY s.ordinal, s.source_line{tail}"
         )
-        yield from con.sql(query).to_arrow_reader(BATCH_ROWS)
+        yield from con.sql(query).to_arrow_reader(TEXT_BATCH_ROWS)
     finally:
         con.close()
