@@ -11,8 +11,8 @@ from datetime import date
 from functools import lru_cache
 
 from anyascii import anyascii
-from pylatexenc.latex2text import LatexNodes2Text
 
+from pipeline.latex import abstract_text, latex_to_text  # noqa: F401 (latex_to_text: re-exported)
 from pipeline.listing import ParsedRecord, Reject
 from pipeline.reference import Reference
 from pipeline.split import ORG_WORDS, PARTICLES
@@ -217,56 +217,6 @@ def paper_id(title: str, first_author_key: str) -> str:
     Whitespace, case, punctuation and diacritics do not change it.
     """
     return _short_hash("p_", fold(title) + "\x1f" + first_author_key)
-
-
-# ---------------------------------------------------------------------------------------------
-# Abstracts
-
-_LATEX = LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
-_BARE_PERCENT = re.compile(r"(?<!\\)%")
-# Anything pylatexenc would change: macros, math, groups, ties, ligatures (``, '', --), specials.
-_LATEX_SIGN = re.compile(r"[\\$%{}~^_&#]|``|''|--")
-_OPEN = re.compile(r"(?<!\\)\{")
-_CLOSE = re.compile(r"(?<!\\)\}")
-_MATH = re.compile(r"(?<!\\)\$\$?")
-_ENDS_IN_MACRO = re.compile(r"\\[A-Za-z]+\Z")
-
-
-def latex_to_text(latex: str) -> str:
-    """pylatexenc's rendering of `latex` with whitespace collapsed (a bare % kept as a percent sign)."""
-    try:
-        text = _LATEX.latex_to_text(_BARE_PERCENT.sub(r"\\%", latex))
-    except Exception:  # pylatexenc is tolerant; should it still fail, the raw text is kept
-        text = latex
-    return " ".join(text.split())
-
-
-@lru_cache(maxsize=1 << 14)
-def abstract_text(abstract: str) -> str:
-    """The abstract with LaTeX markup rendered to plain Unicode (``\\textbf{x}`` → x, ``$\\alpha$`` → α).
-
-    Same result as `latex_to_text` on the whole abstract, about ten times faster: pylatexenc reads
-    character by character (~4 ms per abstract), so only the runs of words that hold LaTeX, each
-    closed at a balanced brace and math level, go through it; plain words are kept as they are.
-    """
-    out: list[str] = []
-    run: list[str] = []
-    depth = 0
-    in_math = False
-    for word in abstract.split():
-        if not run and not _LATEX_SIGN.search(word):
-            out.append(word)
-            continue
-        run.append(word)
-        depth += len(_OPEN.findall(word)) - len(_CLOSE.findall(word))
-        in_math ^= len(_MATH.findall(word)) % 2 == 1
-        # A macro at the end of a run may take the next word as its argument: keep reading.
-        if depth <= 0 and not in_math and not _ENDS_IN_MACRO.search(word):
-            out.append(latex_to_text(" ".join(run)))
-            run, depth = [], 0
-    if run:
-        out.append(latex_to_text(" ".join(run)))
-    return " ".join(part for part in out if part)
 
 
 # ---------------------------------------------------------------------------------------------
