@@ -25,7 +25,9 @@ from schemas import FOREIGN_KEYS, MODELS, arrow_schema
 from schemas.validate import REPORT_COLUMNS
 
 # DuckDB's share of the run's memory: beyond it, joins and sorts spill to the scratch folder.
+# A reader (publishing streams two tables at once) needs only the join of papers with `seen`.
 DEFAULT_MEMORY_LIMIT = "384MB"
+READER_MEMORY_LIMIT = "192MB"
 # Rows per batch read back for publishing: papers and rejects carry ~2.6 KB of text a row, so
 # fewer of them keep a batch (and what DuckDB buffers ahead of it) near 40 MB.
 BATCH_ROWS = 65_536
@@ -223,18 +225,26 @@ def _build_tables(con: Any, reference: Reference) -> None:
     con.execute(f"CREATE VIEW rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal)")
 
 
-def _content_view(con: Any, name: str, papers: str, authors: str, orgs: str, columns: Sequence[str]) -> None:
-    """`name`: per paper, a hash of every field that defines it (lineage excluded) and of its
-    author and organisation lists (hashes of long texts compare as the texts do, and cost a
-    fraction of a join on them)."""
-    fields = ", ".join(f'hash(p."{c}") AS "{c}"' for c in columns)
+def _content_table(con: Any, name: str, papers: str, authors: str, orgs: str, columns: Sequence[str]) -> None:
+    """`name`: per paper, a hash of every field that defines it (lineage excluded), of its author
+    and organisation lists, and of all of them (`whole`). Hashes of long texts compare as the texts
+    do, and make narrow tables: built step by step, each fits DuckDB's memory or spills."""
+    sep = _SEPARATOR
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT p.paper_id, {fields}, hash(a.authors) AS authors, "
-        "hash(coalesce(o.organizations, '')) AS organizations FROM " + papers + " p "
-        f"LEFT JOIN (SELECT paper_id, string_agg(name_as_listed, {_SEPARATOR} ORDER BY position) AS authors "
-        f"FROM {authors} GROUP BY paper_id) a USING (paper_id) "
-        f"LEFT JOIN (SELECT paper_id, string_agg(org_id, {_SEPARATOR} ORDER BY position) AS organizations "
-        f"FROM {orgs} GROUP BY paper_id) o USING (paper_id)"
+        f"CREATE TEMP TABLE {name}_authors AS SELECT paper_id, "
+        f"hash(string_agg(name_as_listed, {sep} ORDER BY position)) AS authors FROM {authors} GROUP BY paper_id"
+    )
+    con.execute(
+        f"CREATE TEMP TABLE {name}_orgs AS SELECT paper_id, "
+        f"hash(string_agg(org_id, {sep} ORDER BY position)) AS organizations FROM {orgs} GROUP BY paper_id"
+    )
+    fields = ", ".join(f'hash("{c}") AS "{c}"' for c in columns)
+    organizations = "coalesce(o.organizations, hash(''))"
+    whole = ", ".join([*(f'p."{c}"' for c in columns), "a.authors", organizations])
+    con.execute(
+        f"CREATE TEMP TABLE {name} AS SELECT p.*, a.authors, {organizations} AS organizations, hash({whole}) AS whole "
+        f"FROM (SELECT paper_id, {fields} FROM {papers}) p "
+        f"LEFT JOIN {name}_authors a USING (paper_id) LEFT JOIN {name}_orgs o USING (paper_id)"
     )
 
 
@@ -265,20 +275,24 @@ def _build_changes(con: Any, parent: Mapping[str, Path] | None) -> None:
     columns = [
         c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id" and c in parent_columns
     ]
-    _content_view(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
-    _content_view(con, "then_content", "parent_papers", "parent_paper_authors", "parent_paper_organizations", columns)
+    _content_table(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
+    _content_table(con, "then_content", "parent_papers", "parent_paper_authors", "parent_paper_organizations", columns)
+    # Which papers differ, from two narrow columns; then, for those only, which fields.
+    con.execute(
+        "CREATE TEMP TABLE differing AS SELECT coalesce(n.paper_id, t.paper_id) AS paper_id, "
+        "t.paper_id IS NULL AS added, n.paper_id IS NULL AS removed "
+        "FROM (SELECT paper_id, whole FROM now_content) n "
+        "FULL OUTER JOIN (SELECT paper_id, whole FROM then_content) t ON n.paper_id = t.paper_id "
+        "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR n.whole <> t.whole"
+    )
     compared = [*columns, "authors", "organizations"]
     differs = [f'CASE WHEN n."{c}" IS DISTINCT FROM t."{c}" THEN {_quote(c)} END' for c in compared]
     con.execute(
-        "CREATE TABLE changes AS SELECT coalesce(n.paper_id, t.paper_id) AS paper_id, "
-        "CASE WHEN t.paper_id IS NULL THEN 'added' WHEN n.paper_id IS NULL THEN 'removed' ELSE 'updated' END "
-        "AS change, "
-        f"CASE WHEN n.paper_id IS NULL OR t.paper_id IS NULL THEN '' ELSE concat_ws(',', {', '.join(differs)}) END "
-        "AS changed_fields "
-        "FROM now_content n FULL OUTER JOIN then_content t ON n.paper_id = t.paper_id "
-        "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR "
-        + " OR ".join(f'n."{c}" IS DISTINCT FROM t."{c}"' for c in compared)
-        + " ORDER BY paper_id"
+        "CREATE TABLE changes AS SELECT d.paper_id, "
+        "CASE WHEN d.added THEN 'added' WHEN d.removed THEN 'removed' ELSE 'updated' END AS change, "
+        f"CASE WHEN d.added OR d.removed THEN '' ELSE concat_ws(',', {', '.join(differs)}) END AS changed_fields "
+        "FROM differing d LEFT JOIN now_content n ON n.paper_id = d.paper_id "
+        "LEFT JOIN then_content t ON t.paper_id = d.paper_id ORDER BY d.paper_id"
     )
 
 
@@ -349,7 +363,7 @@ def key_failures(database: Path) -> pd.DataFrame:
 def table_batches(database: Path, table: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """One assembled table, in its published order, batch by batch."""
     rows = batch_rows or (TEXT_BATCH_ROWS if table in _TEXT_TABLES else BATCH_ROWS)
-    with connect(database, read_only=True) as con:
+    with connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
         reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(rows)
         yield from reader
 

@@ -9,7 +9,7 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,13 +238,18 @@ def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]
     """Papers listed again in a later part of the same capture: part index → {paper id: line of
     its first listing}. Each part already keeps only the first of its own repeats."""
     files = sql_files([folder / store.staged_part_name("papers", i) for i in range(parts)])
-    with duckdb.connect() as con:
+    listed = (
+        "SELECT paper_id, source_line, CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS INTEGER) AS part "
+        f"FROM read_parquet({files}, filename = true)"
+    )
+    with duckdb.connect(config={"memory_limit": "128MB", "threads": 1}) as con:
+        # Ids first (one narrow column), then the lines and parts of the few that repeat.
+        con.execute(
+            f"CREATE TEMP TABLE repeated AS SELECT paper_id FROM ({listed}) GROUP BY paper_id HAVING count(*) > 1"
+        )
         rows = con.execute(
-            "SELECT paper_id, list(source_line ORDER BY source_line), list(part ORDER BY source_line) FROM ("
-            "  SELECT paper_id, source_line,"
-            "         CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS INTEGER) AS part"
-            f"  FROM read_parquet({files}, filename = true)"
-            ") GROUP BY paper_id HAVING count(*) > 1"
+            "SELECT paper_id, list(source_line ORDER BY source_line), list(part ORDER BY source_line) "
+            f"FROM ({listed}) WHERE paper_id IN (SELECT paper_id FROM repeated) GROUP BY paper_id"
         ).fetchall()
     again: dict[int, dict[str, int]] = {}
     for paper_id, lines, where in rows:
@@ -253,8 +258,18 @@ def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]
     return again
 
 
-def stage_source(source: Source, staged_dir: Path, refresh: bool, pool: Executor, chunk_bytes: int) -> StagedCapture:
-    """One listing in the staged layer: found there (keyed on its content) or parsed into it.
+@dataclass(frozen=True, slots=True)
+class _ToParse:
+    """A listing the staged layer does not hold yet."""
+
+    source: Source
+    scanned: Scanned
+    key: str
+    note: str | None
+
+
+def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_bytes: int) -> StagedCapture | _ToParse:
+    """The listing as the staged layer holds it (keyed on its content), or what parsing it needs.
 
     With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
     verification is parsed again, with a note.
@@ -271,35 +286,51 @@ def stage_source(source: Source, staged_dir: Path, refresh: bool, pool: Executor
         if meta is not None:
             counts = CaptureCounts.from_json(source.name, meta["counts"])
             return StagedCapture(source, key, scanned.sha256, staged_dir / key, meta["parts"], counts, True, note)
-    with store.staging_folder(staged_dir, key) as folder:
-        results = _parse_parts(source, scanned, folder, pool)
-        counts = CaptureCounts(
-            source.name, scanned.size_bytes, sum(r.papers for r in results),
-            dict(sum((Counter(r.rejects_by_rule) for r in results), Counter())), sum(r.headed for r in results),
-        )  # fmt: skip
-        files = {name: digest for r in results for name, digest in r.files.items()}
-        meta = {"source_file": source.name, "sha256": scanned.sha256, "parts": len(results),
-                "counts": counts.to_json(), "files": files}  # fmt: skip
-        store.commit_staged(folder, staged_dir, key, meta)
-    return StagedCapture(source, key, scanned.sha256, staged_dir / key, len(results), counts, False, note)
+    return _ToParse(source, scanned, key, note)
 
 
-def _parse_parts(source: Source, scanned: Scanned, folder: Path, pool: Executor) -> list[ChunkResult]:
-    futures = [pool.submit(stage_chunk, source, chunk, folder, i) for i, chunk in enumerate(scanned.chunks)]
-    results = [f.result() for f in futures]
-    if len(results) > 1:
-        again = _cross_part_duplicates(folder, len(results))
-        redo = {i: pool.submit(stage_chunk, source, scanned.chunks[i], folder, i, e) for i, e in again.items()}
-        for i, future in redo.items():
-            results[i] = future.result()
-    return results
+def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkResult]) -> StagedCapture:
+    source, scanned = todo.source, todo.scanned
+    counts = CaptureCounts(
+        source.name, scanned.size_bytes, sum(r.papers for r in results),
+        dict(sum((Counter(r.rejects_by_rule) for r in results), Counter())), sum(r.headed for r in results),
+    )  # fmt: skip
+    files = {name: digest for r in results for name, digest in r.files.items()}
+    meta = {"source_file": source.name, "sha256": scanned.sha256, "parts": len(results),
+            "counts": counts.to_json(), "files": files}  # fmt: skip
+    store.commit_staged(folder, staged_dir, todo.key, meta)
+    return StagedCapture(
+        source, todo.key, scanned.sha256, staged_dir / todo.key, len(results), counts, False, todo.note
+    )
+
+
+def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int) -> dict[str, StagedCapture]:
+    """Parse the parts of every listing of `todo` on up to `workers` processes (all parts of all
+    files in one pool, so that small files keep every core busy too), then stage each listing."""
+    size = sum(t.scanned.size_bytes for t in todo)
+    with ExitStack() as stack:
+        folders = [stack.enter_context(store.staging_folder(staged_dir, t.key)) for t in todo]
+        with worker_pool(workers if size >= MIN_PARALLEL_BYTES else 1) as pool:
+            futures = [
+                [pool.submit(stage_chunk, t.source, chunk, folder, i) for i, chunk in enumerate(t.scanned.chunks)]
+                for t, folder in zip(todo, folders, strict=True)
+            ]
+            results = [[f.result() for f in parts] for parts in futures]
+        # The workers are gone before the checks below take memory of their own.
+        staged = {}
+        for t, folder, parts in zip(todo, folders, results, strict=True):
+            if len(parts) > 1:
+                for i, earlier in _cross_part_duplicates(folder, len(parts)).items():
+                    parts[i] = stage_chunk(t.source, t.scanned.chunks[i], folder, i, earlier)
+            staged[t.source.name] = _commit(t, folder, staged_dir, parts)
+    return staged
 
 
 def stage_sources(
     sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int
 ) -> list[StagedCapture]:
-    """Every listing of `sources` in the staged layer, parsed on up to `workers` processes when
-    there is enough to parse to repay their start."""
-    big = sum(s.size_bytes for s in sources) >= MIN_PARALLEL_BYTES
-    with worker_pool(workers if big else 1) as pool:
-        return [stage_source(s, staged_dir, refresh, pool, chunk_bytes) for s in sources]
+    """Every listing of `sources` in the staged layer: found there, or parsed in parts of about
+    `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start."""
+    found = [_staged_or_to_parse(s, staged_dir, refresh, chunk_bytes) for s in sources]
+    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers)
+    return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

@@ -17,9 +17,7 @@ from pipeline.staging import (
     StagedCapture,
     read_chunk,
     scan_listing,
-    stage_source,
     stage_sources,
-    worker_pool,
 )
 from pipeline.tables import STAGED_TABLES
 
@@ -38,9 +36,19 @@ def raw(tmp_path: Path) -> Path:
     return folder
 
 
-def stage(source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> StagedCapture:
-    with worker_pool(workers) as pool:
-        return stage_source(source, staged, False, pool, chunk_bytes)
+def stage(
+    source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES, refresh: bool = False
+) -> StagedCapture:
+    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes)
+    return capture
+
+
+@pytest.fixture
+def pool_for_any_size(monkeypatch):
+    """Worker processes even for the small listings of these tests."""
+    from pipeline import staging
+
+    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 0)
 
 
 def contents(capture: StagedCapture) -> dict[str, pa.Table]:
@@ -68,7 +76,9 @@ def test_parts_start_at_record_headers_and_number_lines_as_the_file_does(raw: Pa
         assert chunk.first_line == data[: chunk.offset].count(b"\n") + 1
 
 
-def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(raw: Path, tmp_path: Path) -> None:
+def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
+    raw: Path, tmp_path: Path, pool_for_any_size
+) -> None:
     # CRLF line ends, blank lines, a stray line, a truncated record and a bad date among them.
     text = "\ufeff" + "".join(record(n) for n in range(300)).replace("\n", "\r\n")
     text += "stray line\r\n\r\n" + "LGMar 3, 2025\r\n" + "LGFeb 30, 2025\r\nA TitleAnn Lee\r\nAbs.\r\n"
@@ -87,7 +97,7 @@ def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(raw: 
     assert in_parts.counts == stage(source, tmp_path / "whole").counts
 
 
-def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path) -> None:
+def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
     text = "".join(record(n) for n in range(40)) + record(3) + "".join(record(n) for n in range(40, 60)) + record(3)
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8")
     source = only_source(raw)
@@ -168,8 +178,7 @@ def test_a_staged_capture_is_reused_and_a_tampered_one_parsed_again(raw: Path, t
 def test_refresh_parses_again_and_new_content_has_a_new_key(raw: Path, tmp_path: Path) -> None:
     source, staged = only_source(raw), tmp_path / "staged"
     first = stage(source, staged)
-    with worker_pool(1) as pool:
-        assert not stage_source(source, staged, True, pool, DEFAULT_CHUNK_BYTES).from_cache
+    assert not stage(source, staged, refresh=True).from_cache
     source.path.write_text(LISTING + "\n", encoding="utf-8")
     changed = stage(only_source(raw), staged)
     assert (changed.from_cache, changed.key != first.key) == (False, True)
