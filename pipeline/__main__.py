@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scale = run.add_mutually_exclusive_group()
     scale.add_argument(
+        "--processes", type=_positive, default=None,
+        help="processes that parse listings on this machine (default: one per core)",
+    )  # fmt: skip
+    scale.add_argument(
         "--workers", type=_positive, default=None, help="parse files on a local Dask cluster of N workers"
     )
     scale.add_argument("--dask-address", default=None, help="parse files on an existing Dask cluster (tcp://HOST:PORT)")
@@ -294,6 +298,7 @@ def _run(args: argparse.Namespace) -> int:
                     # Two parse tasks per worker keep every worker busy; an existing cluster's size
                     # is unknown here, so assume a small one.
                     dask=runner is not None,
+                    workers=args.processes,
                     min_tasks=2 * args.workers if args.workers else (16 if args.dask_address else 1),
                 )
             )

@@ -331,31 +331,47 @@ def _unique_sets(table: str) -> list[list[str]]:
 def key_failures(database: Path) -> pd.DataFrame:
     """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
     row, one report row each (row: its 0-based position in the published table)."""
-    frames = []
     with connect(database, read_only=True) as con:
-        for table in MODELS:
-            numbered = f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})"
-            for columns in _unique_sets(table):
-                keys = ", ".join(columns)
-                frames.append(
-                    con.execute(
-                        f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
-                        f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
-                        f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
-                        f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered}"
-                        ") WHERE n > 1 ORDER BY row"
-                    ).df()
-                )
-        for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
-            numbered = f"(SELECT {column}, row_number() OVER () - 1 AS row FROM {child})"
+        return _key_failures(con)
+
+
+def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
+    """`key_failures` of a version's Parquet files (every table of the contract, by name)."""
+    con = duckdb.connect(config={"memory_limit": READER_MEMORY_LIMIT})
+    try:
+        with _reading():
+            for table, file in files.items():
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(file))})")
+            return _key_failures(con)
+    finally:
+        con.close()
+
+
+def _key_failures(con: Any) -> pd.DataFrame:
+    frames = []
+    for table in MODELS:
+        numbered = f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})"
+        for columns in _unique_sets(table):
+            keys = ", ".join(columns)
             frames.append(
                 con.execute(
-                    f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
-                    f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
-                    f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
-                    f"FROM {numbered} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY row"
+                    f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
+                    f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
+                    f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
+                    f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered}"
+                    ") WHERE n > 1 ORDER BY row"
                 ).df()
             )
+    for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
+        numbered = f"(SELECT {column}, row_number() OVER () - 1 AS row FROM {child})"
+        frames.append(
+            con.execute(
+                f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
+                f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
+                f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
+                f"FROM {numbered} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY row"
+            ).df()
+        )
     found = [f for f in frames if len(f)]
     return pd.concat(found, ignore_index=True)[REPORT_COLUMNS] if found else pd.DataFrame(columns=REPORT_COLUMNS)
 

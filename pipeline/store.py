@@ -44,9 +44,9 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from pipeline.tables import STAGED_TABLES, staged_schema
-from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
+from schemas import MODELS, DatasetInvalidError, arrow_schema
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
-from schemas.validate import REPORT_COLUMNS
+from schemas.validate import REPORT_COLUMNS, batch_failures
 
 VERSIONS = "versions"
 LATEST = "latest"
@@ -524,15 +524,45 @@ def _type_failures(name: str, schema: pa.Schema) -> list[dict[str, Any]]:
     return failures
 
 
+_CHECK_BATCH_ROWS = 16_384
+
+
+def _table_failures(name: str, file: Path) -> tuple[int | None, list[dict[str, Any]], list[pd.DataFrame]]:
+    """One table of a version folder read batch by batch (never whole): its rows (None when it
+    cannot be read through), what keeps it from being read, and what its model rejects."""
+    try:
+        parquet = pq.ParquetFile(file, page_checksum_verification=True)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        return None, [_failure(name, "readable", f"{file} cannot be read: {str(err)[:300]}")], []
+    with parquet:
+        typed = _type_failures(name, parquet.schema_arrow)
+        if typed:
+            return None, typed, []
+        rows, found = 0, []
+        try:
+            for batch in parquet.iter_batches(batch_size=_CHECK_BATCH_ROWS):
+                batch.validate(full=True)  # e.g. strings that are not UTF-8
+                failures = batch_failures(name, batch, rows)
+                if len(failures):
+                    found.append(failures)
+                rows += batch.num_rows
+        except (OSError, pa.ArrowException, ValueError, OverflowError) as err:  # a date32 past year 9999, say
+            return None, [_failure(name, "readable", f"{file} cannot be read: {str(err)[:300]}")], found
+    return rows, [], found
+
+
 def check_version_folder(path: Path) -> pd.DataFrame:
     """Everything wrong with a version folder, for the receiving side of a hand-off.
 
     Requires the manifest and the contract; checks every file's sha256 and size against the
     manifest, that every table reads with its page checksums and has the contract's Arrow
-    types, that the tables pass the pandera models and foreign keys, that row counts match the
-    manifest and that the contract is this pipeline's. Returns the failures in the report format
-    of `schemas.validate` (empty when the folder conforms); never raises on damaged input.
+    types, that the tables pass the pandera models (batch by batch, so that memory does not grow
+    with the version), keys and foreign keys, that row counts match the manifest and that the
+    contract is this pipeline's. Returns the failures in the report format of `schemas.validate`
+    (empty when the folder conforms); never raises on damaged input.
     """
+    from pipeline.assemble import UnreadableInputError, file_key_failures
+
     failures: list[dict[str, Any]] = []
     manifest: dict[str, Any] | None = None
     if not (path / MANIFEST).is_file():
@@ -545,35 +575,30 @@ def check_version_folder(path: Path) -> pd.DataFrame:
     failures += _integrity_failures(path, manifest)
     # A file that is there is still checked when its sha256 differs: the report then says what changed.
     unusable = {f["table"] for f in failures if f["check"] in ("file_present", "regular_file")}
-    tables: dict[str, pd.DataFrame] = {}
+    rows: dict[str, int] = {}
+    model_failures: list[pd.DataFrame] = []
     for name in MODELS:
         if f"{name}.parquet" in unusable:
             continue
-        try:
-            table = _read_parquet(path / f"{name}.parquet")
-        except VersionDamagedError as err:
-            failures.append(_failure(name, "readable", str(err)))
-            continue
-        typed = _type_failures(name, table.schema)
-        failures += typed
-        if not typed:
-            try:
-                tables[name] = _to_pandas(path / f"{name}.parquet", table)
-            except VersionDamagedError as err:
-                failures.append(_failure(name, "readable", str(err)))
+        counted, problems, found = _table_failures(name, path / f"{name}.parquet")
+        failures += problems
+        model_failures += found
+        if counted is not None:
+            rows[name] = counted
     failures += _contract_failures(path)
-    report = pd.DataFrame(failures, columns=REPORT_COLUMNS)
-    if len(tables) == len(MODELS):
+    report = pd.concat([pd.DataFrame(failures, columns=REPORT_COLUMNS), *model_failures], ignore_index=True)
+    if len(rows) == len(MODELS):
         try:
-            validate_dataset(tables)
-        except DatasetInvalidError as err:
-            report = pd.concat([report, err.report], ignore_index=True)
+            keys = file_key_failures({name: path / f"{name}.parquet" for name in MODELS})
+        except UnreadableInputError as err:
+            keys = pd.DataFrame([_failure("keys", "readable", str(err))], columns=REPORT_COLUMNS)
+        report = pd.concat([report, keys], ignore_index=True)
     extra = []
     if manifest is not None:
         counts = manifest["row_counts"]
-        for name, frame in tables.items():
-            if counts.get(name) != len(frame):
-                extra.append(_failure(name, f"manifest_row_count({counts.get(name)})", str(len(frame))))
+        for name, counted in rows.items():
+            if counts.get(name) != counted:
+                extra.append(_failure(name, f"manifest_row_count({counts.get(name)})", str(counted)))
         if manifest.get("schema_fingerprint") != schema_fingerprint():
             extra.append(_failure(MANIFEST, "schema_fingerprint", "the version was published under another contract"))
     if extra:

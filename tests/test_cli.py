@@ -345,3 +345,20 @@ def test_a_version_that_cannot_be_pruned_is_a_warning(
     monkeypatch.setattr(store, "prune_versions", refuse)
     summary = run_flow(raw_dir, out, force=True, keep=1)
     assert (summary.published, summary.version_id, summary.pruned) == (True, "000002", [])
+
+
+def test_parsing_uses_every_core_unless_told_otherwise(tmp_path: Path) -> None:
+    from pipeline.__main__ import flow_parameters
+
+    assert flow_parameters(tmp_path, tmp_path)["workers"] == (os.cpu_count() or 1)
+    assert flow_parameters(tmp_path, tmp_path, workers=1)["workers"] == 1
+    on_dask = flow_parameters(tmp_path, tmp_path, dask=True, workers=4)
+    assert on_dask["workers"] == 1  # each Dask worker parses its files itself
+    assert on_dask["batch_bytes"] < flow_parameters(tmp_path, tmp_path)["batch_bytes"]
+
+
+def test_processes_must_be_a_positive_number(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--processes", "0"])
+    assert exit_.value.code == 2
+    assert "--processes" in capsys.readouterr().err
