@@ -410,6 +410,7 @@ def _diff(args: argparse.Namespace) -> int:
     from schemas.tables import CHANGE_KINDS
 
     try:
+        store.check_plain_path(args.out)
         old_path = store.version_path(args.out, args.old)
         new_path = store.version_path(args.out, args.new)
         old, new = store.verified_files(old_path, CHANGE_INPUTS), store.verified_files(new_path, CHANGE_INPUTS)

@@ -7,6 +7,8 @@ that the publish step streams from. Reads input files; writes only its own scrat
 
 from __future__ import annotations
 
+import errno
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,9 +19,10 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset
 
 from pipeline.reference import Reference
-from pipeline.store import StoreError
+from pipeline.store import StoreError, StoreWriteError
 from pipeline.tables import CHANGE_INPUTS, LINEAGE_COLUMNS, categories_table, registry_table, staged_schema
 from schemas import FOREIGN_KEYS, MODELS, arrow_schema
 from schemas.validate import REPORT_COLUMNS
@@ -70,14 +73,23 @@ class UnreadableInputError(StoreError):
     """A staged or published Parquet file holds values DuckDB cannot read (damaged or tampered)."""
 
 
+# What DuckDB says (in its message only) when the disk refuses a write.
+_WRITE_ERRNOS = (("No space left", errno.ENOSPC), ("Read-only file system", errno.EROFS),
+                 ("Permission denied", errno.EACCES), ("Disk quota", errno.EDQUOT))  # fmt: skip
+
+
 @contextmanager
 def _reading() -> Iterator[None]:
-    """DuckDB's complaint about a file's values (invalid UTF-8, say) as the store's error about
-    damage, not a crash; its other errors (out of memory, no space to spill) pass as they are."""
+    """DuckDB's errors as the store's: a file's values it cannot read (invalid UTF-8, say) are
+    damage; a database or spill file it cannot write is a write error with its cause (a full or
+    read-only disk: exit 2, one line), never a crash."""
     try:
         yield
     except duckdb.InvalidInputException as err:
         raise UnreadableInputError(f"a Parquet file cannot be read: {str(err)[:300]}") from None
+    except (duckdb.IOException, duckdb.TransactionException) as err:
+        code = next((number for text, number in _WRITE_ERRNOS if text in str(err)), None)
+        raise StoreWriteError(f"assembly could not write its working files: {str(err)[:300]}", code) from None
 
 
 @contextmanager
@@ -299,7 +311,8 @@ def _build_changes(con: Any, parent: Mapping[str, Path] | None) -> None:
 def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[pd.DataFrame, int, int]:
     """The changes from one version to another (their Parquet files by table), each with the
     paper's title; and the papers in each."""
-    con = duckdb.connect()
+    spill = tempfile.TemporaryDirectory(prefix="pipeline-diff-")
+    con = duckdb.connect(config={"memory_limit": DEFAULT_MEMORY_LIMIT, "temp_directory": spill.name})
     try:
         with _reading():
             for table in CHANGE_INPUTS:
@@ -314,6 +327,7 @@ def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[p
             after = _count(con, "SELECT count(*) FROM papers")
     finally:
         con.close()
+        spill.cleanup()
     return changes, before, after
 
 
@@ -331,20 +345,24 @@ def _unique_sets(table: str) -> list[list[str]]:
 def key_failures(database: Path) -> pd.DataFrame:
     """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
     row, one report row each (row: its 0-based position in the published table)."""
-    with connect(database, read_only=True) as con:
+    with _reading(), connect(database, read_only=True) as con:
         return _key_failures(con)
 
 
 def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
-    """`key_failures` of a version's Parquet files (every table of the contract, by name)."""
-    con = duckdb.connect(config={"memory_limit": READER_MEMORY_LIMIT})
-    try:
-        with _reading():
-            for table, file in files.items():
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(file))})")
-            return _key_failures(con)
-    finally:
-        con.close()
+    """`key_failures` of a version's Parquet files (every table of the contract, by name).
+
+    The files are handed over as Arrow datasets, never as paths: a version folder handed over
+    for checking may sit anywhere, under a path DuckDB would read as a pattern."""
+    with tempfile.TemporaryDirectory(prefix="pipeline-keys-") as spill:
+        con = duckdb.connect(config={"memory_limit": READER_MEMORY_LIMIT, "threads": 1, "temp_directory": spill})
+        try:
+            with _reading():
+                for table, file in files.items():
+                    con.register(table, pyarrow.dataset.dataset(str(file), format="parquet"))
+                return _key_failures(con)
+        finally:
+            con.close()
 
 
 def _key_failures(con: Any) -> pd.DataFrame:
@@ -379,27 +397,31 @@ def _key_failures(con: Any) -> pd.DataFrame:
 def table_batches(database: Path, table: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """One assembled table, in its published order, batch by batch."""
     rows = batch_rows or (TEXT_BATCH_ROWS if table in _TEXT_TABLES else BATCH_ROWS)
-    with connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
+    with _reading(), connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
         reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(rows)
         yield from reader
 
 
 def staged_rejects(captures: Sequence[CaptureFiles], limit: int | None = None) -> Iterator[pa.RecordBatch]:
     """Every reject of every capture as published rows (capture order, then line), without
-    assembling anything else: for a refused run. `limit`: only the first rows."""
+    assembling anything else: for a refused run. `limit`: only the first rows.
+
+    Read in the staged files' own order (parts in line order, one thread) rather than sorted: a
+    refused run is the one with the most rejects, and sorting them all would take their size in
+    memory."""
     ordered = ordered_captures(captures)
-    con = duckdb.connect()
-    try:
-        con.register(
-            "captures",
-            pa.table({"ordinal": list(range(len(ordered))), "source_file": [c.source_file for c in ordered]}),
-        )
-        _staged_view(con, "rejects", ordered)
-        tail = f" LIMIT {int(limit)}" if limit is not None else ""
-        query = (
-            f"SELECT {_select('rejects', {'source_file': 'c'})} FROM s_rejects s JOIN captures c USING (ordinal) "
-            f"ORDER BY s.ordinal, s.source_line{tail}"
-        )
-        yield from con.sql(query).to_arrow_reader(TEXT_BATCH_ROWS)
-    finally:
-        con.close()
+    with tempfile.TemporaryDirectory(prefix="pipeline-rejects-") as spill:
+        con = duckdb.connect(config={"memory_limit": READER_MEMORY_LIMIT, "threads": 1, "temp_directory": spill})
+        try:
+            con.register(
+                "captures",
+                pa.table({"ordinal": list(range(len(ordered))), "source_file": [c.source_file for c in ordered]}),
+            )
+            _staged_view(con, "rejects", ordered)
+            tail = f" LIMIT {int(limit)}" if limit is not None else ""
+            columns = _select("rejects", {"source_file": "c"})
+            query = f"SELECT {columns} FROM s_rejects s JOIN captures c USING (ordinal){tail}"
+            with _reading():
+                yield from con.sql(query).to_arrow_reader(TEXT_BATCH_ROWS)
+        finally:
+            con.close()

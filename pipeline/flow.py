@@ -326,16 +326,14 @@ def refresh(
         "warnings": warnings,
     }
 
-    if records and rejects / records > max_reject_rate:
-        folder = write_rejected(out_dir, captures, manifest)
-        reason = (
-            f"{rejects} of {records} records rejected ({rejects / records:.1%} > {max_reject_rate:.1%}); "
-            f"nothing was published. The rejects are in {folder / 'rejects.csv'}"
-        )
-        _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, captures)
-
+    too_many_rejects = bool(records) and rejects / records > max_reject_rate
     current = store.latest_id(out_dir)
-    if not force and current and store.fingerprint(out_dir, current) == manifest["fingerprint"]:
+    if (
+        not too_many_rejects
+        and not force
+        and current
+        and store.fingerprint(out_dir, current) == manifest["fingerprint"]
+    ):
         logger.info("up to date: version %s already has these inputs and code", current)
         path = store.version_path(out_dir, current)
         summary = RunSummary(current, path, False, current, row_counts=store.read_manifest(path)["row_counts"], **base)
@@ -354,6 +352,14 @@ def refresh(
             again = {c.source.name: c for c in stage_listings(gone, staged_dir, False, workers, chunk_bytes)}
             staged = [again.get(c.source.name, c) for c in staged]
             captures = capture_files(staged)
+        # Under the lock: the rejects are read from staged files that no other run prunes now.
+        if too_many_rejects:
+            folder = write_rejected(out_dir, captures, manifest)
+            reason = (
+                f"{rejects} of {records} records rejected ({rejects / records:.1%} > {max_reject_rate:.1%}); "
+                f"nothing was published. The rejects are in {folder / 'rejects.csv'}"
+            )
+            _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, captures)
         parent_id = store.latest_id(out_dir)
         parent = store.verified_files(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
         logger.info("assembling %d listing(s)", len(captures))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import re
 import stat
+import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -18,7 +20,7 @@ import duckdb
 
 from pipeline import store
 from pipeline.assemble import sql_files
-from pipeline.listing import decode_listing, is_header
+from pipeline.listing import MAX_HEADER_CHARS, MONTHS, decode_listing, is_header
 from pipeline.reference import load_reference
 from pipeline.report import HEADERLESS_RULES, CaptureCounts
 from pipeline.sources import InputError, Source, code_fingerprint, listing_cache_key
@@ -91,30 +93,42 @@ def _line_breaks(data: bytes) -> int:
 
 def _starts_record(line: bytes) -> bool:
     try:
-        text = line.rstrip(b"\r").decode("utf-8")
+        text = line.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return is_header(text.rstrip(" \t\u00a0"))
 
 
-def _cut(buffer: bytearray, target: int, at_end: bool) -> int | None:
-    """Where to end a part of `buffer`: after the first line end at or past `target` that a record
-    header follows, or, when none comes before `_MAX_PART_FACTOR` times `target`, after the line
-    end there; None when more bytes are needed to tell."""
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # as split_lines reads them
+# A line end followed, within a header's length, by a month name: the places where a record
+# header may start, found at the regex engine's speed; each is then checked as a header.
+_MAY_START_RECORD = re.compile(
+    rb"(?:\r\n|\r|\n)(?=[^\r\n]{0,%d}?(?:%s))" % (MAX_HEADER_CHARS, "|".join(MONTHS).encode())
+)
+_LOOKAHEAD_BYTES = 4 * MAX_HEADER_CHARS + 8  # a header of 100 characters takes at most this many bytes
+
+
+def _cut(buffer: bytearray, position: int, target: int, at_end: bool) -> tuple[int | None, int]:
+    """Where to end a part of `buffer`, and where the next call resumes the search when more bytes
+    are needed to tell (the cut is then None): after the first line end at or past `target` that a
+    record header follows. When none comes before `_MAX_PART_FACTOR` times `target`, the part ends
+    at the last line end before that limit, or at the limit itself inside a line that long."""
     limit = _MAX_PART_FACTOR * target
-    position = max(target - 1, 0)
-    while True:
-        newline = buffer.find(b"\n", position)
-        if newline < 0:
-            return len(buffer) if at_end else None
-        if newline + 1 >= limit:
-            return newline + 1
-        end = buffer.find(b"\n", newline + 1)
-        if end < 0 and not at_end:
-            return None
-        if _starts_record(bytes(buffer[newline + 1 : end if end >= 0 else len(buffer)])):
-            return newline + 1
-        position = newline + 1
+    position = max(position, target - 1)
+    while (found := _MAY_START_RECORD.search(buffer, position)) is not None and found.start() < limit:
+        end = found.end()
+        following = _LINE_END.search(buffer, end)
+        if following is None and not at_end:
+            return None, found.start()
+        if _starts_record(bytes(buffer[end : following.start() if following else len(buffer)])):
+            return end, 0
+        position = end
+    if at_end:
+        return len(buffer), 0
+    if len(buffer) < limit:
+        return None, max(position, len(buffer) - _LOOKAHEAD_BYTES)
+    last = max(buffer.rfind(b"\n", target, limit), buffer.rfind(b"\r", target, limit - 1))
+    return (last + 1 if last >= 0 else limit), 0
 
 
 def _open_listing(source: Source) -> int:
@@ -136,7 +150,7 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
     whole = hashlib.sha256()
     chunks: list[Chunk] = []
     buffer = bytearray()
-    offset, line = 0, 1
+    offset, line, resume = 0, 1, 0
 
     def take(length: int) -> None:
         nonlocal offset, line, buffer
@@ -153,10 +167,11 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
             buffer += block
             at_end = not block
             while len(buffer) >= chunk_bytes:
-                cut = _cut(buffer, chunk_bytes, at_end)
+                cut, resume = _cut(buffer, resume, chunk_bytes, at_end)
                 if cut is None or (cut == len(buffer) and not at_end):
                     break
                 take(cut)
+                resume = 0
             if at_end:
                 break
     except OSError as err:
@@ -242,7 +257,10 @@ def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]
         "SELECT paper_id, source_line, CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS INTEGER) AS part "
         f"FROM read_parquet({files}, filename = true)"
     )
-    with duckdb.connect(config={"memory_limit": "128MB", "threads": 1}) as con:
+    with (
+        tempfile.TemporaryDirectory(prefix="pipeline-parts-") as spill,
+        duckdb.connect(config={"memory_limit": "128MB", "threads": 1, "temp_directory": spill}) as con,
+    ):
         # Ids first (one narrow column), then the lines and parts of the few that repeat.
         con.execute(
             f"CREATE TEMP TABLE repeated AS SELECT paper_id FROM ({listed}) GROUP BY paper_id HAVING count(*) > 1"
@@ -266,6 +284,7 @@ class _ToParse:
     scanned: Scanned
     key: str
     note: str | None
+    replace: bool  # --refresh: what is staged under the key gives way to this parse
 
 
 def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_bytes: int) -> StagedCapture | _ToParse:
@@ -286,7 +305,7 @@ def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_b
         if meta is not None:
             counts = CaptureCounts.from_json(source.name, meta["counts"])
             return StagedCapture(source, key, scanned.sha256, staged_dir / key, meta["parts"], counts, True, note)
-    return _ToParse(source, scanned, key, note)
+    return _ToParse(source, scanned, key, note, replace=refresh)
 
 
 def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkResult]) -> StagedCapture:
@@ -298,6 +317,9 @@ def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkR
     files = {name: digest for r in results for name, digest in r.files.items()}
     meta = {"source_file": source.name, "sha256": scanned.sha256, "parts": len(results),
             "counts": counts.to_json(), "files": files}  # fmt: skip
+    if todo.replace:
+        # Else the rename into place would keep the entry that --refresh means to replace.
+        store.discard_staged(staged_dir, todo.key)
     store.commit_staged(folder, staged_dir, todo.key, meta)
     return StagedCapture(
         source, todo.key, scanned.sha256, staged_dir / todo.key, len(results), counts, False, todo.note

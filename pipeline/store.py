@@ -195,9 +195,26 @@ def check_layout(out_dir: Path) -> None:
         raise StoreError(f"{'; '.join(problems)}: refusing to write through it. Move it away and run again")
 
 
+# What DuckDB, which reads the staged layer and the parent version, takes for a file pattern
+# (*, ?, [...], {...}) or an option (? in a database path), or turns into a slash (\\).
+_PATTERN_CHARACTERS = frozenset("*?[]{}\\")
+
+
+def check_plain_path(path: Path) -> None:
+    """StoreError when the absolute path of `path` holds a character DuckDB would not read as
+    itself: another folder's files could be read in its place."""
+    found = sorted(set(str(path.absolute())) & _PATTERN_CHARACTERS)
+    if found:
+        raise StoreError(
+            f"{path}: its path holds {' '.join(found)}, which DuckDB reads as a file pattern or option; "
+            "use a dataset folder whose path has none of * ? [ ] { } \\"
+        )
+
+
 def check_writable(out_dir: Path) -> None:
-    """Fail early, with the cause, when `out_dir` cannot be created or written, or holds entries
-    of the wrong kind (`check_layout`)."""
+    """Fail early, with the cause, when `out_dir` cannot be created or written, holds entries of
+    the wrong kind (`check_layout`), or has a path DuckDB would misread (`check_plain_path`)."""
+    check_plain_path(out_dir)
     check_layout(out_dir)
     probe = out_dir / _tmp_name("probe")
     try:

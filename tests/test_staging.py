@@ -233,3 +233,47 @@ def test_a_staged_capture_missing_a_part_is_parsed_again(raw: Path, tmp_path: Pa
     again = stage(source, staged, chunk_bytes=500)
     assert not again.from_cache
     assert "missing" in (again.note or "")
+
+
+def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
+    """A staged entry edited in place (its digests rewritten too, so that it verifies) is not used
+    by --refresh: the fresh parse takes its place."""
+    import json
+
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    papers = first.files("papers")[0]
+    table = pq.read_table(papers)
+    edited = table.set_column(1, "title", pa.array(["STALE TITLE"], pa.string()).cast(table.schema.field(1).type))
+    pq.write_table(edited.cast(table.schema), papers)
+    meta_file = first.folder / "capture.json"
+    meta = json.loads(meta_file.read_text())
+    meta["files"][papers.name] = store.file_digest(papers)
+    meta_file.write_text(json.dumps(meta))
+    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["STALE TITLE"]  # trusted
+
+    fresh = stage(source, staged, refresh=True)
+    assert not fresh.from_cache
+    assert contents(fresh)["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+
+
+def test_old_mac_line_ends_are_cut_into_parts_too(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
+    text = "".join(record(n) for n in range(120)).replace("\n", "\r")
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
+    source = only_source(raw)
+    parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
+    assert parts.parts > 5
+    whole = contents(stage(source, tmp_path / "whole"))
+    assert whole["papers"].num_rows == 120
+    for table in STAGED_TABLES:
+        assert contents(parts)[table].equals(whole[table]), table
+
+
+def test_one_endless_line_is_cut_at_the_limit_not_held_whole(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_text(LISTING + "x" * 50_000 + "\n" + LISTING, encoding="utf-8")
+    scanned = scan_listing(only_source(raw), 1_000)
+    assert max(c.length for c in scanned.chunks) <= 4 * 1_000
+    capture = stage(only_source(raw), tmp_path / "staged", chunk_bytes=1_000)
+    assert capture.counts.papers == 1  # the first record; the line is stray lines, the copy a duplicate
+    assert capture.counts.rejects_by_rule.get("duplicate_paper") == 1

@@ -237,3 +237,21 @@ def test_the_lock_names_no_run_once_released(tmp_path: Path) -> None:
     with store.writer_lock(tmp_path, timeout_s=1):
         assert (tmp_path / ".lock").read_text(encoding="utf-8") == f"pid {os.getpid()}"
     assert (tmp_path / ".lock").read_text(encoding="utf-8") == ""
+
+
+def test_a_dataset_path_duckdb_would_read_as_a_pattern_is_refused(tmp_path: Path) -> None:
+    """out[1] would make DuckDB read the files of a neighbouring out1 in its place."""
+    for name in ("out[1]", "out*", "what?", "a{b,c}"):
+        with pytest.raises(store.StoreError, match="DuckDB reads as a file pattern"):
+            store.check_writable(tmp_path / name)
+    store.check_writable(tmp_path / "out (1), it's fine")
+
+
+def test_duckdb_write_failures_are_store_write_errors() -> None:
+    import duckdb
+
+    from pipeline.assemble import _reading
+
+    with pytest.raises(store.StoreWriteError, match="No space left") as err, _reading():
+        raise duckdb.IOException('Could not write file "x.duckdb.wal": No space left on device')
+    assert err.value.permanent

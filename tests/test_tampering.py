@@ -294,3 +294,17 @@ def test_a_latest_pointing_at_a_missing_version_says_what_to_do(published: Path,
     err = capsys.readouterr().err
     assert "latest points to version 000003, which does not exist" in err
     assert "ln -sfn versions/<id>" in err
+
+
+def test_validate_takes_a_folder_under_any_path(copy: Path, tmp_path: Path, capsys) -> None:
+    """Keys are checked over the files handed to DuckDB as Arrow datasets: a path it would read as a
+    pattern (a [1] in it) neither fails nor reads another folder's files."""
+    odd = tmp_path / "handoff[1]"
+    shutil.copytree(copy, odd)
+    neighbour = tmp_path / "handoff1"  # what the pattern [1] matches: its authors break the keys
+    shutil.copytree(copy, neighbour)
+    authors = pq.read_table(neighbour / "authors.parquet")
+    pq.write_table(pa.concat_tables([authors, authors]), neighbour / "authors.parquet")
+    assert "unique(author_id)" in validate(neighbour, capsys)[1]
+    code, output = validate(odd, capsys)
+    assert code == 0, output
