@@ -12,43 +12,13 @@ Run: ``.venv/bin/python -m benchmarks.abstract_speed [--repeat 3] [--whole-repea
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from collections.abc import Callable
 
 import pylatexenc
 
 from benchmarks.generate import ABSTRACTS_20K, load_abstract_records
-from pipeline.latex import abstract_text, fast_latex_to_text, has_latex, latex_to_text
-
-# The earlier abstract_text, kept for comparison: pylatexenc on each run of words holding LaTeX,
-# each run closed at a balanced brace and $-math level.
-_LATEX_SIGN = re.compile(r"[\\$%{}~^_&#]|``|''|--")
-_OPEN = re.compile(r"(?<!\\)\{")
-_CLOSE = re.compile(r"(?<!\\)\}")
-_MATH = re.compile(r"(?<!\\)\$\$?")
-_ENDS_IN_MACRO = re.compile(r"\\[A-Za-z]+\Z")
-
-
-def per_run_text(abstract: str) -> str:
-    """The earlier approach: plain words kept, each LaTeX-bearing run of words rendered by pylatexenc."""
-    out: list[str] = []
-    run: list[str] = []
-    depth = 0
-    in_math = False
-    for word in abstract.split():
-        if not run and not _LATEX_SIGN.search(word):
-            out.append(word)
-            continue
-        run.append(word)
-        depth += len(_OPEN.findall(word)) - len(_CLOSE.findall(word))
-        in_math ^= len(_MATH.findall(word)) % 2 == 1
-        if depth <= 0 and not in_math and not _ENDS_IN_MACRO.search(word):
-            out.append(latex_to_text(" ".join(run)))
-            run, depth = [], 0
-    if run:
-        out.append(latex_to_text(" ".join(run)))
-    return " ".join(part for part in out if part)
+from pipeline.latex import abstract_text, by_runs, fast_latex_to_text, has_latex, latex_to_text
 
 
 def timed(render: Callable[[str], str], abstracts: list[str], repeat: int) -> tuple[float, list[str]]:
@@ -80,7 +50,7 @@ def main() -> None:
     fallback = [a for a, f in zip(abstracts, fast, strict=True) if f is None]
 
     new, new_texts = timed(uncached, abstracts, args.repeat)
-    old, old_texts = timed(per_run_text, abstracts, args.repeat)
+    old, old_texts = timed(by_runs, abstracts, args.repeat)
     whole, whole_texts = timed(latex_to_text, abstracts, args.whole_repeat)
     new_differ = sum(a != b for a, b in zip(new_texts, whole_texts, strict=True))
     old_differ = sum(a != b for a, b in zip(old_texts, whole_texts, strict=True))

@@ -399,7 +399,9 @@ def _run_text(run: str) -> str:
     return " ".join((run if text is None else text).split())  # a run pylatexenc fails on stays as it is
 
 
-def _by_runs(latex: str) -> str:
+def by_runs(latex: str) -> str:
+    """`latex` with plain words kept and each run of words holding LaTeX (closed at a balanced brace
+    and math level) rendered by pylatexenc on its own; a run it fails on is kept as it is."""
     out: list[str] = []
     run: list[str] = []
     depth = 0
@@ -428,7 +430,7 @@ def latex_to_text(latex: str) -> str:
     still fails on is kept as it is: the rest of the abstract is rendered all the same.
     """
     text = _whole(latex)
-    return _by_runs(latex) if text is None else " ".join(text.split())
+    return by_runs(latex) if text is None else " ".join(text.split())
 
 
 # Small: real abstracts are distinct, so a large memo would only hold a worker's memory.

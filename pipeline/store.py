@@ -935,9 +935,9 @@ def write_staged_part(folder: Path, index: int, tables: Mapping[str, pa.Table]) 
 
 
 @contextlib.contextmanager
-def staging_folder(staged_dir: Path, key: str) -> Iterator[Path]:
-    """A temporary folder for a capture being staged; removed unless `commit_staged` moved it."""
-    tmp = staged_dir / _tmp_name(key)
+def _temporary_folder(parent: Path, what: str) -> Iterator[Path]:
+    """A folder named as temporary (with its owner), removed on the way out unless moved away."""
+    tmp = parent / _tmp_name(what)
     try:
         tmp.mkdir(parents=True)
     except OSError as err:
@@ -946,6 +946,11 @@ def staging_folder(staged_dir: Path, key: str) -> Iterator[Path]:
         yield tmp
     finally:
         _remove(tmp)
+
+
+def staging_folder(staged_dir: Path, key: str) -> contextlib.AbstractContextManager[Path]:
+    """A temporary folder for a capture being staged; removed unless `commit_staged` moved it."""
+    return _temporary_folder(staged_dir, key)
 
 
 def commit_staged(folder: Path, staged_dir: Path, key: str, meta: Mapping[str, Any]) -> None:
@@ -1030,16 +1035,7 @@ def prune_staged(staged_dir: Path, keep: set[str]) -> int:
     return len(stale)
 
 
-@contextlib.contextmanager
-def scratch_folder(out_dir: Path) -> Iterator[Path]:
+def scratch_folder(out_dir: Path) -> contextlib.AbstractContextManager[Path]:
     """A temporary folder under OUT for a run's working files (the assembly database, what it
     spills), removed at the end; a crashed run's is removed by the next writer."""
-    tmp = out_dir / _tmp_name("scratch")
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as err:
-        raise _write_error(tmp, err) from None
-    try:
-        yield tmp
-    finally:
-        _remove(tmp)
+    return _temporary_folder(out_dir, "scratch")

@@ -45,6 +45,18 @@ def sample_tables(sample_text, tmp_path_factory):
     return assembled(tmp_path_factory.mktemp("sample"), [(SAMPLE.name, date(2026, 11, 26), sample_text)])
 
 
+ONE_RECORD = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
+
+
+@pytest.fixture
+def raw(tmp_path: Path) -> Path:
+    """A raw folder holding one listing of one record."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "listing_2026-01-01.txt").write_text(ONE_RECORD, encoding="utf-8")
+    return folder
+
+
 @pytest.fixture
 def raw_dir(tmp_path: Path) -> Path:
     """A raw folder holding a copy of the committed sample listing."""

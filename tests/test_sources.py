@@ -10,16 +10,7 @@ import pytest
 
 from pipeline.sources import InputError, discover_sources
 from pipeline.staging import scan_listing
-
-LISTING = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
-
-
-@pytest.fixture
-def raw(tmp_path: Path) -> Path:
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    (folder / "listing_2026-01-01.txt").write_text(LISTING, encoding="utf-8")
-    return folder
+from tests.conftest import ONE_RECORD as LISTING
 
 
 def test_links_that_leave_the_raw_folder_are_skipped_and_reported(raw: Path, tmp_path: Path) -> None:

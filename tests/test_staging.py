@@ -20,20 +20,11 @@ from pipeline.staging import (
     stage_sources,
 )
 from pipeline.tables import STAGED_TABLES
-
-LISTING = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
+from tests.conftest import ONE_RECORD as LISTING
 
 
 def record(n: int) -> str:
     return f"LGMar {1 + n % 28}, 2025\nStudy Number {n} of GraphsAnn Lee, Bo Chen\nAbstract of study {n}: $x^{n}$.\n"
-
-
-@pytest.fixture
-def raw(tmp_path: Path) -> Path:
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    (folder / "listing_2026-01-01.txt").write_text(LISTING, encoding="utf-8")
-    return folder
 
 
 def stage(
