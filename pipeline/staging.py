@@ -183,6 +183,22 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
     return Scanned(whole.hexdigest(), offset, tuple(chunks))
 
 
+def listing_digest(source: Source) -> tuple[str, int]:
+    """The sha256 and size of a listing, read in blocks: what finds it in the staged layer. Only a
+    listing not found there is scanned for its parts (`scan_listing`)."""
+    fd = _open_listing(source)
+    digest, size = hashlib.sha256(), 0
+    try:
+        while block := os.read(fd, _READ_BLOCK):
+            digest.update(block)
+            size += len(block)
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+    return digest.hexdigest(), size
+
+
 def read_chunk(source: Source, chunk: Chunk) -> bytes:
     """The bytes of one part, checked against the digest taken when the file was scanned."""
     fd = _open_listing(source)
@@ -293,8 +309,8 @@ def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_b
     With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
     verification is parsed again, with a note.
     """
-    scanned = scan_listing(source, chunk_bytes)
-    key = listing_cache_key(source, scanned.sha256, code_fingerprint())
+    sha256, _ = listing_digest(source)
+    key = listing_cache_key(source, sha256, code_fingerprint())
     note = None
     if not refresh:
         try:
@@ -304,7 +320,10 @@ def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_b
             store.discard_staged(staged_dir, key)
         if meta is not None:
             counts = CaptureCounts.from_json(source.name, meta["counts"])
-            return StagedCapture(source, key, scanned.sha256, staged_dir / key, meta["parts"], counts, True, note)
+            return StagedCapture(source, key, sha256, staged_dir / key, meta["parts"], counts, True, note)
+    scanned = scan_listing(source, chunk_bytes)
+    if scanned.sha256 != sha256:
+        raise InputError(f"{source.name} changed while it was being read; run again when it is complete")
     return _ToParse(source, scanned, key, note, replace=refresh)
 
 

@@ -268,3 +268,11 @@ def test_one_endless_line_is_cut_at_the_limit_not_held_whole(raw: Path, tmp_path
     capture = stage(only_source(raw), tmp_path / "staged", chunk_bytes=1_000)
     assert capture.counts.papers == 1  # the first record; the line is stray lines, the copy a duplicate
     assert capture.counts.rejects_by_rule.get("duplicate_paper") == 1
+
+
+def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw: Path, tmp_path, monkeypatch) -> None:
+    from pipeline import staging
+
+    monkeypatch.setattr(staging, "listing_digest", lambda source: ("0" * 64, 0))  # what was read first
+    with pytest.raises(InputError, match="changed while it was being read"):
+        stage(only_source(raw), tmp_path / "staged")
