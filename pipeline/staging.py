@@ -143,10 +143,25 @@ def _open_listing(source: Source) -> int:
     return fd
 
 
+@contextmanager
+def _listing_fd(source: Source) -> Iterator[int]:
+    """A listing's descriptor (`_open_listing`) for the block; a failed read is an InputError."""
+    fd = _open_listing(source)
+    try:
+        yield fd
+    except OSError as err:
+        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def _changed(source: Source) -> InputError:
+    return InputError(f"{source.name} changed while it was being read; run again when it is complete")
+
+
 def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
     """Read a listing once, in blocks: its sha256, size, and parts of about `chunk_bytes` that each
     start at a record header (the file is never held whole in memory)."""
-    fd = _open_listing(source)
     whole = hashlib.sha256()
     chunks: list[Chunk] = []
     buffer = bytearray()
@@ -160,7 +175,7 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
         line += _line_breaks(piece)
         del buffer[:length]
 
-    try:
+    with _listing_fd(source) as fd:
         while True:
             block = os.read(fd, _READ_BLOCK)
             whole.update(block)
@@ -174,10 +189,6 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
                 resume = 0
             if at_end:
                 break
-    except OSError as err:
-        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
-    finally:
-        os.close(fd)
     if buffer or not chunks:
         take(len(buffer))
     return Scanned(whole.hexdigest(), offset, tuple(chunks))
@@ -186,37 +197,27 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
 def listing_digest(source: Source) -> tuple[str, int]:
     """The sha256 and size of a listing, read in blocks: what finds it in the staged layer. Only a
     listing not found there is scanned for its parts (`scan_listing`)."""
-    fd = _open_listing(source)
     digest, size = hashlib.sha256(), 0
-    try:
+    with _listing_fd(source) as fd:
         while block := os.read(fd, _READ_BLOCK):
             digest.update(block)
             size += len(block)
-    except OSError as err:
-        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
-    finally:
-        os.close(fd)
     return digest.hexdigest(), size
 
 
 def read_chunk(source: Source, chunk: Chunk) -> bytes:
     """The bytes of one part, checked against the digest taken when the file was scanned."""
-    fd = _open_listing(source)
-    try:
-        parts, got = [], 0
+    parts, got = [], 0
+    with _listing_fd(source) as fd:
         while got < chunk.length:
             piece = os.pread(fd, chunk.length - got, chunk.offset + got)
             if not piece:
                 break
             parts.append(piece)
             got += len(piece)
-    except OSError as err:
-        raise InputError(f"cannot read {source.name}: {err.strerror}") from None
-    finally:
-        os.close(fd)
     data = b"".join(parts)
     if hashlib.sha256(data).hexdigest() != chunk.sha256:
-        raise InputError(f"{source.name} changed while it was being read; run again when it is complete")
+        raise _changed(source)
     return data
 
 
@@ -323,7 +324,7 @@ def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_b
             return StagedCapture(source, key, sha256, staged_dir / key, meta["parts"], counts, True, note)
     scanned = scan_listing(source, chunk_bytes)
     if scanned.sha256 != sha256:
-        raise InputError(f"{source.name} changed while it was being read; run again when it is complete")
+        raise _changed(source)
     return _ToParse(source, scanned, key, note, replace=refresh)
 
 
