@@ -684,16 +684,6 @@ def _write_arrow(table: pa.Table, path: Path) -> dict[str, Any]:
     return file_digest(path)
 
 
-def _run_here(fn: Callable[..., Any], *args: Any) -> Future[Any]:
-    """`fn(*args)` run now, on this thread, as a finished future (its result or what it raised)."""
-    future: Future[Any] = Future()
-    try:
-        future.set_result(fn(*args))
-    except BaseException as err:  # handed back through the future, as the pool's thread would
-        future.set_exception(err)
-    return future
-
-
 def _write_text(path: Path, text: str) -> dict[str, Any]:
     path.write_text(text, encoding="utf-8")
     return file_digest(path)
@@ -868,16 +858,19 @@ def publish_version(
         files: dict[str, Any] = {}
         counts: dict[str, int] = {}
         failures: list[pd.DataFrame] = []
-        # Papers, by far the largest, on a thread of its own beside the other tables.
+
+        # Papers, by far the largest, on a thread of its own beside the other tables (a failure
+        # here is raised once that thread is done: the pool's exit waits for it).
+        def write(name: str) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+            return _write_batches(name, tables[name](), staging / f"{name}.parquet", check)
+
         with ThreadPoolExecutor(1) as pool:
-            written = {"papers": pool.submit(_write_batches, "papers", tables["papers"](), staging / "papers.parquet",
-                                             check)}  # fmt: skip
-            for name in MODELS:
-                if name != "papers":
-                    written[name] = _run_here(_write_batches, name, tables[name](), staging / f"{name}.parquet", check)
-            for name in MODELS:
-                files[f"{name}.parquet"], counts[name], found = written[name].result()
-                failures += found
+            papers = pool.submit(write, "papers")
+            written = {name: write(name) for name in MODELS if name != "papers"}
+            written["papers"] = papers.result()
+        for name in MODELS:
+            files[f"{name}.parquet"], counts[name], found = written[name]
+            failures += found
         if failures:
             raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
         (staging / CONTRACT).mkdir()
