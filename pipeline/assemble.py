@@ -8,8 +8,10 @@ that the publish step streams from. Reads input files; writes only its own scrat
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -17,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset
+import pyarrow.parquet as pq
 
 from pipeline.reference import Reference
 from pipeline.store import StoreError, StoreWriteError
@@ -47,15 +51,40 @@ ORDER_BY: dict[str, str] = {
     "changes": "paper_id",
 }
 _SEPARATOR = "chr(31)"  # between the authors (and organisations) of a paper when they are compared
+_ORDINAL = "capture_ordinal"  # the winning capture of a papers row, read beside it to check the order
+
+# The paper index of a version, written beside it (outside the version folder) for the next run:
+# where each papers row came from (its position in papers.parquet, staged capture, line and first
+# and last seen) and the hashes changes are computed from (those of `index_schema`).
+INDEX_IDENTITY = pa.schema([
+    pa.field("position", pa.int64(), nullable=False),
+    pa.field("paper_id", pa.string(), nullable=False),
+    pa.field("capture", pa.int32(), nullable=False),  # into the captures of the footer (`index_metadata`)
+    pa.field("source_line", pa.int64(), nullable=False),
+    pa.field("first_seen", pa.date32(), nullable=False),
+    pa.field("last_seen", pa.date32(), nullable=False),
+])  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class CaptureFiles:
-    """One staged capture as assembly sees it: its name, date and Parquet files per table."""
+    """One staged capture as assembly sees it: its name, date, staged key and Parquet files per table."""
 
     source_file: str
     capture_date: date
+    key: str
     files: Mapping[str, Sequence[Path]]
+
+
+@dataclass(frozen=True, slots=True)
+class ParentVersion:
+    """The version a new one is compared with: `files` gives its Parquet files of `CHANGE_INPUTS`
+    (verified against its manifest: read only when its paper index cannot serve); the sha256 of
+    its papers file, as its manifest gives it; and the paper index written with it, if any."""
+
+    files: Callable[[], Mapping[str, Path]]
+    papers_sha256: str
+    index: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +96,8 @@ class Assembled:
     changes: dict[str, int]
     parent_papers: int
     removed_by_origin: dict[str, int]
+    # Leading papers rows that are the parent's own, row for row (0 without a usable index).
+    parent_rows_kept: int = 0
 
 
 class UnreadableInputError(StoreError):
@@ -120,8 +151,8 @@ def _quote(text: str) -> str:
 
 
 def _count(con: Any, query: str) -> int:
-    row = con.execute(query).fetchone()
-    return int(row[0]) if row else 0
+    rows = con.execute(query).fetchall()  # all of them: a result left open blocks the connection
+    return int(rows[0][0]) if rows else 0
 
 
 def _staged_view(con: Any, table: str, captures: Sequence[CaptureFiles]) -> None:
@@ -143,7 +174,7 @@ def build_version(
     database: Path,
     captures: Sequence[CaptureFiles],
     reference: Reference,
-    parent: Mapping[str, Path] | None,
+    parent: ParentVersion | None,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Assembled:
     """Assemble every capture into one dataset in `database`: one row per paper, the latest
@@ -152,13 +183,17 @@ def build_version(
     Captures are ordered by capture date, then file name; a paper's fields come from the last
     capture that shows it, and first_seen/last_seen span all captures that show it. An author is
     shown in the richest spelling any capture gives (most non-ASCII letters, then the most
-    frequent, then the greatest). Changes are against `parent` (its Parquet files by table; all
-    papers are added when there is none).
+    frequent, then the greatest). Changes are against `parent` (all papers are added when there
+    is none).
 
     The light tables are built in the database, sorted by key. Papers and rejects, which carry
     the long texts, are views over the staged files that the publish step streams (in capture,
     then line order): copying or sorting ~1.3 KB of text per paper would cost more than all the
     rest of assembly. Changes compare hashes of those texts, never the texts side by side.
+
+    The database also holds `paper_index`, the new version's paper index (`INDEX_SCHEMA`). With
+    the parent's index, only papers whose winning capture is new to the parent are hashed, and
+    `parent_rows_kept` counts the leading papers rows that the parent holds as they are.
     """
     ordered = ordered_captures(captures)
     with _reading(), connect(database, memory_limit) as con:
@@ -168,25 +203,46 @@ def build_version(
                 "ordinal": list(range(len(ordered))),
                 "source_file": [c.source_file for c in ordered],
                 "capture_date": pa.array([c.capture_date for c in ordered], pa.date32()),
+                "capture_key": [c.key for c in ordered],
             }),
         )  # fmt: skip
         con.execute("CREATE TABLE captures AS SELECT * FROM capture_list")
         for table in ("papers", "paper_authors", "paper_organizations", "rejects"):
             _staged_view(con, table, ordered)
+        _capture_parts(con, ordered)
         _build_tables(con, reference)
-        _build_changes(con, parent)
+        kept = _build_changes_and_index(con, ordered, parent)
         counts = {name: _count(con, f"SELECT count(*) FROM {name}") for name in MODELS}
         changes = dict(con.execute("SELECT change, count(*) FROM changes GROUP BY change").fetchall())
         parent_papers, removed = 0, {}
         if parent is not None:
-            parent_papers = _count(con, "SELECT count(*) FROM parent_papers")
+            parent_papers = _count(con, "SELECT count(*) FROM then_origin")
             removed = dict(
                 con.execute(
-                    "SELECT p.source_file, count(*) FROM changes c JOIN parent_papers p USING (paper_id) "
+                    "SELECT p.source_file, count(*) FROM changes c JOIN then_origin p USING (paper_id) "
                     "WHERE c.change = 'removed' GROUP BY p.source_file"
                 ).fetchall()
             )
-    return Assembled(database, counts, changes, parent_papers, removed)
+    return Assembled(database, counts, changes, parent_papers, removed, kept)
+
+
+def _capture_parts(con: Any, captures: Sequence[CaptureFiles]) -> None:
+    """`capture_parts`: the staged papers files of every capture in line order, with the first
+    and last line each holds (what publishing papers in order reads part by part)."""
+    con.execute(
+        "CREATE TABLE capture_parts (ordinal INTEGER, part INTEGER, path VARCHAR, first_line BIGINT, last_line BIGINT)"
+    )
+    for ordinal, capture in enumerate(captures):
+        files = list(capture.files["papers"])
+        if not files:
+            continue
+        con.register("part_paths", pa.table({"part": list(range(len(files))), "path": [str(f) for f in files]}))
+        con.execute(
+            f"INSERT INTO capture_parts SELECT {ordinal}, p.part, p.path, min(s.source_line), max(s.source_line) "
+            f"FROM read_parquet({sql_files(files)}, filename = true) s JOIN part_paths p ON s.filename = p.path "
+            "GROUP BY p.part, p.path"
+        )
+        con.unregister("part_paths")
 
 
 def _select(table: str, sources: Mapping[str, str]) -> str:
@@ -203,10 +259,11 @@ def _build_tables(con: Any, reference: Reference) -> None:
     )
     paper_columns = _select("papers", {"source_file": "c", "first_seen": "w", "last_seen": "w"})
     con.execute(
-        f"CREATE VIEW papers AS SELECT {paper_columns} FROM s_papers s "
+        f"CREATE VIEW papers_in_order AS SELECT {paper_columns}, s.ordinal AS {_ORDINAL} FROM s_papers s "
         "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal "
         "JOIN captures c ON c.ordinal = s.ordinal"
     )
+    con.execute(f"CREATE VIEW papers AS SELECT * EXCLUDE ({_ORDINAL}) FROM papers_in_order")
     winners = "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
     for table in ("paper_authors", "paper_organizations"):
         con.execute(
@@ -272,29 +329,225 @@ def _check_dates(con: Any, view: str, table: str) -> None:
         raise UnreadableInputError(f"{view} holds {found} date(s) past the year 9999: damaged or edited")
 
 
-def _build_changes(con: Any, parent: Mapping[str, Path] | None) -> None:
-    """`changes`: papers added, updated (with the fields that differ) or removed against the parent."""
-    if parent is None:
+def _content_columns() -> list[str]:
+    """The papers columns changes compare: all but the key and lineage."""
+    return [c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id"]
+
+
+def index_schema() -> pa.Schema:
+    """Arrow schema of a paper index: `INDEX_IDENTITY`, then one hash per compared column, of
+    the author and organisation lists, and of all of them (`whole`)."""
+    hashes = [*_content_columns(), "authors", "organizations", "whole"]
+    return pa.schema([*INDEX_IDENTITY, *(pa.field(h, pa.uint64(), nullable=False) for h in hashes)])
+
+
+def index_recipe() -> str:
+    """What the hashes of a paper index depend on: indexes compare only when this is the same."""
+    recipe = {"schema": index_schema().to_string(), "duckdb": duckdb.__version__, "separator": _SEPARATOR}
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+INDEX_RECIPE_KEY, INDEX_PAPERS_KEY, INDEX_CAPTURES_KEY = (
+    b"pipeline.index_recipe", b"pipeline.papers_sha256", b"pipeline.captures",
+)  # fmt: skip
+
+
+def index_metadata(captures: Sequence[CaptureFiles], papers_sha256: str) -> dict[bytes, bytes]:
+    """The footer metadata of a paper index (the file's, not the Arrow schema's): its recipe, the
+    papers file it describes, and the staged key and file name of each capture it numbers (in
+    capture order)."""
+    numbered = [[c.key, c.source_file] for c in ordered_captures(captures)]
+    return {
+        INDEX_RECIPE_KEY: index_recipe().encode(),
+        INDEX_PAPERS_KEY: papers_sha256.encode(),
+        INDEX_CAPTURES_KEY: json.dumps(numbered).encode(),
+    }
+
+
+def _index_captures(parent: ParentVersion) -> list[tuple[str, str]] | None:
+    """The captures the parent's index numbers (staged key, file name), or None when the index
+    does not describe the parent's papers file with today's recipe."""
+    if parent.index is None:
+        return None
+    try:
+        if not pq.read_schema(parent.index).remove_metadata().equals(index_schema()):
+            return None
+        metadata = pq.read_metadata(parent.index).metadata or {}
+        if metadata.get(INDEX_RECIPE_KEY) != index_recipe().encode():
+            return None
+        if metadata.get(INDEX_PAPERS_KEY) != parent.papers_sha256.encode():
+            return None
+        numbered = json.loads(metadata.get(INDEX_CAPTURES_KEY, b"null"))
+    except (OSError, pa.ArrowException, ValueError):
+        return None
+    if not isinstance(numbered, list) or not all(
+        isinstance(c, list) and len(c) == 2 and all(isinstance(v, str) for v in c) for c in numbered
+    ):
+        return None
+    return [(key, name) for key, name in numbered]
+
+
+def _now_rows(con: Any) -> None:
+    """`now_rows`: every papers row in publish order (capture, then line), with its position, and
+    the columns of its keys."""
+    con.execute(
+        "CREATE TABLE now_rows AS SELECT row_number() OVER (ORDER BY s.ordinal, s.source_line) - 1 AS position, "
+        "s.paper_id, s.ordinal, s.source_line, w.first_seen, w.last_seen, s.category "
+        "FROM s_papers s JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
+    )
+
+
+def _load_index(con: Any, parent: ParentVersion) -> bool:
+    """`then_index`: the parent's paper index, loaded, its captures numbered as this run numbers
+    them (`ordinal`; null for a capture this run does not have), and `then_origin`, the file
+    each of its papers came from. False (nothing loaded) when it is unusable or cannot be read
+    whole: the changes are then computed from the parent's files."""
+    numbered = _index_captures(parent)
+    if numbered is None:
+        return False
+    assert parent.index is not None
+    con.register(
+        "then_capture_list",
+        pa.table({
+            "capture": pa.array(range(len(numbered)), pa.int32()),
+            "capture_key": [key for key, _ in numbered],
+            "source_file": [name for _, name in numbered],
+        }),
+    )  # fmt: skip
+    try:
         con.execute(
-            "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM papers "
-            "ORDER BY paper_id"
+            "CREATE TEMP TABLE then_index AS SELECT t.* EXCLUDE (capture), c.ordinal, l.source_file "
+            f"FROM read_parquet({_quote(str(parent.index))}) t JOIN then_capture_list l ON t.capture = l.capture "
+            "LEFT JOIN captures c ON c.capture_key = l.capture_key"
         )
-        return
+        complete = _count(con, f"SELECT count(*) FROM read_parquet({_quote(str(parent.index))})")
+        if _count(con, "SELECT count(*) FROM then_index") != complete:
+            raise duckdb.InvalidInputException("the index numbers a capture its footer does not list")
+    except duckdb.Error:
+        con.execute("DROP TABLE IF EXISTS then_index")
+        return False
+    finally:
+        con.unregister("then_capture_list")
+    con.execute("CREATE TEMP VIEW then_origin AS SELECT paper_id, source_file FROM then_index")
+    return True
+
+
+def _index_select(rows: str, hashes: str) -> str:
+    """The select list of `paper_index`: identity from `rows` (as `now_rows`), hashes from `hashes`."""
+    identity = ", ".join(
+        f"{rows}.ordinal AS capture" if c == "capture" else f"{rows}.{c}" for c in INDEX_IDENTITY.names
+    )
+    return identity + ", " + ", ".join(f'{hashes}."{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
+
+
+def _index_from_parent(con: Any, captures: Sequence[CaptureFiles], columns: Sequence[str]) -> None:
+    """`paper_index` from the parent's index: its hashes for every paper whose winning row is the
+    one the parent has (same paper, same staged capture), fresh hashes for the others, which are
+    read from the staged files of their captures only."""
+    con.execute(
+        f"CREATE TABLE paper_index AS SELECT {_index_select('n', 't')} FROM now_rows n "
+        "JOIN then_index t ON n.paper_id = t.paper_id AND n.ordinal = t.ordinal"
+    )
+    con.execute(
+        "CREATE TEMP TABLE fresh_rows AS SELECT paper_id, ordinal FROM now_rows "
+        "WHERE paper_id NOT IN (SELECT paper_id FROM paper_index)"
+    )
+    ordinals = [row[0] for row in con.execute("SELECT DISTINCT ordinal FROM fresh_rows ORDER BY 1").fetchall()]
+    for table in ("papers", "paper_authors", "paper_organizations"):
+        columns_of = ", ".join(f's."{name}"' for name in staged_schema(table).names)
+        parts = [
+            f"SELECT {columns_of}, {o} AS ordinal FROM read_parquet({sql_files(captures[o].files[table])}) s"
+            for o in ordinals
+        ] or [f"SELECT {columns_of}, 0 AS ordinal FROM s_{table} s WHERE false"]
+        con.execute(
+            f"CREATE TEMP VIEW fresh_{table} AS SELECT s.* FROM ({' UNION ALL '.join(parts)}) s "
+            "JOIN fresh_rows f ON s.paper_id = f.paper_id AND s.ordinal = f.ordinal"
+        )
+    _content_table(con, "fresh_content", "fresh_papers", "fresh_paper_authors", "fresh_paper_organizations", columns)
+    con.execute(
+        f"INSERT INTO paper_index SELECT {_index_select('n', 'c')} "
+        "FROM fresh_content c JOIN now_rows n USING (paper_id)"
+    )
+    hashes = ", ".join(f'"{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
+    con.execute(f"CREATE TEMP VIEW now_content AS SELECT paper_id, {hashes} FROM paper_index")
+
+
+def _kept_rows(con: Any) -> int:
+    """How many leading papers rows are the parent's, row for row: same paper from the same
+    staged row of the same capture, with the same lineage, at the same position."""
+    identity = [c for c in INDEX_IDENTITY.names if c not in ("position", "capture")] + ["ordinal"]
+    same = " AND ".join(f"n.{c} = t.{c}" for c in identity)
+    return _count(
+        con,
+        "SELECT coalesce(min(coalesce(n.position, t.position)), (SELECT count(*) FROM now_rows)) "
+        "FROM now_rows n FULL OUTER JOIN then_index t ON n.position = t.position "
+        f"WHERE n.position IS NULL OR t.position IS NULL OR NOT ({same})",
+    )
+
+
+def _build_changes_and_index(con: Any, captures: Sequence[CaptureFiles], parent: ParentVersion | None) -> int:
+    """`changes` against the parent and `paper_index` of the new version; return how many leading
+    papers rows are the parent's own (0 unless the parent's index is usable)."""
+    _now_rows(con)
+    columns = _content_columns()
+    kept = 0
+    if parent is not None and _load_index(con, parent):
+        _index_from_parent(con, captures, columns)
+        hashes = ", ".join(f't."{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
+        con.execute(f"CREATE TEMP VIEW then_content AS SELECT t.paper_id, {hashes} FROM then_index t")
+        _compare(con, columns)
+        kept = _kept_rows(con)
+    else:
+        _content_table(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
+        if parent is None:
+            con.execute(
+                "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM now_rows "
+                "ORDER BY paper_id"
+            )
+        else:
+            _parent_views(con, parent.files())
+            con.execute("CREATE TEMP VIEW then_origin AS SELECT paper_id, source_file FROM parent_papers")
+            shared = _shared_columns(con, columns)
+            if shared == columns:
+                _content_table(con, "then_content", "parent_papers", "parent_paper_authors",
+                               "parent_paper_organizations", columns)  # fmt: skip
+                _compare(con, columns)
+            else:  # the parent's contract lacks a column: both sides are hashed without it
+                _compare_files(con, shared)
+        # In no order: each row holds its position.
+        con.execute(f"CREATE TABLE paper_index AS SELECT {_index_select('n', 'c')} FROM now_rows n "
+                    "JOIN now_content c USING (paper_id)")  # fmt: skip
+    return kept
+
+
+def _parent_views(con: Any, files: Mapping[str, Path]) -> None:
     for table in CHANGE_INPUTS:
-        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({_quote(str(parent[table]))})")
+        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({_quote(str(files[table]))})")
         _check_dates(con, f"parent_{table}", table)
+
+
+def _shared_columns(con: Any, columns: Sequence[str]) -> list[str]:
     parent_columns = {row[0] for row in con.execute("DESCRIBE parent_papers").fetchall()}
-    columns = [
-        c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id" and c in parent_columns
-    ]
-    _content_table(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
-    _content_table(con, "then_content", "parent_papers", "parent_paper_authors", "parent_paper_organizations", columns)
+    return [c for c in columns if c in parent_columns]
+
+
+def _compare_files(con: Any, columns: Sequence[str]) -> None:
+    """`changes` from the published tables (`papers`, ...) against the parent's (`parent_*`)."""
+    _content_table(con, "now_compared", "papers", "paper_authors", "paper_organizations", columns)
+    _content_table(con, "then_compared", "parent_papers", "parent_paper_authors", "parent_paper_organizations",
+                   columns)  # fmt: skip
+    _compare(con, columns, "now_compared", "then_compared")
+
+
+def _compare(con: Any, columns: Sequence[str], now: str = "now_content", then: str = "then_content") -> None:
+    """`changes`: papers added, updated (with the fields that differ) or removed, from two
+    content tables (`_content_table`)."""
     # Which papers differ, from two narrow columns; then, for those only, which fields.
     con.execute(
         "CREATE TEMP TABLE differing AS SELECT coalesce(n.paper_id, t.paper_id) AS paper_id, "
         "t.paper_id IS NULL AS added, n.paper_id IS NULL AS removed "
-        "FROM (SELECT paper_id, whole FROM now_content) n "
-        "FULL OUTER JOIN (SELECT paper_id, whole FROM then_content) t ON n.paper_id = t.paper_id "
+        f"FROM (SELECT paper_id, whole FROM {now}) n "
+        f"FULL OUTER JOIN (SELECT paper_id, whole FROM {then}) t ON n.paper_id = t.paper_id "
         "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR n.whole <> t.whole"
     )
     compared = [*columns, "authors", "organizations"]
@@ -303,8 +556,8 @@ def _build_changes(con: Any, parent: Mapping[str, Path] | None) -> None:
         "CREATE TABLE changes AS SELECT d.paper_id, "
         "CASE WHEN d.added THEN 'added' WHEN d.removed THEN 'removed' ELSE 'updated' END AS change, "
         f"CASE WHEN d.added OR d.removed THEN '' ELSE concat_ws(',', {', '.join(differs)}) END AS changed_fields "
-        "FROM differing d LEFT JOIN now_content n ON n.paper_id = d.paper_id "
-        "LEFT JOIN then_content t ON t.paper_id = d.paper_id ORDER BY d.paper_id"
+        f"FROM differing d LEFT JOIN {now} n ON n.paper_id = d.paper_id "
+        f"LEFT JOIN {then} t ON t.paper_id = d.paper_id ORDER BY d.paper_id"
     )
 
 
@@ -318,7 +571,8 @@ def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[p
             for table in CHANGE_INPUTS:
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(new[table]))})")
                 _check_dates(con, table, table)
-            _build_changes(con, old)
+            _parent_views(con, old)
+            _compare_files(con, _shared_columns(con, _content_columns()))
             changes = con.sql(
                 "SELECT c.*, coalesce(n.title, o.title) AS title FROM changes c LEFT JOIN papers n USING (paper_id) "
                 "LEFT JOIN parent_papers o USING (paper_id) ORDER BY paper_id"
@@ -346,7 +600,8 @@ def key_failures(database: Path) -> pd.DataFrame:
     """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
     row, one report row each (row: its 0-based position in the published table)."""
     with _reading(), connect(database, read_only=True) as con:
-        return _key_failures(con)
+        # Papers' keys from `now_rows`, which holds them in publish order, not from the staged texts.
+        return _key_failures(con, {"papers": "(SELECT paper_id, category, position AS row FROM now_rows)"})
 
 
 def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
@@ -365,10 +620,16 @@ def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
             con.close()
 
 
-def _key_failures(con: Any) -> pd.DataFrame:
+def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Key failures of the tables `con` holds by the contract's names; `numbered_as`: a relation
+    to check in place of a table, with its key columns and `row` (its position)."""
+    numbered_as = numbered_as or {}
+
+    def numbered(table: str) -> str:
+        return numbered_as.get(table, f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})")
+
     frames = []
     for table in MODELS:
-        numbered = f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})"
         for columns in _unique_sets(table):
             keys = ", ".join(columns)
             frames.append(
@@ -376,18 +637,18 @@ def _key_failures(con: Any) -> pd.DataFrame:
                     f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
                     f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
                     f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
-                    f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered}"
+                    f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered(table)}"
                     ") WHERE n > 1 ORDER BY row"
                 ).df()
             )
     for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
-        numbered = f"(SELECT {column}, row_number() OVER () - 1 AS row FROM {child})"
         frames.append(
             con.execute(
                 f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
                 f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
                 f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
-                f"FROM {numbered} WHERE {column} NOT IN (SELECT {parent_column} FROM {parent}) ORDER BY row"
+                f"FROM {numbered(child)} WHERE {column} NOT IN (SELECT {parent_column} FROM {numbered(parent)}) "
+                "ORDER BY row"
             ).df()
         )
     found = [f for f in frames if len(f)]
@@ -396,10 +657,87 @@ def _key_failures(con: Any) -> pd.DataFrame:
 
 def table_batches(database: Path, table: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """One assembled table, in its published order, batch by batch."""
+    if table == "papers":
+        yield from papers_batches(database, 0, batch_rows)
+        return
     rows = batch_rows or (TEXT_BATCH_ROWS if table in _TEXT_TABLES else BATCH_ROWS)
     with _reading(), connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
         reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(rows)
         yield from reader
+
+
+def papers_batches(database: Path, start_row: int, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The papers table from row `start_row` on, in batches of `batch_rows` (the last shorter).
+
+    Rows come in capture, then line order, which is what row positions (and so the parent rows a
+    refresh keeps) are counted in. A join does not keep its input's order, so each staged part is
+    joined and sorted on its own (a few MB); a batch out of order raises RuntimeError, never
+    publishes."""
+    rows = batch_rows or TEXT_BATCH_ROWS
+    with _reading(), connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
+        found = con.execute("SELECT ordinal, source_line FROM now_rows WHERE position = ?", [start_row]).fetchall()
+        if not found:
+            return
+        first = found[0]
+        last: tuple[int, int] | None = None
+        for batch in _rechunked(_papers_pieces(con, int(first[0]), int(first[1]), rows), rows):
+            last = _check_order(batch, last)
+            yield batch.drop_columns([_ORDINAL])
+
+
+def _papers_pieces(con: Any, ordinal: int, line: int, rows: int) -> Iterator[pa.RecordBatch]:
+    """Papers rows from line `line` of capture `ordinal` on, part by part, each part in line order."""
+
+    def select(source_file: str) -> str:
+        sources = {"first_seen": 'n."first_seen"', "last_seen": 'n."last_seen"',
+                   "source_file": f"{_quote(source_file)} AS source_file"}  # fmt: skip
+        return ", ".join(sources.get(name, f's."{name}"') for name in arrow_schema("papers").names)
+
+    parts = con.execute(
+        "SELECT p.ordinal, p.path, p.first_line, p.last_line, c.source_file FROM capture_parts p "
+        "JOIN captures c USING (ordinal) WHERE p.ordinal > ? OR (p.ordinal = ? AND p.last_line >= ?) "
+        "ORDER BY p.ordinal, p.part",
+        [ordinal, ordinal, line],
+    ).fetchall()
+    for part_ordinal, path, first_line, last_line, source_file in parts:
+        low = max(first_line, line) if part_ordinal == ordinal else first_line
+        query = (
+            f"SELECT {select(source_file)}, {part_ordinal} AS {_ORDINAL} "
+            f"FROM read_parquet({_quote(path)}) s JOIN (SELECT paper_id, source_line, first_seen, last_seen "
+            f"FROM now_rows WHERE ordinal = {part_ordinal} AND source_line BETWEEN {low} AND {last_line}) n "
+            "ON s.paper_id = n.paper_id AND s.source_line = n.source_line ORDER BY s.source_line"
+        )
+        yield from con.sql(query).to_arrow_reader(rows)
+
+
+def _rechunked(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The same rows in batches of exactly `rows` (the last one shorter): one row group each."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa.Table.from_batches(held)
+            yield table.slice(0, rows).combine_chunks().to_batches()[0]
+            rest = table.slice(rows)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield pa.Table.from_batches(held).combine_chunks().to_batches()[0]
+
+
+def _check_order(batch: pa.RecordBatch, last: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The (capture, line) of the batch's last row; RuntimeError unless strictly after `last`."""
+    if not batch.num_rows:
+        return last
+    ordinal = np.asarray(batch.column(_ORDINAL).to_numpy(zero_copy_only=False), dtype=np.int64)
+    line = np.asarray(batch.column("source_line").to_numpy(zero_copy_only=False), dtype=np.int64)
+    if last is not None:
+        ordinal, line = np.concatenate([[last[0]], ordinal]), np.concatenate([[last[1]], line])
+    later = (ordinal[1:] > ordinal[:-1]) | ((ordinal[1:] == ordinal[:-1]) & (line[1:] > line[:-1]))
+    if not later.all():
+        raise RuntimeError("assembly read papers out of capture and line order: nothing is published")
+    return int(ordinal[-1]), int(line[-1])
 
 
 def staged_rejects(captures: Sequence[CaptureFiles], limit: int | None = None) -> Iterator[pa.RecordBatch]:

@@ -20,7 +20,19 @@ from prefect.states import State
 from prefect.task_runners import TaskRunner
 
 from pipeline import __version__, store
-from pipeline.assemble import Assembled, CaptureFiles, build_version, key_failures, staged_rejects, table_batches
+from pipeline import assemble as assemble_module
+from pipeline.assemble import (
+    Assembled,
+    CaptureFiles,
+    ParentVersion,
+    build_version,
+    index_metadata,
+    index_schema,
+    key_failures,
+    papers_batches,
+    staged_rejects,
+    table_batches,
+)
 from pipeline.reference import load_reference
 from pipeline.report import REJECT_SAMPLE, CaptureCounts, RunSummary, input_warnings, mass_removal, report_markdown
 from pipeline.sources import Source, code_fingerprint, discover_sources
@@ -86,7 +98,7 @@ def stage_listings(
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
-def assemble(database: Path, captures: list[CaptureFiles], parent: dict[str, Path] | None) -> Assembled:
+def assemble(database: Path, captures: list[CaptureFiles], parent: ParentVersion | None) -> Assembled:
     """Assemble the staged captures into the version's tables, in a database file."""
     return build_version(database, captures, load_reference(), parent)
 
@@ -100,10 +112,20 @@ def check_keys(database: Path) -> None:
 
 
 @task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure)
-def publish(out_dir: Path, database: Path, manifest: dict[str, Any], force: bool) -> store.PublishOutcome:
+def publish(
+    out_dir: Path,
+    database: Path,
+    manifest: dict[str, Any],
+    force: bool,
+    captures: list[CaptureFiles],
+    kept: store.KeptRows | None,
+) -> store.PublishOutcome:
     """Stream the tables into a new version, validating each batch, and swap `latest` (retried: I/O)."""
     tables = {name: partial(table_batches, database, name) for name in MODELS}
-    return store.publish_version(out_dir, tables, manifest, datetime.now(UTC), batch_failures, force=force)
+    paper_index = partial(table_batches, database, "paper_index")
+    index = store.IndexSource(paper_index, index_schema(), partial(index_metadata, captures))
+    now = datetime.now(UTC)
+    return store.publish_version(out_dir, tables, manifest, now, batch_failures, force=force, kept=kept, index=index)
 
 
 @task(
@@ -151,7 +173,33 @@ def run_manifest(staged: list[StagedCapture], skipped: list[str]) -> dict[str, A
 
 def capture_files(staged: list[StagedCapture]) -> list[CaptureFiles]:
     """What assembly reads of each staged capture."""
-    return [CaptureFiles(c.source.name, c.source.capture_date, {t: c.files(t) for t in STAGED_TABLES}) for c in staged]
+    return [
+        CaptureFiles(c.source.name, c.source.capture_date, c.key, {t: c.files(t) for t in STAGED_TABLES})
+        for c in staged
+    ]
+
+
+def parent_version(out_dir: Path, parent_id: str | None) -> ParentVersion | None:
+    """Latest as the parent of a new version: its files (verified against its manifest when they
+    are read), and its paper index when there is one."""
+    if parent_id is None:
+        return None
+    path = store.version_path(out_dir, parent_id)
+    papers_sha256 = str(store.read_manifest(path)["files"]["papers.parquet"]["sha256"])
+    files = partial(store.verified_files, path, CHANGE_INPUTS)
+    return ParentVersion(files, papers_sha256, store.paper_index(out_dir, parent_id))
+
+
+def kept_rows(
+    out_dir: Path, database: Path, parent_id: str | None, parent: ParentVersion | None, built: Assembled
+) -> store.KeptRows | None:
+    """The leading papers rows that the parent holds as they are, for publishing."""
+    if parent_id is None or parent is None or not built.parent_rows_kept:
+        return None
+    rows = assemble_module.TEXT_BATCH_ROWS  # read when called: tests make row groups small
+    tail = partial(papers_batches, database, batch_rows=rows)
+    papers = store.version_path(out_dir, parent_id) / "papers.parquet"
+    return store.KeptRows(parent_id, papers, parent.papers_sha256, built.parent_rows_kept, tail, rows)
 
 
 def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str:
@@ -361,7 +409,7 @@ def refresh(
             )
             _refuse(RejectRateExceededError(reason), store.latest_id(out_dir), base, captures)
         parent_id = store.latest_id(out_dir)
-        parent = store.verified_files(store.version_path(out_dir, parent_id), CHANGE_INPUTS) if parent_id else None
+        parent = parent_version(out_dir, parent_id)
         logger.info("assembling %d listing(s)", len(captures))
         built = assemble(scratch / "assembly.duckdb", captures, parent)
         too_many_removed = mass_removal(built.parent_papers, built.removed_by_origin, manifest["inputs"],
@@ -373,7 +421,8 @@ def refresh(
             _refuse(NothingToPublishError(nothing), parent_id, base, captures)
         logger.info("checking keys, then validating and publishing %d tables", len(built.row_counts))
         check_keys(built.database)
-        outcome = publish(out_dir, built.database, manifest, force)
+        kept = kept_rows(out_dir, built.database, parent_id, parent, built)
+        outcome = publish(out_dir, built.database, manifest, force, captures, kept)
         pruned = _pruned_versions(out_dir, keep)
         store.prune_staged(staged_dir, {c.key for c in staged})
     if pruned:

@@ -6,6 +6,7 @@ Layout under OUT::
     latest -> versions/000001     (symlink, swapped atomically with rename)
     LATEST_ID                     (pointer file with the id, for readers without symlinks)
     staged/<key>/                 (one parsed capture as Parquet, keyed on its content)
+    index/<id>.parquet            (the paper index of the latest version: what the next run reuses)
     rejected/<run>/               (rejects of a run refused by --max-reject-rate)
     .lock                         (one writer at a time)
 
@@ -29,12 +30,14 @@ import os
 import re
 import shutil
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from pipeline.parquet_footer import MAGIC, FooterError, footer_layout, spliced_footer
 from pipeline.tables import STAGED_TABLES, staged_schema
 from schemas import MODELS, DatasetInvalidError, arrow_schema
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
@@ -60,6 +64,7 @@ TMP_PREFIX = ".tmp-"
 REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
 STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
 STAGED_META = "capture.json"
+INDEX = "index"  # OUT/index/<id>.parquet: where each papers row of version <id> came from, hashed
 LEGACY_CACHE = ".cache"  # pickles of an earlier release: deleted unread
 VERSION_ID = re.compile(r"[0-9]{6}")
 # Errors that a retry cannot cure: the task fails at once with a clear message.
@@ -645,11 +650,12 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 
 
 def _write_batches(
-    table: str, batches: Iterable[pa.RecordBatch], path: Path, check: BatchCheck
+    table: str, batches: Iterable[pa.RecordBatch], path: Path, check: BatchCheck, offset: int = 0
 ) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
     """Stream one table into a Parquet file, checking every batch before it is written; return
     the file's digest, its rows and the failures (after the first failure, batches are still
-    checked, so that the report names every bad row, but no longer written).
+    checked, so that the report names every bad row, but no longer written). `offset`: the
+    table's rows before these, for numbering rows in the report.
 
     A batch is written on a second thread while the next is read and checked: Arrow compresses
     without the GIL, so reading, checking and writing overlap instead of adding up.
@@ -661,7 +667,7 @@ def _write_batches(
         writing: Future[None] | None = None
         for raw in batches:
             batch = _conform(raw, schema)
-            found = check(table, batch, rows)
+            found = check(table, batch, offset + rows)
             if writing is not None:
                 writing.result()  # in order, one at a time; raises what the write raised
                 writing = None
@@ -675,6 +681,187 @@ def _write_batches(
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
     return file_digest(path), rows, failures
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRows:
+    """Leading papers rows of a new version that its parent holds as they are: `rows` of them, in
+    the parent `parent_id`'s papers file `parent_papers` (whose manifest gives `parent_sha256`,
+    checked as it is copied); `tail`
+    gives the new version's papers from a row number on, in batches of `group_rows`: only row
+    groups of that size are kept, so that a file refreshed often never fills with small ones."""
+
+    parent_id: str
+    parent_papers: Path
+    parent_sha256: str
+    rows: int
+    tail: Callable[[int], Iterable[pa.RecordBatch]]
+    group_rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSource:
+    """The paper index of a new version: its batches, schema, and footer metadata for the sha256
+    of the papers file it describes."""
+
+    batches: Batches
+    schema: pa.Schema
+    metadata: Callable[[str], dict[bytes, bytes]]
+
+
+def _footer(path: Path) -> tuple[bytes, int]:
+    """A Parquet file's footer and the offset at which it starts (FooterError when there is none)."""
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size < 12:
+            raise FooterError(f"{path.name} is too short for Parquet")
+        handle.seek(size - 8)
+        tail = handle.read(8)
+        length = struct.unpack("<I", tail[:4])[0]
+        if tail[4:] != MAGIC or length > size - 12:
+            raise FooterError(f"{path.name} has no Parquet footer")
+        handle.seek(size - 8 - length)
+        return handle.read(length), size - 8 - length
+
+
+_COPY_BLOCK = 8 << 20
+
+
+def _copy_into(source: Path, sink: Any, start: int, stop: int, written: Any) -> int:
+    """Append bytes `start` to `stop` of `source` to `sink`, adding them to the digest `written`;
+    return how many (fewer only when `source` is shorter)."""
+    copied = 0
+    with source.open("rb") as handle:
+        handle.seek(start)
+        while copied < stop - start and (block := handle.read(min(_COPY_BLOCK, stop - start - copied))):
+            written.update(block)
+            sink.write(block)
+            copied += len(block)
+    return copied
+
+
+def _spliced_file(kept: KeptRows, end: int, tail: Path, tail_stop: int, footer: bytes, path: Path) -> dict[str, Any]:
+    """Write `path`: the parent's papers up to `end`, the tail file's row groups, then `footer`;
+    return its sha256 and size, taken as it is written.
+
+    The parent's file is read whole on the way, and VersionDamagedError raised when it differs
+    from the sha256 its manifest gives: the rows copied are then the ones it published."""
+    written = hashlib.sha256()
+    with kept.parent_papers.open("rb") as parent, path.open("wb") as sink:
+        size = 0
+        while size < end and (block := parent.read(min(_COPY_BLOCK, end - size))):
+            written.update(block)
+            sink.write(block)
+            size += len(block)
+        whole = written.copy()  # the prefix is hashed once, for both files
+        while block := parent.read(_COPY_BLOCK):
+            whole.update(block)
+        if size != end or whole.hexdigest() != kept.parent_sha256:
+            raise VersionDamagedError(
+                f"{kept.parent_papers} differs from the sha256 in its manifest: damaged or edited"
+            )
+        size += _copy_into(tail, sink, len(MAGIC), tail_stop, written)
+        closing = footer + struct.pack("<I", len(footer)) + MAGIC
+        written.update(closing)
+        sink.write(closing)
+        sink.flush()
+        os.fsync(sink.fileno())
+    return {"sha256": written.hexdigest(), "bytes": size + len(closing)}
+
+
+def _kept_groups(layout: Any, rows: int, full: int) -> int:
+    """How many leading row groups of the parent's papers to keep: whole ones of `full` rows (a
+    short one is written again with the new rows, so that row groups stay full), ending within
+    the `rows` that are the parent's."""
+    keep = total = 0
+    for count in layout.rows:
+        if count != full or total + count > rows:
+            break
+        keep, total = keep + 1, total + count
+    return keep
+
+
+def _write_spliced_papers(
+    kept: KeptRows, path: Path, check: BatchCheck
+) -> tuple[dict[str, Any], int, list[pd.DataFrame]] | None:
+    """Papers as the parent's leading row groups, copied byte for byte, then the rest encoded
+    (and checked) as usual; None when nothing of the parent's file can be kept.
+
+    Kept rows are not checked again: they were checked when the parent was published, under the
+    same contract (the caller makes sure), and are copied as they are."""
+    try:
+        head, _ = _footer(kept.parent_papers)
+        layout = footer_layout(head)
+    except FooterError:
+        return None
+    keep = _kept_groups(layout, kept.rows, kept.group_rows)
+    if not keep:
+        return None
+    rows, end = sum(layout.rows[:keep]), layout.ends[keep - 1]
+    tail_path = path.with_name(_tmp_name(path.name))
+    try:
+        _, tail_rows, failures = _write_batches("papers", kept.tail(rows), tail_path, check, offset=rows)
+        if failures:
+            return {}, rows + tail_rows, failures
+        tail, tail_start = _footer(tail_path)
+        footer = spliced_footer(head, keep, tail, end)
+        digest = _spliced_file(kept, end, tail_path, tail_start, footer, path)
+        written = pq.read_metadata(path)
+        groups = keep + pq.read_metadata(tail_path).num_row_groups
+        if written.num_rows != rows + tail_rows or written.num_row_groups != groups:
+            raise FooterError(f"{path.name} does not hold the rows it was written from")
+    except FooterError:
+        path.unlink(missing_ok=True)  # written in full instead: slower, never wrong
+        return None
+    except StoreError:
+        path.unlink(missing_ok=True)
+        raise
+    finally:
+        tail_path.unlink(missing_ok=True)
+    return digest, rows + tail_rows, []
+
+
+def _open_index(source: IndexSource, path: Path) -> pq.ParquetWriter:
+    """The paper index of a version written into `path` but left open: its footer is to name the
+    papers file it describes (`_close_index`), which may still be being written."""
+    writer = pq.ParquetWriter(path, source.schema, **_PARQUET_OPTIONS)
+    try:
+        for batch in source.batches():
+            writer.write_batch(_conform(batch, source.schema))
+    except BaseException:
+        writer.close()
+        raise
+    return writer
+
+
+def _close_index(writer: pq.ParquetWriter, metadata: Mapping[bytes, bytes], path: Path) -> None:
+    writer.add_key_value_metadata(dict(metadata))
+    writer.close()
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def index_path(out_dir: Path, version_id: str) -> Path:
+    """Where the paper index of a version is (or would be)."""
+    return out_dir / INDEX / f"{version_id}.parquet"
+
+
+def paper_index(out_dir: Path, version_id: str) -> Path | None:
+    """The paper index of a version when there is one (a regular file), for assembly to check."""
+    path = index_path(out_dir, version_id)
+    return path if path.is_file() and not path.is_symlink() else None
+
+
+def _place_index(out_dir: Path, written: Path, version_id: str) -> None:
+    """Rename a written index into place and drop every other: only latest's is ever read. An
+    index that cannot be placed costs the next run time, never data: it is dropped."""
+    try:
+        written.rename(index_path(out_dir, version_id))
+        for other in (out_dir / INDEX).iterdir():
+            if other.name != f"{version_id}.parquet" and not other.name.startswith(TMP_PREFIX):
+                _remove(other)
+    except OSError:
+        _remove(written)
 
 
 def _write_arrow(table: pa.Table, path: Path) -> dict[str, Any]:
@@ -750,7 +937,9 @@ def clean_incomplete(out_dir: Path, only_versions: bool = False) -> list[Path]:
     """
     removed = []
     roots = (
-        (out_dir / VERSIONS,) if only_versions else (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED)
+        (out_dir / VERSIONS,)
+        if only_versions
+        else (out_dir, out_dir / VERSIONS, out_dir / REJECTED, out_dir / STAGED, out_dir / INDEX)
     )
     for root in roots:
         if not root.is_dir() or root.is_symlink():
@@ -832,6 +1021,8 @@ def publish_version(
     created_at: datetime,
     check: BatchCheck,
     force: bool = False,
+    kept: KeptRows | None = None,
+    index: IndexSource | None = None,
 ) -> PublishOutcome:
     """Write `tables` (every table of the contract, each read batch by batch) as a new immutable
     version and point `latest` at it.
@@ -841,6 +1032,11 @@ def publish_version(
     `manifest["fingerprint"]` equals latest's and `force` is false, nothing is written and the
     outcome says so. A failed write (full disk, read-only folder) removes everything it wrote,
     leaves `latest` as it was and raises StoreWriteError.
+
+    `kept`: papers rows the parent holds as they are, whose row groups are copied rather than
+    encoded again, when the parent is latest and was published under the same contract.
+    `index`: the version's paper index, written to ``OUT/index/<id>.parquet`` once the version is
+    in place (replacing the parent's).
     """
     clean_incomplete(out_dir, only_versions=True)  # the caller's scratch folder, in OUT, is in use
     parent = latest_id(out_dir)
@@ -852,6 +1048,7 @@ def publish_version(
     staging = root / _tmp_name(version_id)
     final = root / version_id
     moved = False
+    index_written: Path | None = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         staging.mkdir()
@@ -859,18 +1056,42 @@ def publish_version(
         counts: dict[str, int] = {}
         failures: list[pd.DataFrame] = []
 
-        # Papers, by far the largest, on a thread of its own beside the other tables (a failure
-        # here is raised once that thread is done: the pool's exit waits for it).
-        def write(name: str) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
-            return _write_batches(name, tables[name](), staging / f"{name}.parquet", check)
+        reusable = kept if kept is not None and _may_keep(out_dir, parent, kept) else None
 
-        with ThreadPoolExecutor(1) as pool:
-            papers = pool.submit(write, "papers")
+        def write(name: str) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+            path = staging / f"{name}.parquet"
+            if name == "papers" and reusable is not None:
+                spliced = _write_spliced_papers(reusable, path, check)
+                if spliced is not None:
+                    return spliced
+            return _write_batches(name, tables[name](), path, check)
+
+        def write_papers() -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
+            papers = write("papers")
+            if index is not None and to_index is not None and reusable is not None and not papers[2]:
+                _close_index(_open_index(index, to_index), index.metadata(papers[0]["sha256"]), to_index)
+            return papers
+
+        if index is not None:
+            (out_dir / INDEX).mkdir(exist_ok=True)
+            index_written = out_dir / INDEX / _tmp_name(version_id)
+        to_index = index_written
+        # Papers (and its index), by far the largest, on a thread of their own beside the other
+        # tables (a failure there is raised once that thread is done: the pool's exit waits for it).
+        # The index goes with the thread that has less to do: papers's when most of it is copied.
+        with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as open_index:
+            papers = pool.submit(write_papers)
             written = {name: write(name) for name in MODELS if name != "papers"}
+            index_writer = None
+            if index is not None and to_index is not None and reusable is None:
+                index_writer = _open_index(index, to_index)
+                open_index.callback(index_writer.close)
             written["papers"] = papers.result()
-        for name in MODELS:
-            files[f"{name}.parquet"], counts[name], found = written[name]
-            failures += found
+            for name in MODELS:
+                files[f"{name}.parquet"], counts[name], found = written[name]
+                failures += found
+            if index is not None and index_writer is not None and to_index is not None and not failures:
+                _close_index(index_writer, index.metadata(files["papers.parquet"]["sha256"]), to_index)
         if failures:
             raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
         (staging / CONTRACT).mkdir()
@@ -891,10 +1112,14 @@ def publish_version(
         moved = True
         _fsync_dir(root)
         _point_latest(out_dir, version_id)
-    except DatasetInvalidError:
+    except (DatasetInvalidError, StoreError):
         _remove(staging)
+        if index_written is not None:
+            _remove(index_written)
         raise
     except OSError as err:
+        if index_written is not None:
+            _remove(index_written)
         if moved:
             _unpoint_latest(out_dir, parent)
             doomed = root / _tmp_name(f"deleting-{version_id}")
@@ -903,7 +1128,20 @@ def publish_version(
             _remove(doomed)
         _remove(staging)
         raise _write_error(staging, err) from None
+    if index_written is not None:
+        _place_index(out_dir, index_written, version_id)
     return PublishOutcome(version_id, final, True, parent)
+
+
+def _may_keep(out_dir: Path, parent: str | None, kept: KeptRows) -> bool:
+    """True when rows of `kept` may be copied: its parent is latest, and was published under the
+    contract of this version (so its rows passed today's checks)."""
+    if parent is None or kept.parent_id != parent or kept.rows <= 0:
+        return False
+    try:
+        return read_manifest(out_dir / VERSIONS / parent).get("schema_fingerprint") == schema_fingerprint()
+    except (StoreError, OSError, ValueError):
+        return False
 
 
 # --- the staged layer ---------------------------------------------------------------------------
@@ -985,20 +1223,28 @@ def read_staged(staged_dir: Path, key: str) -> dict[str, Any] | None:
         or meta["parts"] < 1
     ):
         raise StagedEntryInvalidError(f"{STAGED_META} does not describe key {key} in this format")
-    for name in STAGED_TABLES:
-        for index in range(meta["parts"]):
-            file = folder / staged_part_name(name, index)
-            expected = meta["files"].get(file.name)
-            try:
-                if file.is_symlink() or not file.is_file():
-                    raise StagedEntryInvalidError(f"{file.name} is missing or not a file")
-                if file_digest(file) != expected:
-                    raise StagedEntryInvalidError(f"{file.name} differs from the sha256 in {STAGED_META}")
-                if not pq.read_schema(file).equals(staged_schema(name)):
-                    raise StagedEntryInvalidError(f"{file.name} does not have the staged columns and types")
-            except (OSError, pa.ArrowException) as err:
-                raise StagedEntryInvalidError(f"{file.name} cannot be read: {str(err)[:200]}") from None
+    tables = [name for name in STAGED_TABLES for _ in range(meta["parts"])]
+    files = [folder / staged_part_name(name, i) for name in STAGED_TABLES for i in range(meta["parts"])]
+    # Hashing releases the GIL: two threads check a large entry in half the time.
+    with ThreadPoolExecutor(2) as pool:
+        for problem in pool.map(partial(_staged_part_problem, digests=meta["files"]), tables, files):
+            if problem:
+                raise StagedEntryInvalidError(problem)
     return meta
+
+
+def _staged_part_problem(table: str, file: Path, digests: Mapping[str, Any]) -> str | None:
+    """Why a staged part cannot be used (missing, edited, other columns), or None."""
+    try:
+        if file.is_symlink() or not file.is_file():
+            return f"{file.name} is missing or not a file"
+        if file_digest(file) != digests.get(file.name):
+            return f"{file.name} differs from the sha256 in {STAGED_META}"
+        if not pq.read_schema(file).equals(staged_schema(table)):
+            return f"{file.name} does not have the staged columns and types"
+    except (OSError, pa.ArrowException) as err:
+        return f"{file.name} cannot be read: {str(err)[:200]}"
+    return None
 
 
 def staged_present(staged_dir: Path, key: str) -> bool:

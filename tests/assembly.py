@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import store
-from pipeline.assemble import CaptureFiles, build_version, table_batches
+from pipeline.assemble import CaptureFiles, ParentVersion, build_version, table_batches
 from pipeline.reference import load_reference
 from pipeline.tables import CHANGE_INPUTS, STAGED_TABLES, chunk_tables
 from schemas import MODELS, arrow_schema
@@ -26,7 +26,8 @@ def stage_text(folder: Path, name: str, capture: date, text: str) -> CaptureFile
     """One listing's text parsed into a staged folder (one part), as assembly reads it."""
     folder.mkdir(parents=True)
     store.write_staged_part(folder, 0, chunk_tables(text, capture, load_reference()))
-    return CaptureFiles(name, capture, {t: [folder / store.staged_part_name(t, 0)] for t in STAGED_TABLES})
+    key = f"{name}-{folder.name}"  # a key of its own per staged folder, as the staged layer gives
+    return CaptureFiles(name, capture, key, {t: [folder / store.staged_part_name(t, 0)] for t in STAGED_TABLES})
 
 
 def table_frame(database: Path, table: str) -> pd.DataFrame:
@@ -54,7 +55,8 @@ def assembled(
     captures = [stage_text(run / f"capture-{i}", name, day, text) for i, (name, day, text) in enumerate(listings)]
     parent_files = write_parent(run / "parent", parent) if parent is not None else None
     database = run / "assembly.duckdb"
-    build_version(database, captures, load_reference(), parent_files)
+    parent_version = ParentVersion(lambda: parent_files, "") if parent_files is not None else None
+    build_version(database, captures, load_reference(), parent_version)
     return {name: table_frame(database, name) for name in MODELS}
 
 
