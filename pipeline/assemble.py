@@ -25,9 +25,10 @@ import pyarrow as pa
 import pyarrow.dataset
 import pyarrow.parquet as pq
 
+from pipeline.content import content_columns, content_recipe, content_schema, create_content_table, hash_columns
 from pipeline.reference import Reference
 from pipeline.store import StoreError, StoreWriteError
-from pipeline.tables import CHANGE_INPUTS, LINEAGE_COLUMNS, categories_table, registry_table, staged_schema
+from pipeline.tables import CHANGE_INPUTS, categories_table, registry_table, staged_schema
 from schemas import FOREIGN_KEYS, MODELS, arrow_schema
 from schemas.validate import REPORT_COLUMNS
 
@@ -50,7 +51,6 @@ ORDER_BY: dict[str, str] = {
     "rejects": "ordinal, source_line",
     "changes": "paper_id",
 }
-_SEPARATOR = "chr(31)"  # between the authors (and organisations) of a paper when they are compared
 _ORDINAL = "capture_ordinal"  # the winning capture of a papers row, read beside it to check the order
 
 # The paper index of a version, written beside it (outside the version folder) for the next run:
@@ -207,7 +207,7 @@ def build_version(
             }),
         )  # fmt: skip
         con.execute("CREATE TABLE captures AS SELECT * FROM capture_list")
-        for table in ("papers", "paper_authors", "paper_organizations", "rejects"):
+        for table in ("papers", "paper_authors", "paper_organizations", "rejects", "paper_content"):
             _staged_view(con, table, ordered)
         _capture_parts(con, ordered)
         _build_tables(con, reference)
@@ -294,29 +294,6 @@ def _build_tables(con: Any, reference: Reference) -> None:
     con.execute(f"CREATE VIEW rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal)")
 
 
-def _content_table(con: Any, name: str, papers: str, authors: str, orgs: str, columns: Sequence[str]) -> None:
-    """`name`: per paper, a hash of every field that defines it (lineage excluded), of its author
-    and organisation lists, and of all of them (`whole`). Hashes of long texts compare as the texts
-    do, and make narrow tables: built step by step, each fits DuckDB's memory or spills."""
-    sep = _SEPARATOR
-    con.execute(
-        f"CREATE TEMP TABLE {name}_authors AS SELECT paper_id, "
-        f"hash(string_agg(name_as_listed, {sep} ORDER BY position)) AS authors FROM {authors} GROUP BY paper_id"
-    )
-    con.execute(
-        f"CREATE TEMP TABLE {name}_orgs AS SELECT paper_id, "
-        f"hash(string_agg(org_id, {sep} ORDER BY position)) AS organizations FROM {orgs} GROUP BY paper_id"
-    )
-    fields = ", ".join(f'hash("{c}") AS "{c}"' for c in columns)
-    organizations = "coalesce(o.organizations, hash(''))"
-    whole = ", ".join([*(f'p."{c}"' for c in columns), "a.authors", organizations])
-    con.execute(
-        f"CREATE TEMP TABLE {name} AS SELECT p.*, a.authors, {organizations} AS organizations, hash({whole}) AS whole "
-        f"FROM (SELECT paper_id, {fields} FROM {papers}) p "
-        f"LEFT JOIN {name}_authors a USING (paper_id) LEFT JOIN {name}_orgs o USING (paper_id)"
-    )
-
-
 def _check_dates(con: Any, view: str, table: str) -> None:
     """UnreadableInputError when a date of a published table lies past what readers take (pandas
     and Python stop at year 9999): such a value is damage, never a date a listing gave."""
@@ -329,21 +306,15 @@ def _check_dates(con: Any, view: str, table: str) -> None:
         raise UnreadableInputError(f"{view} holds {found} date(s) past the year 9999: damaged or edited")
 
 
-def _content_columns() -> list[str]:
-    """The papers columns changes compare: all but the key and lineage."""
-    return [c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id"]
-
-
 def index_schema() -> pa.Schema:
-    """Arrow schema of a paper index: `INDEX_IDENTITY`, then one hash per compared column, of
-    the author and organisation lists, and of all of them (`whole`)."""
-    hashes = [*_content_columns(), "authors", "organizations", "whole"]
-    return pa.schema([*INDEX_IDENTITY, *(pa.field(h, pa.uint64(), nullable=False) for h in hashes)])
+    """Arrow schema of a paper index: `INDEX_IDENTITY`, then the content hashes of the paper
+    (`pipeline.content.hash_columns`)."""
+    return pa.schema([*INDEX_IDENTITY, *(f for f in content_schema() if f.name != "paper_id")])
 
 
 def index_recipe() -> str:
-    """What the hashes of a paper index depend on: indexes compare only when this is the same."""
-    recipe = {"schema": index_schema().to_string(), "duckdb": duckdb.__version__, "separator": _SEPARATOR}
+    """What a paper index depends on: indexes are read only when this is the same."""
+    recipe = {"index": index_schema().to_string(), **content_recipe()}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -437,13 +408,13 @@ def _index_select(rows: str, hashes: str) -> str:
     identity = ", ".join(
         f"{rows}.ordinal AS capture" if c == "capture" else f"{rows}.{c}" for c in INDEX_IDENTITY.names
     )
-    return identity + ", " + ", ".join(f'{hashes}."{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
+    return identity + ", " + ", ".join(f'{hashes}."{h}"' for h in hash_columns())
 
 
-def _index_from_parent(con: Any, captures: Sequence[CaptureFiles], columns: Sequence[str]) -> None:
+def _index_from_parent(con: Any, captures: Sequence[CaptureFiles]) -> None:
     """`paper_index` from the parent's index: its hashes for every paper whose winning row is the
-    one the parent has (same paper, same staged capture), fresh hashes for the others, which are
-    read from the staged files of their captures only."""
+    one the parent has (same paper, same staged capture), the staged hashes for the others, read
+    from the files of their captures only."""
     con.execute(
         f"CREATE TABLE paper_index AS SELECT {_index_select('n', 't')} FROM now_rows n "
         "JOIN then_index t ON n.paper_id = t.paper_id AND n.ordinal = t.ordinal"
@@ -453,22 +424,17 @@ def _index_from_parent(con: Any, captures: Sequence[CaptureFiles], columns: Sequ
         "WHERE paper_id NOT IN (SELECT paper_id FROM paper_index)"
     )
     ordinals = [row[0] for row in con.execute("SELECT DISTINCT ordinal FROM fresh_rows ORDER BY 1").fetchall()]
-    for table in ("papers", "paper_authors", "paper_organizations"):
-        columns_of = ", ".join(f's."{name}"' for name in staged_schema(table).names)
-        parts = [
-            f"SELECT {columns_of}, {o} AS ordinal FROM read_parquet({sql_files(captures[o].files[table])}) s"
+    if ordinals:
+        staged = " UNION ALL ".join(
+            f"SELECT *, {o} AS ordinal FROM read_parquet({sql_files(captures[o].files['paper_content'])})"
             for o in ordinals
-        ] or [f"SELECT {columns_of}, 0 AS ordinal FROM s_{table} s WHERE false"]
-        con.execute(
-            f"CREATE TEMP VIEW fresh_{table} AS SELECT s.* FROM ({' UNION ALL '.join(parts)}) s "
-            "JOIN fresh_rows f ON s.paper_id = f.paper_id AND s.ordinal = f.ordinal"
         )
-    _content_table(con, "fresh_content", "fresh_papers", "fresh_paper_authors", "fresh_paper_organizations", columns)
-    con.execute(
-        f"INSERT INTO paper_index SELECT {_index_select('n', 'c')} "
-        "FROM fresh_content c JOIN now_rows n USING (paper_id)"
-    )
-    hashes = ", ".join(f'"{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
+        con.execute(
+            f"INSERT INTO paper_index SELECT {_index_select('n', 'c')} FROM ({staged}) c "
+            "JOIN fresh_rows f ON c.paper_id = f.paper_id AND c.ordinal = f.ordinal "
+            "JOIN now_rows n ON n.paper_id = c.paper_id"
+        )
+    hashes = ", ".join(f'"{h}"' for h in hash_columns())
     con.execute(f"CREATE TEMP VIEW now_content AS SELECT paper_id, {hashes} FROM paper_index")
 
 
@@ -489,34 +455,34 @@ def _build_changes_and_index(con: Any, captures: Sequence[CaptureFiles], parent:
     """`changes` against the parent and `paper_index` of the new version; return how many leading
     papers rows are the parent's own (0 unless the parent's index is usable)."""
     _now_rows(con)
-    columns = _content_columns()
     kept = 0
+    hashes = ", ".join(f'"{h}"' for h in hash_columns())
     if parent is not None and _load_index(con, parent):
-        _index_from_parent(con, captures, columns)
-        hashes = ", ".join(f't."{h}"' for h in index_schema().names[len(INDEX_IDENTITY) :])
-        con.execute(f"CREATE TEMP VIEW then_content AS SELECT t.paper_id, {hashes} FROM then_index t")
-        _compare(con, columns)
-        kept = _kept_rows(con)
-    else:
-        _content_table(con, "now_content", "papers", "paper_authors", "paper_organizations", columns)
-        if parent is None:
-            con.execute(
-                "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM now_rows "
-                "ORDER BY paper_id"
-            )
-        else:
-            _parent_views(con, parent.files())
-            con.execute("CREATE TEMP VIEW then_origin AS SELECT paper_id, source_file FROM parent_papers")
-            shared = _shared_columns(con, columns)
-            if shared == columns:
-                _content_table(con, "then_content", "parent_papers", "parent_paper_authors",
-                               "parent_paper_organizations", columns)  # fmt: skip
-                _compare(con, columns)
-            else:  # the parent's contract lacks a column: both sides are hashed without it
-                _compare_files(con, shared)
-        # In no order: each row holds its position.
-        con.execute(f"CREATE TABLE paper_index AS SELECT {_index_select('n', 'c')} FROM now_rows n "
-                    "JOIN now_content c USING (paper_id)")  # fmt: skip
+        _index_from_parent(con, captures)
+        con.execute(f"CREATE TEMP VIEW then_content AS SELECT paper_id, {hashes} FROM then_index")
+        _compare(con)
+        return _kept_rows(con)
+    # The staged hashes of every winning row.
+    con.execute(
+        "CREATE TABLE paper_index AS SELECT {select} FROM s_paper_content c "
+        "JOIN now_rows n ON n.paper_id = c.paper_id AND n.ordinal = c.ordinal".format(select=_index_select("n", "c"))
+    )
+    con.execute(f"CREATE TEMP VIEW now_content AS SELECT paper_id, {hashes} FROM paper_index")
+    if parent is None:
+        con.execute(
+            "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM now_rows "
+            "ORDER BY paper_id"
+        )
+        return kept
+    _parent_views(con, parent.files())
+    con.execute("CREATE TEMP VIEW then_origin AS SELECT paper_id, source_file FROM parent_papers")
+    columns = content_columns()
+    shared = _shared_columns(con, columns)
+    if shared == columns:
+        create_content_table(con, "then_content", "parent_papers", "parent_paper_authors", "parent_paper_organizations")
+        _compare(con)
+    else:  # the parent's contract lacks a column: both sides are hashed without it
+        _compare_files(con, shared)
     return kept
 
 
@@ -532,16 +498,20 @@ def _shared_columns(con: Any, columns: Sequence[str]) -> list[str]:
 
 
 def _compare_files(con: Any, columns: Sequence[str]) -> None:
-    """`changes` from the published tables (`papers`, ...) against the parent's (`parent_*`)."""
-    _content_table(con, "now_compared", "papers", "paper_authors", "paper_organizations", columns)
-    _content_table(con, "then_compared", "parent_papers", "parent_paper_authors", "parent_paper_organizations",
-                   columns)  # fmt: skip
+    """`changes` from the published tables (`papers`, ...) against the parent's (`parent_*`),
+    both hashed over `columns`."""
+    create_content_table(con, "now_compared", "papers", "paper_authors", "paper_organizations", columns)
+    create_content_table(con, "then_compared", "parent_papers", "parent_paper_authors",
+                         "parent_paper_organizations", columns)  # fmt: skip
     _compare(con, columns, "now_compared", "then_compared")
 
 
-def _compare(con: Any, columns: Sequence[str], now: str = "now_content", then: str = "then_content") -> None:
+def _compare(
+    con: Any, columns: Sequence[str] | None = None, now: str = "now_content", then: str = "then_content"
+) -> None:
     """`changes`: papers added, updated (with the fields that differ) or removed, from two
-    content tables (`_content_table`)."""
+    content tables (`pipeline.content`) over `columns` (default: all compared columns)."""
+    compared = [*(content_columns() if columns is None else columns), "authors", "organizations"]
     # Which papers differ, from two narrow columns; then, for those only, which fields.
     con.execute(
         "CREATE TEMP TABLE differing AS SELECT coalesce(n.paper_id, t.paper_id) AS paper_id, "
@@ -550,7 +520,6 @@ def _compare(con: Any, columns: Sequence[str], now: str = "now_content", then: s
         f"FULL OUTER JOIN (SELECT paper_id, whole FROM {then}) t ON n.paper_id = t.paper_id "
         "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR n.whole <> t.whole"
     )
-    compared = [*columns, "authors", "organizations"]
     differs = [f'CASE WHEN n."{c}" IS DISTINCT FROM t."{c}" THEN {_quote(c)} END' for c in compared]
     con.execute(
         "CREATE TABLE changes AS SELECT d.paper_id, "
@@ -572,7 +541,7 @@ def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[p
                 con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(new[table]))})")
                 _check_dates(con, table, table)
             _parent_views(con, old)
-            _compare_files(con, _shared_columns(con, _content_columns()))
+            _compare_files(con, _shared_columns(con, content_columns()))
             changes = con.sql(
                 "SELECT c.*, coalesce(n.title, o.title) AS title FROM changes c LEFT JOIN papers n USING (paper_id) "
                 "LEFT JOIN parent_papers o USING (paper_id) ORDER BY paper_id"

@@ -7,6 +7,7 @@ from datetime import date
 
 import pyarrow as pa
 
+from pipeline.content import content_hashes, content_schema
 from pipeline.listing import Reject, parse_listing
 from pipeline.normalize import NormalizedPaper, normalize_listing
 from pipeline.reference import Reference
@@ -14,13 +15,11 @@ from schemas import arrow_schema
 
 # The tables of a version that changes are computed from.
 CHANGE_INPUTS = ("papers", "paper_authors", "paper_organizations")
-# Columns that say where a row came from, not what the paper is: not compared for changes.
-LINEAGE_COLUMNS = ("source_file", "source_line", "first_seen", "last_seen")
 
 
 # --- the staged layer: one capture's parse as plain columnar tables -----------------------------
 
-STAGED_TABLES = ("papers", "paper_authors", "paper_organizations", "rejects")
+STAGED_TABLES = ("papers", "paper_authors", "paper_organizations", "rejects", "paper_content")
 # What a published row holds but a single capture cannot know: it comes from assembly.
 _ASSEMBLED_COLUMNS = frozenset({"source_file", "first_seen", "last_seen"})
 
@@ -29,8 +28,11 @@ def staged_schema(table: str) -> pa.Schema:
     """Arrow schema of a staged table, derived from the published models.
 
     Papers and rejects drop what assembly adds (source_file, first/last seen); paper_authors
-    carries its author's fields, so that a staged capture needs no other table.
+    carries its author's fields, so that a staged capture needs no other table; paper_content
+    holds the content hashes of its papers (`pipeline.content`).
     """
+    if table == "paper_content":
+        return content_schema()
     if table == "paper_authors":
         author_fields = [f for f in arrow_schema("authors") if f.name != "author_id"]
         return pa.schema([*arrow_schema("paper_authors"), *author_fields])
@@ -65,7 +67,9 @@ def staged_tables(items: Iterable[NormalizedPaper | Reject]) -> dict[str, pa.Tab
         for position, slug in enumerate(item.organizations, start=1):
             _append(organizations, {"paper_id": item.paper_id, "position": position, "org_id": slug})
     built = {"papers": papers, "paper_authors": authors, "paper_organizations": organizations, "rejects": rejects}
-    return {name: pa.table(columns, schema=staged_schema(name)) for name, columns in built.items()}
+    tables = {name: pa.table(columns, schema=staged_schema(name)) for name, columns in built.items()}
+    tables["paper_content"] = content_hashes(tables["papers"], tables["paper_authors"], tables["paper_organizations"])
+    return tables
 
 
 def chunk_tables(

@@ -102,7 +102,7 @@ def test_staged_papers_have_the_declared_columns(reference) -> None:
     assert list(normalize_record(record, date(2026, 1, 1), reference).row) == staged_schema("papers").names
     tables = chunk_tables(A + B, date(2026, 1, 1), reference)
     assert {name: t.num_rows for name, t in tables.items()} == {
-        "papers": 2, "paper_authors": 3, "paper_organizations": 2, "rejects": 0,
+        "papers": 2, "paper_authors": 3, "paper_organizations": 2, "rejects": 0, "paper_content": 2,
     }  # fmt: skip
     assert all(t.schema.equals(staged_schema(name)) for name, t in tables.items())
 
