@@ -264,11 +264,19 @@ def _build_tables(con: Any, reference: Reference) -> None:
         "JOIN captures c ON c.ordinal = s.ordinal"
     )
     con.execute(f"CREATE VIEW papers AS SELECT * EXCLUDE ({_ORDINAL}) FROM papers_in_order")
-    winners = "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
+    # The rows a later capture supersedes: few or none in a refresh, so that keeping the winning
+    # rows is a scan, not a join of every row with every paper.
+    con.execute(
+        "CREATE TEMP TABLE superseded AS SELECT s.paper_id, s.ordinal FROM s_papers s "
+        "JOIN seen w ON s.paper_id = w.paper_id WHERE s.ordinal < w.ordinal"
+    )
+    winners = "ANTI JOIN superseded x ON s.paper_id = x.paper_id AND s.ordinal = x.ordinal"
     for table in ("paper_authors", "paper_organizations"):
-        con.execute(
-            f"CREATE TABLE {table} AS SELECT {_select(table, {})} FROM s_{table} s {winners} ORDER BY {ORDER_BY[table]}"
-        )
+        # Join, then sort: in one statement the two can need more than the memory limit (DuckDB
+        # 2.0 at 2.8M author rows ran out of 384 MB one time in three); apart, each spills.
+        con.execute(f"CREATE TEMP TABLE {table}_winners AS SELECT {_select(table, {})} FROM s_{table} s {winners}")
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {table}_winners ORDER BY {ORDER_BY[table]}")
+        con.execute(f"DROP TABLE {table}_winners")
     # Diacritics carry information that folding removes, so the richest spelling is shown.
     con.execute(
         "CREATE TABLE authors AS SELECT author_id, name, name_key, given_name, family_name FROM ("
@@ -362,9 +370,16 @@ def _now_rows(con: Any) -> None:
     """`now_rows`: every papers row in publish order (capture, then line), with its position, and
     the columns of its keys."""
     con.execute(
+        "CREATE TEMP TABLE seen_again AS SELECT * FROM seen WHERE paper_id IN (SELECT paper_id FROM superseded)"
+    )
+    # A paper in one capture (most of them) was first and last seen on its date: only the others
+    # are looked up, which spares joining every row with every paper.
+    con.execute(
         "CREATE TABLE now_rows AS SELECT row_number() OVER (ORDER BY s.ordinal, s.source_line) - 1 AS position, "
-        "s.paper_id, s.ordinal, s.source_line, w.first_seen, w.last_seen, s.category "
-        "FROM s_papers s JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal"
+        "s.paper_id, s.ordinal, s.source_line, coalesce(m.first_seen, c.capture_date) AS first_seen, "
+        "coalesce(m.last_seen, c.capture_date) AS last_seen, s.category "
+        "FROM s_papers s ANTI JOIN superseded x ON s.paper_id = x.paper_id AND s.ordinal = x.ordinal "
+        "JOIN captures c ON c.ordinal = s.ordinal LEFT JOIN seen_again m ON m.paper_id = s.paper_id"
     )
 
 
@@ -387,7 +402,7 @@ def _load_index(con: Any, parent: ParentVersion) -> bool:
     )  # fmt: skip
     try:
         con.execute(
-            "CREATE TEMP TABLE then_index AS SELECT t.* EXCLUDE (capture), c.ordinal, l.source_file "
+            "CREATE TABLE then_index AS SELECT t.* EXCLUDE (capture), c.ordinal, l.source_file "
             f"FROM read_parquet({_quote(str(parent.index))}) t JOIN then_capture_list l ON t.capture = l.capture "
             "LEFT JOIN captures c ON c.capture_key = l.capture_key"
         )
@@ -411,17 +426,22 @@ def _index_select(rows: str, hashes: str) -> str:
     return identity + ", " + ", ".join(f'{hashes}."{h}"' for h in hash_columns())
 
 
-def _index_from_parent(con: Any, captures: Sequence[CaptureFiles]) -> None:
-    """`paper_index` from the parent's index: its hashes for every paper whose winning row is the
-    one the parent has (same paper, same staged capture), the staged hashes for the others, read
-    from the files of their captures only."""
+def _index_from_parent(con: Any, captures: Sequence[CaptureFiles], kept: int) -> None:
+    """`paper_index` from the parent's index: its rows as they are for the `kept` leading rows,
+    its hashes for every other paper whose winning row is the one the parent has (same paper,
+    same staged capture), and the staged hashes for the rest, read from their captures only."""
+    # The kept rows are read from the parent's index when the index is written, never copied.
     con.execute(
-        f"CREATE TABLE paper_index AS SELECT {_index_select('n', 't')} FROM now_rows n "
-        "JOIN then_index t ON n.paper_id = t.paper_id AND n.ordinal = t.ordinal"
+        f"CREATE TABLE index_rest AS SELECT {_index_select('n', 't')} FROM now_rows n "
+        f"JOIN then_index t ON n.paper_id = t.paper_id AND n.ordinal = t.ordinal WHERE n.position >= {kept}"
     )
     con.execute(
-        "CREATE TEMP TABLE fresh_rows AS SELECT paper_id, ordinal FROM now_rows "
-        "WHERE paper_id NOT IN (SELECT paper_id FROM paper_index)"
+        f"CREATE VIEW paper_index AS SELECT {_index_select('t', 't')} FROM then_index t WHERE t.position < {kept} "
+        "UNION ALL SELECT * FROM index_rest"
+    )
+    con.execute(
+        "CREATE TEMP TABLE fresh_rows AS SELECT paper_id, ordinal FROM now_rows n "
+        f"WHERE n.position >= {kept} AND paper_id NOT IN (SELECT paper_id FROM index_rest)"
     )
     ordinals = [row[0] for row in con.execute("SELECT DISTINCT ordinal FROM fresh_rows ORDER BY 1").fetchall()]
     if ordinals:
@@ -430,7 +450,7 @@ def _index_from_parent(con: Any, captures: Sequence[CaptureFiles]) -> None:
             for o in ordinals
         )
         con.execute(
-            f"INSERT INTO paper_index SELECT {_index_select('n', 'c')} FROM ({staged}) c "
+            f"INSERT INTO index_rest SELECT {_index_select('n', 'c')} FROM ({staged}) c "
             "JOIN fresh_rows f ON c.paper_id = f.paper_id AND c.ordinal = f.ordinal "
             "JOIN now_rows n ON n.paper_id = c.paper_id"
         )
@@ -458,10 +478,11 @@ def _build_changes_and_index(con: Any, captures: Sequence[CaptureFiles], parent:
     kept = 0
     hashes = ", ".join(f'"{h}"' for h in hash_columns())
     if parent is not None and _load_index(con, parent):
-        _index_from_parent(con, captures)
+        kept = _kept_rows(con)
+        _index_from_parent(con, captures, kept)
         con.execute(f"CREATE TEMP VIEW then_content AS SELECT paper_id, {hashes} FROM then_index")
         _compare(con)
-        return _kept_rows(con)
+        return kept
     # The staged hashes of every winning row.
     con.execute(
         "CREATE TABLE paper_index AS SELECT {select} FROM s_paper_content c "
@@ -568,7 +589,8 @@ def _unique_sets(table: str) -> list[list[str]]:
 def key_failures(database: Path) -> pd.DataFrame:
     """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
     row, one report row each (row: its 0-based position in the published table)."""
-    with _reading(), connect(database, read_only=True) as con:
+    # The readers' settings: the checks run beside the publishing readers, on one shared instance.
+    with _reading(), connect(database, READER_MEMORY_LIMIT, read_only=True) as con:
         # Papers' keys from `now_rows`, which holds them in publish order, not from the staged texts.
         return _key_failures(con, {"papers": "(SELECT paper_id, category, position AS row FROM now_rows)"})
 
@@ -591,16 +613,25 @@ def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
 
 def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Key failures of the tables `con` holds by the contract's names; `numbered_as`: a relation
-    to check in place of a table, with its key columns and `row` (its position)."""
+    to check in place of a table, with its key columns and `row` (its position).
+
+    Each rule is first checked without numbering rows (an aggregate, an anti-join), and only a
+    rule that fails numbers them to name its bad rows."""
     numbered_as = numbered_as or {}
 
     def numbered(table: str) -> str:
         return numbered_as.get(table, f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})")
 
+    def plain(table: str) -> str:
+        return numbered_as.get(table, table)
+
     frames = []
     for table in MODELS:
         for columns in _unique_sets(table):
             keys = ", ".join(columns)
+            repeated = f"SELECT {keys} FROM {plain(table)} GROUP BY ALL HAVING count(*) > 1"
+            if not _count(con, f"SELECT count(*) FROM ({repeated})"):
+                continue
             frames.append(
                 con.execute(
                     f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
@@ -611,13 +642,15 @@ def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.
                 ).df()
             )
     for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
+        orphans = f"{column} NOT IN (SELECT {parent_column} FROM {plain(parent)})"
+        if not _count(con, f"SELECT count(*) FROM (SELECT {column} FROM {plain(child)} WHERE {orphans})"):
+            continue
         frames.append(
             con.execute(
                 f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
                 f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
                 f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
-                f"FROM {numbered(child)} WHERE {column} NOT IN (SELECT {parent_column} FROM {numbered(parent)}) "
-                "ORDER BY row"
+                f"FROM {numbered(child)} WHERE {orphans} ORDER BY row"
             ).df()
         )
     found = [f for f in frames if len(f)]

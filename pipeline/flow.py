@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import partial
 from pathlib import Path
@@ -15,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.states import State
 from prefect.task_runners import TaskRunner
 
@@ -119,13 +120,17 @@ def publish(
     force: bool,
     captures: list[CaptureFiles],
     kept: store.KeptRows | None,
+    gate: Callable[[], None],
 ) -> store.PublishOutcome:
-    """Stream the tables into a new version, validating each batch, and swap `latest` (retried: I/O)."""
+    """Stream the tables into a new version, validating each batch, and swap `latest` once `gate`
+    returns (retried: I/O)."""
     tables = {name: partial(table_batches, database, name) for name in MODELS}
     paper_index = partial(table_batches, database, "paper_index")
     index = store.IndexSource(paper_index, index_schema(), partial(index_metadata, captures))
     now = datetime.now(UTC)
-    return store.publish_version(out_dir, tables, manifest, now, batch_failures, force=force, kept=kept, index=index)
+    return store.publish_version(
+        out_dir, tables, manifest, now, batch_failures, force=force, kept=kept, index=index, gate=gate
+    )
 
 
 @task(
@@ -177,6 +182,11 @@ def capture_files(staged: list[StagedCapture]) -> list[CaptureFiles]:
         CaptureFiles(c.source.name, c.source.capture_date, c.key, {t: c.files(t) for t in STAGED_TABLES})
         for c in staged
     ]
+
+
+def _wait(future: PrefectFuture[None]) -> None:
+    """The outcome of a task run beside this one: what it raised is raised here."""
+    future.result()
 
 
 def parent_version(out_dir: Path, parent_id: str | None) -> ParentVersion | None:
@@ -419,10 +429,11 @@ def refresh(
         if parent is None and not built.row_counts["papers"]:
             nothing = "no input holds a single usable record: a first version without papers is not published"
             _refuse(NothingToPublishError(nothing), parent_id, base, captures)
-        logger.info("checking keys, then validating and publishing %d tables", len(built.row_counts))
-        check_keys(built.database)
+        logger.info("checking keys while validating and publishing %d tables", len(built.row_counts))
+        # Beside the writing: publish waits for the checks before anything is published.
+        keys = check_keys.submit(built.database)
         kept = kept_rows(out_dir, built.database, parent_id, parent, built)
-        outcome = publish(out_dir, built.database, manifest, force, captures, kept)
+        outcome = publish(out_dir, built.database, manifest, force, captures, kept, partial(_wait, keys))
         pruned = _pruned_versions(out_dir, keep)
         store.prune_staged(staged_dir, {c.key for c in staged})
     if pruned:

@@ -9,7 +9,7 @@ import re
 import stat
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -86,9 +86,13 @@ class ChunkResult:
     headed: int = 0  # papers plus rejects that had a record header
 
 
-def _line_breaks(data: bytes) -> int:
-    """Lines ended in `data`, as `split_lines` counts them (LF, CRLF or a lone CR)."""
-    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+def _line_breaks(data: bytes | bytearray, end: int | None = None) -> int:
+    """Lines ended in `data` (up to `end`), as `split_lines` counts them (LF, CRLF or a lone CR)."""
+    end = len(data) if end is None else end
+    lf = data.count(b"\n", 0, end)
+    if data.find(b"\r", 0, end) < 0:  # the common case: one fast pass, not three
+        return lf
+    return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
 
 
 def _starts_record(line: bytes) -> bool:
@@ -159,22 +163,25 @@ def _changed(source: Source) -> InputError:
     return InputError(f"{source.name} changed while it was being read; run again when it is complete")
 
 
-def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
-    """Read a listing once, in blocks: its sha256, size, and parts of about `chunk_bytes` that each
-    start at a record header (the file is never held whole in memory)."""
+def _scan(source: Source, chunk_bytes: int) -> Generator[Chunk, None, tuple[str, int]]:
+    """Read a listing once, in blocks, yielding parts of about `chunk_bytes` that each start at a
+    record header as they are found (the file is never held whole in memory); return its sha256
+    and size."""
     whole = hashlib.sha256()
-    chunks: list[Chunk] = []
     buffer = bytearray()
     offset, line, resume = 0, 1, 0
 
-    def take(length: int) -> None:
+    def take(length: int) -> Chunk:
         nonlocal offset, line, buffer
-        piece = bytes(buffer[:length])
-        chunks.append(Chunk(offset, length, line, hashlib.sha256(piece).hexdigest()))
+        with memoryview(buffer) as view:  # hashed in place, not copied first
+            digest = hashlib.sha256(view[:length]).hexdigest()
+        chunk = Chunk(offset, length, line, digest)
         offset += length
-        line += _line_breaks(piece)
+        line += _line_breaks(buffer, length)
         del buffer[:length]
+        return chunk
 
+    taken = False
     with _listing_fd(source) as fd:
         while True:
             block = os.read(fd, _READ_BLOCK)
@@ -185,13 +192,31 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
                 cut, resume = _cut(buffer, resume, chunk_bytes, at_end)
                 if cut is None or (cut == len(buffer) and not at_end):
                     break
-                take(cut)
-                resume = 0
+                yield take(cut)
+                taken, resume = True, 0
             if at_end:
                 break
-    if buffer or not chunks:
-        take(len(buffer))
-    return Scanned(whole.hexdigest(), offset, tuple(chunks))
+    if buffer or not taken:
+        yield take(len(buffer))
+    return whole.hexdigest(), offset
+
+
+def _each_chunk(scan: Generator[Chunk, None, tuple[str, int]], handle: Callable[[Chunk], object]) -> tuple[str, int]:
+    """Hand every part of a scan to `handle` as it is found; the scan's sha256 and size."""
+    while True:
+        try:
+            chunk = next(scan)
+        except StopIteration as end:
+            return end.value
+        handle(chunk)
+
+
+def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
+    """A listing read once: its sha256, size, and parts of about `chunk_bytes` that each start at
+    a record header."""
+    chunks: list[Chunk] = []
+    sha256, size = _each_chunk(_scan(source, chunk_bytes), chunks.append)
+    return Scanned(sha256, size, tuple(chunks))
 
 
 def listing_digest(source: Source) -> tuple[str, int]:
@@ -298,19 +323,20 @@ class _ToParse:
     """A listing the staged layer does not hold yet."""
 
     source: Source
-    scanned: Scanned
+    sha256: str
+    size_bytes: int
     key: str
     note: str | None
     replace: bool  # --refresh: what is staged under the key gives way to this parse
 
 
-def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_bytes: int) -> StagedCapture | _ToParse:
+def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool) -> StagedCapture | _ToParse:
     """The listing as the staged layer holds it (keyed on its content), or what parsing it needs.
 
     With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
     verification is parsed again, with a note.
     """
-    sha256, _ = listing_digest(source)
+    sha256, size = listing_digest(source)
     key = listing_cache_key(source, sha256, code_fingerprint())
     note = None
     if not refresh:
@@ -322,49 +348,54 @@ def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool, chunk_b
         if meta is not None:
             counts = CaptureCounts.from_json(source.name, meta["counts"])
             return StagedCapture(source, key, sha256, staged_dir / key, meta["parts"], counts, True, note)
-    scanned = scan_listing(source, chunk_bytes)
-    if scanned.sha256 != sha256:
-        raise _changed(source)
-    return _ToParse(source, scanned, key, note, replace=refresh)
+    return _ToParse(source, sha256, size, key, note, replace=refresh)
 
 
 def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkResult]) -> StagedCapture:
-    source, scanned = todo.source, todo.scanned
+    source = todo.source
     counts = CaptureCounts(
-        source.name, scanned.size_bytes, sum(r.papers for r in results),
+        source.name, todo.size_bytes, sum(r.papers for r in results),
         dict(sum((Counter(r.rejects_by_rule) for r in results), Counter())), sum(r.headed for r in results),
     )  # fmt: skip
     files = {name: digest for r in results for name, digest in r.files.items()}
-    meta = {"source_file": source.name, "sha256": scanned.sha256, "parts": len(results),
+    meta = {"source_file": source.name, "sha256": todo.sha256, "parts": len(results),
             "counts": counts.to_json(), "files": files}  # fmt: skip
     if todo.replace:
         # Else the rename into place would keep the entry that --refresh means to replace.
         store.discard_staged(staged_dir, todo.key)
     store.commit_staged(folder, staged_dir, todo.key, meta)
-    return StagedCapture(
-        source, todo.key, scanned.sha256, staged_dir / todo.key, len(results), counts, False, todo.note
-    )
+    return StagedCapture(source, todo.key, todo.sha256, staged_dir / todo.key, len(results), counts, False, todo.note)
 
 
-def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int) -> dict[str, StagedCapture]:
+def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes: int) -> dict[str, StagedCapture]:
     """Parse the parts of every listing of `todo` on up to `workers` processes (all parts of all
-    files in one pool, so that small files keep every core busy too), then stage each listing."""
-    size = sum(t.scanned.size_bytes for t in todo)
+    files in one pool, so that small files keep every core busy too), then stage each listing.
+
+    Each part goes to the workers as soon as the scan finds it: the scan of a large file runs
+    beside the parsing of its first parts, not before it."""
+    size = sum(t.size_bytes for t in todo)
     with ExitStack() as stack:
         folders = [stack.enter_context(store.staging_folder(staged_dir, t.key)) for t in todo]
+        chunks: list[list[Chunk]] = [[] for _ in todo]
+        futures: list[list[Future[ChunkResult]]] = [[] for _ in todo]
         with worker_pool(workers if size >= MIN_PARALLEL_BYTES else 1) as pool:
-            futures = [
-                [pool.submit(stage_chunk, t.source, chunk, folder, i) for i, chunk in enumerate(t.scanned.chunks)]
-                for t, folder in zip(todo, folders, strict=True)
-            ]
+            for t, folder, found, parts in zip(todo, folders, chunks, futures, strict=True):
+
+                def submit(chunk: Chunk, t: _ToParse = t, folder: Path = folder, found: list[Chunk] = found,
+                           parts: list[Future[ChunkResult]] = parts) -> None:  # fmt: skip
+                    parts.append(pool.submit(stage_chunk, t.source, chunk, folder, len(found)))
+                    found.append(chunk)
+
+                if _each_chunk(_scan(t.source, chunk_bytes), submit)[0] != t.sha256:
+                    raise _changed(t.source)
             results = [[f.result() for f in parts] for parts in futures]
         # The workers are gone before the checks below take memory of their own.
         staged = {}
-        for t, folder, parts in zip(todo, folders, results, strict=True):
-            if len(parts) > 1:
-                for i, earlier in _cross_part_duplicates(folder, len(parts)).items():
-                    parts[i] = stage_chunk(t.source, t.scanned.chunks[i], folder, i, earlier)
-            staged[t.source.name] = _commit(t, folder, staged_dir, parts)
+        for t, folder, found, done in zip(todo, folders, chunks, results, strict=True):
+            if len(done) > 1:
+                for i, earlier in _cross_part_duplicates(folder, len(done)).items():
+                    done[i] = stage_chunk(t.source, found[i], folder, i, earlier)
+            staged[t.source.name] = _commit(t, folder, staged_dir, done)
     return staged
 
 
@@ -373,6 +404,6 @@ def stage_sources(
 ) -> list[StagedCapture]:
     """Every listing of `sources` in the staged layer: found there, or parsed in parts of about
     `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start."""
-    found = [_staged_or_to_parse(s, staged_dir, refresh, chunk_bytes) for s in sources]
-    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers)
+    found = [_staged_or_to_parse(s, staged_dir, refresh) for s in sources]
+    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes)
     return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

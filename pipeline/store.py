@@ -724,49 +724,73 @@ def _footer(path: Path) -> tuple[bytes, int]:
         return handle.read(length), size - 8 - length
 
 
-_COPY_BLOCK = 8 << 20
+_COPY_BLOCK = 16 << 20
 
 
-def _copy_into(source: Path, sink: Any, start: int, stop: int, written: Any) -> int:
-    """Append bytes `start` to `stop` of `source` to `sink`, adding them to the digest `written`;
-    return how many (fewer only when `source` is shorter)."""
-    copied = 0
+def _copy_range(source: Path, sink: Any, stop: int) -> None:
+    """Append the first `stop` bytes of `source` to the open file `sink`: in the kernel (one call
+    per GiB, without the GIL) where the file system can, else through a buffer."""
     with source.open("rb") as handle:
+        done = 0
+        try:
+            while done < stop:
+                copied = os.copy_file_range(handle.fileno(), sink.fileno(), stop - done, done)
+                if not copied:
+                    break
+                done += copied
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+                raise
+            handle.seek(done)
+            while done < stop and (block := handle.read(min(_COPY_BLOCK, stop - done))):
+                sink.write(block)
+                done += len(block)
+    if done != stop:
+        raise OSError(errno.EIO, f"{source} ended before byte {stop}")
+
+
+def _hashed(path: Path, digest: Any, start: int = 0, stop: int | None = None) -> int:
+    """Add bytes `start` to `stop` (the end) of a file to `digest`; return how many there were."""
+    buffer = bytearray(_COPY_BLOCK)
+    view = memoryview(buffer)
+    done = 0
+    with path.open("rb", buffering=0) as handle:
         handle.seek(start)
-        while copied < stop - start and (block := handle.read(min(_COPY_BLOCK, stop - start - copied))):
-            written.update(block)
-            sink.write(block)
-            copied += len(block)
-    return copied
+        while stop is None or start + done < stop:
+            wanted = _COPY_BLOCK if stop is None else min(_COPY_BLOCK, stop - start - done)
+            got = handle.readinto(view[:wanted])
+            if not got:
+                break
+            digest.update(view[:got])
+            done += got
+    return done
 
 
 def _spliced_file(kept: KeptRows, end: int, tail: Path, tail_stop: int, footer: bytes, path: Path) -> dict[str, Any]:
     """Write `path`: the parent's papers up to `end`, the tail file's row groups, then `footer`;
-    return its sha256 and size, taken as it is written.
+    return its sha256 and size.
 
-    The parent's file is read whole on the way, and VersionDamagedError raised when it differs
-    from the sha256 its manifest gives: the rows copied are then the ones it published."""
-    written = hashlib.sha256()
-    with kept.parent_papers.open("rb") as parent, path.open("wb") as sink:
-        size = 0
-        while size < end and (block := parent.read(min(_COPY_BLOCK, end - size))):
-            written.update(block)
-            sink.write(block)
-            size += len(block)
-        whole = written.copy()  # the prefix is hashed once, for both files
-        while block := parent.read(_COPY_BLOCK):
-            whole.update(block)
-        if size != end or whole.hexdigest() != kept.parent_sha256:
-            raise VersionDamagedError(
-                f"{kept.parent_papers} differs from the sha256 in its manifest: damaged or edited"
-            )
-        size += _copy_into(tail, sink, len(MAGIC), tail_stop, written)
-        closing = footer + struct.pack("<I", len(footer)) + MAGIC
-        written.update(closing)
+    The copied bytes are hashed as they landed in the new file, and the rest of the parent's
+    file after them: VersionDamagedError when that differs from the sha256 its manifest gives
+    (the rows copied are then not the ones it published)."""
+    closing = footer + struct.pack("<I", len(footer)) + MAGIC
+    with path.open("wb") as sink:
+        _copy_range(kept.parent_papers, sink, end)
+        with tail.open("rb") as handle:
+            handle.seek(len(MAGIC))
+            sink.write(handle.read(tail_stop - len(MAGIC)))
         sink.write(closing)
         sink.flush()
         os.fsync(sink.fileno())
-    return {"sha256": written.hexdigest(), "bytes": size + len(closing)}
+    prefix = hashlib.sha256()
+    _hashed(path, prefix, 0, end)
+    parent = prefix.copy()
+    _hashed(kept.parent_papers, parent, end)
+    if parent.hexdigest() != kept.parent_sha256:
+        raise VersionDamagedError(f"{kept.parent_papers} differs from the sha256 in its manifest: damaged or edited")
+    written = prefix.copy()
+    size = end + _hashed(path, written, end)
+    return {"sha256": written.hexdigest(), "bytes": size}
 
 
 def _kept_groups(layout: Any, rows: int, full: int) -> int:
@@ -824,7 +848,8 @@ def _write_spliced_papers(
 def _open_index(source: IndexSource, path: Path) -> pq.ParquetWriter:
     """The paper index of a version written into `path` but left open: its footer is to name the
     papers file it describes (`_close_index`), which may still be being written."""
-    writer = pq.ParquetWriter(path, source.schema, **_PARQUET_OPTIONS)
+    # Hashes never repeat: a dictionary would be tried on every page, and dropped.
+    writer = pq.ParquetWriter(path, source.schema, **_PARQUET_OPTIONS, use_dictionary=False)
     try:
         for batch in source.batches():
             writer.write_batch(_conform(batch, source.schema))
@@ -1023,6 +1048,7 @@ def publish_version(
     force: bool = False,
     kept: KeptRows | None = None,
     index: IndexSource | None = None,
+    gate: Callable[[], None] | None = None,
 ) -> PublishOutcome:
     """Write `tables` (every table of the contract, each read batch by batch) as a new immutable
     version and point `latest` at it.
@@ -1036,7 +1062,8 @@ def publish_version(
     `kept`: papers rows the parent holds as they are, whose row groups are copied rather than
     encoded again, when the parent is latest and was published under the same contract.
     `index`: the version's paper index, written to ``OUT/index/<id>.parquet`` once the version is
-    in place (replacing the parent's).
+    in place (replacing the parent's). `gate`: called once every file is written and before
+    anything is published; what it raises (checks that ran beside the writing) publishes nothing.
     """
     clean_incomplete(out_dir, only_versions=True)  # the caller's scratch folder, in OUT, is in use
     parent = latest_id(out_dir)
@@ -1066,34 +1093,28 @@ def publish_version(
                     return spliced
             return _write_batches(name, tables[name](), path, check)
 
-        def write_papers() -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
-            papers = write("papers")
-            if index is not None and to_index is not None and reusable is not None and not papers[2]:
-                _close_index(_open_index(index, to_index), index.metadata(papers[0]["sha256"]), to_index)
-            return papers
-
-        if index is not None:
-            (out_dir / INDEX).mkdir(exist_ok=True)
-            index_written = out_dir / INDEX / _tmp_name(version_id)
-        to_index = index_written
-        # Papers (and its index), by far the largest, on a thread of their own beside the other
-        # tables (a failure there is raised once that thread is done: the pool's exit waits for it).
-        # The index goes with the thread that has less to do: papers's when most of it is copied.
+        # Papers, by far the largest, on a thread of its own beside the other tables and the index
+        # (a failure there is raised once that thread is done: the pool's exit waits for it).
         with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as open_index:
-            papers = pool.submit(write_papers)
+            papers = pool.submit(write, "papers")
             written = {name: write(name) for name in MODELS if name != "papers"}
             index_writer = None
-            if index is not None and to_index is not None and reusable is None:
-                index_writer = _open_index(index, to_index)
+            if index is not None:
+                (out_dir / INDEX).mkdir(exist_ok=True)
+                index_written = out_dir / INDEX / _tmp_name(version_id)
+                index_writer = _open_index(index, index_written)
                 open_index.callback(index_writer.close)
             written["papers"] = papers.result()
             for name in MODELS:
                 files[f"{name}.parquet"], counts[name], found = written[name]
                 failures += found
-            if index is not None and index_writer is not None and to_index is not None and not failures:
-                _close_index(index_writer, index.metadata(files["papers.parquet"]["sha256"]), to_index)
+            if index is not None and index_writer is not None and index_written is not None and not failures:
+                open_index.pop_all()  # closed below, with the papers file's sha256 in its footer
+                _close_index(index_writer, index.metadata(files["papers.parquet"]["sha256"]), index_written)
         if failures:
             raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
+        if gate is not None:
+            gate()
         (staging / CONTRACT).mkdir()
         files[CONTRACT_FILES[0]] = _write_text(staging / CONTRACT_FILES[0], contract_json())
         files[CONTRACT_FILES[1]] = _write_text(staging / CONTRACT_FILES[1], data_dictionary())
