@@ -179,8 +179,8 @@ def _fsync_dir(path: Path) -> None:
 
 # The kind each of OUT's own entries must be: writing through a link would act outside OUT, and
 # a `latest` that is a real folder (copied with `cp -rL`) would keep readers on stale data.
-_LAYOUT = ((VERSIONS, "folder"), (STAGED, "folder"), (REJECTED, "folder"), (LATEST, "link"), (POINTER, "file"),
-           (".lock", "file"))  # fmt: skip
+_LAYOUT = ((VERSIONS, "folder"), (STAGED, "folder"), (REJECTED, "folder"), (INDEX, "folder"), (LATEST, "link"),
+           (POINTER, "file"), (".lock", "file"))  # fmt: skip
 
 
 def check_layout(out_dir: Path) -> None:

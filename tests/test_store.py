@@ -153,13 +153,13 @@ def _victim(tmp_path: Path) -> Path:
     return victim
 
 
-@pytest.mark.parametrize("entry", ["staged", "versions", "rejected", ".lock", "LATEST_ID"])
+@pytest.mark.parametrize("entry", ["staged", "versions", "rejected", "index", ".lock", "LATEST_ID"])
 def test_links_among_the_stores_own_entries_are_refused(tmp_path: Path, tables, entry: str) -> None:
     """Writing through them would act outside OUT: a link as `staged` had its target pruned."""
     out = tmp_path / "out"
     out.mkdir()
     victim = _victim(tmp_path)
-    (out / entry).symlink_to(victim if entry in ("staged", "versions", "rejected") else victim / "notes.md")
+    (out / entry).symlink_to(victim if entry in ("staged", "versions", "rejected", "index") else victim / "notes.md")
     with pytest.raises(store.StoreError, match=rf"{entry} is not a (folder|file): refusing to write through it"):
         store.check_writable(out)
     assert (victim / "notes.md").read_text(encoding="utf-8") == "precious"
