@@ -462,12 +462,14 @@ def _kept_rows(con: Any) -> int:
     """How many leading papers rows are the parent's, row for row: same paper from the same
     staged row of the same capture, with the same lineage, at the same position."""
     identity = [c for c in INDEX_IDENTITY.names if c not in ("position", "capture")] + ["ordinal"]
-    same = " AND ".join(f"n.{c} = t.{c}" for c in identity)
+    # IS DISTINCT FROM: a parent row whose capture this run does not have (its ordinal is null:
+    # the file was edited, renamed or parsed by other code) differs; `<>` would call it unknown.
+    differs = " OR ".join(f"n.{c} IS DISTINCT FROM t.{c}" for c in identity)
     return _count(
         con,
         "SELECT coalesce(min(coalesce(n.position, t.position)), (SELECT count(*) FROM now_rows)) "
         "FROM now_rows n FULL OUTER JOIN then_index t ON n.position = t.position "
-        f"WHERE n.position IS NULL OR t.position IS NULL OR NOT ({same})",
+        f"WHERE n.position IS NULL OR t.position IS NULL OR {differs}",
     )
 
 

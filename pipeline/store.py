@@ -805,6 +805,16 @@ def _kept_groups(layout: Any, rows: int, full: int) -> int:
     return keep
 
 
+def _check_parent(kept: KeptRows) -> None:
+    """VersionDamagedError unless the parent's papers file is there, with its manifest's sha256."""
+    try:
+        same = file_digest(kept.parent_papers)["sha256"] == kept.parent_sha256
+    except OSError:
+        same = False
+    if not same:
+        raise VersionDamagedError(f"{kept.parent_papers} is missing or differs from the sha256 in its manifest")
+
+
 def _write_spliced_papers(
     kept: KeptRows, path: Path, check: BatchCheck
 ) -> tuple[dict[str, Any], int, list[pd.DataFrame]] | None:
@@ -816,7 +826,8 @@ def _write_spliced_papers(
     try:
         head, _ = _footer(kept.parent_papers)
         layout = footer_layout(head)
-    except FooterError:
+    except (FooterError, OSError):
+        _check_parent(kept)  # a parent that cannot be spliced must still be the one published
         return None
     keep = _kept_groups(layout, kept.rows, kept.group_rows)
     if not keep:
@@ -1149,6 +1160,13 @@ def publish_version(
             _remove(doomed)
         _remove(staging)
         raise _write_error(staging, err) from None
+    except BaseException:
+        # Anything else (a bug, an interrupt) before the version moved: nothing is left behind.
+        if not moved:
+            _remove(staging)
+            if index_written is not None:
+                _remove(index_written)
+        raise
     if index_written is not None:
         _place_index(out_dir, index_written, version_id)
     return PublishOutcome(version_id, final, True, parent)

@@ -194,3 +194,52 @@ def test_papers_out_of_capture_and_line_order_are_refused() -> None:
         assemble._check_order(batch, (0, 7))
     with pytest.raises(RuntimeError):
         assemble._check_order(pa.record_batch({assemble._ORDINAL: [0, 0], "source_line": [4, 1]}), None)
+
+
+def test_a_listing_edited_in_place_is_compared_not_kept(tmp_path: Path, encoded_from: list[int]) -> None:
+    """The same name, other bytes: a new staged capture, none of whose rows is the parent's."""
+    head, body, _abstract = RECORDS[2].split("\n", 2)
+    edited = [*RECORDS[:2], f"{head}\n{body}\nA rewritten abstract.\n", *RECORDS[3:30]]
+    out, _ = _refresh_both_ways(tmp_path, {"listing_2026-11-26.txt": RECORDS[:30]}, {"listing_2026-11-26.txt": edited})
+    assert encoded_from == [0, 0, 0]
+    changes = pq.read_table(out / "versions" / "000002" / "changes.parquet").to_pylist()
+    assert [(c["change"], c["changed_fields"]) for c in changes] == [("updated", "abstract,abstract_text")]
+
+
+def test_other_code_keeps_nothing_of_the_parent(
+    tmp_path: Path, encoded_from: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Other code makes other staged keys: its rows may differ, so none is copied."""
+    from pipeline import sources, staging
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    run(raw, out)
+    for module in (flow, staging, sources):
+        if hasattr(module, "code_fingerprint"):
+            monkeypatch.setattr(module, "code_fingerprint", lambda: "other code")
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    summary = run(raw, out)
+    assert summary.changes == {"added": 20}
+    assert encoded_from == [0, 0]
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_missing_or_truncated_parent_is_damage_not_a_write_error(
+    tmp_path: Path, encoded_from: list[int], damage: str
+) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    run(raw, out)
+    papers = out / "versions" / "000001" / "papers.parquet"
+    papers.chmod(0o644)
+    if damage == "deleted":
+        papers.unlink()
+    else:
+        papers.write_bytes(papers.read_bytes()[:-100])
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    with pytest.raises(store.VersionDamagedError, match=r"papers\.parquet"):
+        run(raw, out)
+    assert store.latest_id(out) == "000001"
+    assert not [p for p in (out / "versions").iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in (out / store.INDEX).iterdir() if p.name.startswith(".tmp")]
