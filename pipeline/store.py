@@ -1160,8 +1160,9 @@ def publish_version(
             _remove(doomed)
         _remove(staging)
         raise _write_error(staging, err) from None
-    except BaseException:
-        # Anything else (a bug, an interrupt) before the version moved: nothing is left behind.
+    except Exception:
+        # Any other error (a bug) before the version moved: nothing is left behind. An interrupt
+        # is left as a crash is, for the next writer to clean up.
         if not moved:
             _remove(staging)
             if index_written is not None:
