@@ -259,11 +259,10 @@ def _build_tables(con: Any, reference: Reference) -> None:
     )
     paper_columns = _select("papers", {"source_file": "c", "first_seen": "w", "last_seen": "w"})
     con.execute(
-        f"CREATE VIEW papers_in_order AS SELECT {paper_columns}, s.ordinal AS {_ORDINAL} FROM s_papers s "
+        f"CREATE VIEW papers AS SELECT {paper_columns} FROM s_papers s "
         "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal "
         "JOIN captures c ON c.ordinal = s.ordinal"
     )
-    con.execute(f"CREATE VIEW papers AS SELECT * EXCLUDE ({_ORDINAL}) FROM papers_in_order")
     # The rows a later capture supersedes: few or none in a refresh, so that keeping the winning
     # rows is a scan, not a join of every row with every paper.
     con.execute(
@@ -349,9 +348,10 @@ def _index_captures(parent: ParentVersion) -> list[tuple[str, str]] | None:
     if parent.index is None:
         return None
     try:
-        if not pq.read_schema(parent.index).remove_metadata().equals(index_schema()):
+        footer = pq.read_metadata(parent.index)
+        if not footer.schema.to_arrow_schema().remove_metadata().equals(index_schema()):
             return None
-        metadata = pq.read_metadata(parent.index).metadata or {}
+        metadata = footer.metadata or {}
         if metadata.get(INDEX_RECIPE_KEY) != index_recipe().encode():
             return None
         if metadata.get(INDEX_PAPERS_KEY) != parent.papers_sha256.encode():
