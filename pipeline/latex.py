@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from types import SimpleNamespace
@@ -363,18 +364,24 @@ def has_latex(text: str) -> bool:
     return _LATEX_SIGN.search(text) is not None
 
 
-def fast_latex_to_text(latex: str) -> str | None:
-    """`latex_to_text(latex)` computed without pylatexenc, or None when the fast renderer is not sure of it."""
+def _fast_text(latex: str) -> str:
+    """`latex_to_text(latex)` computed without pylatexenc; raises _UnsureError when not sure of it,
+    and _RaisesError when pylatexenc raises on the whole text."""
     if not has_latex(latex):
         return " ".join(latex.split())
     if "\n\n" in latex:
-        return None  # paragraph breaks: tokens of their own in pylatexenc
+        raise _UnsureError  # paragraph breaks: tokens of their own in pylatexenc
     escaped = _BARE_PERCENT.sub(r"\\%", latex) if "%" in latex else latex
+    text, _ = _Parse(escaped).nodes(0, None, False, False, True, 0)
+    return " ".join(text.split())
+
+
+def fast_latex_to_text(latex: str) -> str | None:
+    """`latex_to_text(latex)` computed without pylatexenc, or None when the fast renderer is not sure of it."""
     try:
-        text, _ = _Parse(escaped).nodes(0, None, False, False, True, 0)
+        return _fast_text(latex)
     except (_UnsureError, _RaisesError):  # pylatexenc raises: latex_to_text renders the text by runs
         return None
-    return " ".join(text.split())
 
 
 def _whole(latex: str) -> str | None:
@@ -399,9 +406,19 @@ def _run_text(run: str) -> str:
     return " ".join((run if text is None else text).split())  # a run pylatexenc fails on stays as it is
 
 
-def by_runs(latex: str) -> str:
+def _fast_run_text(run: str) -> str:
+    """`_run_text(run)`, by the fast renderer when it is sure of it."""
+    try:
+        return _fast_text(run)
+    except _RaisesError:
+        return " ".join(run.split())
+    except _UnsureError:
+        return _run_text(run)
+
+
+def by_runs(latex: str, run_text: Callable[[str], str] = _run_text) -> str:
     """`latex` with plain words kept and each run of words holding LaTeX (closed at a balanced brace
-    and math level) rendered by pylatexenc on its own; a run it fails on is kept as it is."""
+    and math level) rendered by `run_text` (pylatexenc) on its own; a run it fails on is kept as it is."""
     out: list[str] = []
     run: list[str] = []
     depth = 0
@@ -415,10 +432,10 @@ def by_runs(latex: str) -> str:
         in_math ^= len(_MATH.findall(word)) % 2 == 1
         # A macro at the end of a run may take the next word as its argument: keep reading.
         if depth <= 0 and not in_math and not _ENDS_IN_MACRO.search(word):
-            out.append(_run_text(" ".join(run)))
+            out.append(run_text(" ".join(run)))
             run, depth = [], 0
     if run:
-        out.append(_run_text(" ".join(run)))
+        out.append(run_text(" ".join(run)))
     return " ".join(part for part in out if part)
 
 
@@ -440,7 +457,12 @@ def abstract_text(abstract: str) -> str:
 
     Exactly `latex_to_text` of the whole abstract. pylatexenc reads character by character (~4 ms
     for a LaTeX-heavy abstract): text with no LaTeX sign is only re-spaced, the common LaTeX goes
-    through `fast_latex_to_text`, and only what that is not sure of goes to pylatexenc.
+    through the fast renderer, and so do the runs of an abstract pylatexenc raises on (\\href);
+    only what the fast renderer is not sure of goes to pylatexenc.
     """
-    text = fast_latex_to_text(abstract)
-    return latex_to_text(abstract) if text is None else text
+    try:
+        return _fast_text(abstract)
+    except _RaisesError:  # pylatexenc would raise on the whole text too, after reading all of it
+        return by_runs(abstract, _fast_run_text)
+    except _UnsureError:
+        return latex_to_text(abstract)
