@@ -1,38 +1,55 @@
 # Two commands do all set-up: `make run` (the job on the sample) and `make test`.
+# Both install from the committed lock (uv.lock) with uv, itself pinned and installed from PyPI
+# into the venv: `make run` the runtime dependencies only, `make test` the dev tools as well.
 PYTHON ?= python3
 VENV   ?= .venv
+UV_VERSION := 0.13.8
 PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
+# --inexact: uv must not remove itself (or the dev tools, when only the runtime is synced).
+SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
 
-.PHONY: run test lint bench-split bench-scale dictionary clean
+.PHONY: run test lint bench-split bench-scale dictionary lock clean
 
-$(STAMP): pyproject.toml
+$(UV):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(SYNC)
 	touch $(STAMP)
+
+$(DEV): pyproject.toml uv.lock | $(UV)
+	$(SYNC) --extra dev
+	touch $(STAMP) $(DEV)
 
 run: $(STAMP)
 	$(PY) -m pipeline run
 
-test: $(STAMP)
+test: $(DEV)
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
-bench-split: $(STAMP)
+bench-split: $(DEV)
 	$(PY) -m benchmarks.split_accuracy
 
 # The CLI on 200k and 1M generated papers, this checkout beside the design before the rewrite
 # (~1.7 GB of inputs under /tmp; options: $(PY) -m benchmarks.scale --help).
-bench-scale: $(STAMP)
+bench-scale: $(DEV)
 	$(PY) -m benchmarks.scale
 
-dictionary: $(STAMP)
+dictionary: $(DEV)
 	$(PY) -c "from schemas.contract import data_dictionary; print(data_dictionary(), end='')" > schemas/DATA_DICTIONARY.md
+
+# After editing dependencies in pyproject.toml: re-resolve and commit uv.lock.
+lock: | $(UV)
+	$(UV) lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

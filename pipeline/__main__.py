@@ -20,6 +20,9 @@ os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
 
 DEFAULT_RAW = Path("data/raw")
 DEFAULT_OUT = Path("data/processed")
+# Set by an operator (or a scheduler's environment) instead of --raw / --out on every command.
+RAW_ENV = "PIPELINE_RAW_DIR"
+OUT_ENV = "PIPELINE_OUT_DIR"
 DEFAULT_MAX_REJECT_RATE = 0.05
 DEFAULT_MAX_REMOVED_RATE = 0.10
 DEFAULT_LOCK_TIMEOUT_S = 600.0
@@ -130,13 +133,24 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def _folder_default(variable: str, default: Path) -> Path:
+    """The folder an environment variable names (an empty one counts as unset), else `default`."""
+    return Path(os.environ.get(variable) or default)
+
+
 def _out_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="dataset folder (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=_folder_default(OUT_ENV, DEFAULT_OUT),
+        help=f"dataset folder (default: ${OUT_ENV}, else {DEFAULT_OUT}; now %(default)s)",
+    )  # fmt: skip
 
 
 def _refresh_args(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `serve`: what to read, where to publish, what to accept."""
-    parser.add_argument("--raw", type=Path, default=DEFAULT_RAW, help="folder of raw listings (default: %(default)s)")
+    parser.add_argument(
+        "--raw", type=Path, default=_folder_default(RAW_ENV, DEFAULT_RAW),
+        help=f"folder of raw listings (default: ${RAW_ENV}, else {DEFAULT_RAW}; now %(default)s)",
+    )  # fmt: skip
     _out_arg(parser)
     parser.add_argument(
         "--max-reject-rate", type=_rate, default=DEFAULT_MAX_REJECT_RATE,
@@ -152,7 +166,12 @@ def _refresh_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (defaults live here only)."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
+    from pipeline import __version__
+
+    invoked_as = Path(sys.argv[0]).name
+    prog = invoked_as if invoked_as == "paper-listings" else "python -m pipeline"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+    parser.add_argument("--version", action="version", version=f"paper-listings {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="parse every listing and publish a new version")

@@ -150,6 +150,33 @@ def test_scale_out_options() -> None:
         build_parser().parse_args(["run", "--workers", "0"])
 
 
+def test_version_flag_prints_the_package_version(capsys) -> None:
+    from importlib.metadata import version
+
+    from pipeline import __version__
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"paper-listings {__version__}"
+    assert version("paper-listings") == __version__  # the installed metadata says the same
+
+
+def test_folders_default_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
+    from pipeline.__main__ import build_parser
+
+    monkeypatch.setenv("PIPELINE_RAW_DIR", str(tmp_path / "raw"))
+    monkeypatch.setenv("PIPELINE_OUT_DIR", str(tmp_path / "out"))
+    args = build_parser().parse_args(["run"])
+    assert (args.raw, args.out) == (tmp_path / "raw", tmp_path / "out")
+    assert build_parser().parse_args(["run", "--out", "elsewhere"]).out == Path("elsewhere")  # a flag wins
+    assert build_parser().parse_args(["versions"]).out == tmp_path / "out"
+    assert main(["run"]) == 2  # the environment's raw folder is the one used, and it is missing
+    assert str(tmp_path / "raw") in capsys.readouterr().err
+    monkeypatch.setenv("PIPELINE_OUT_DIR", "")  # empty counts as unset
+    assert build_parser().parse_args(["versions"]).out == Path("data/processed")
+
+
 def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--as-of", "26/11/2026"])
