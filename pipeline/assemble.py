@@ -30,6 +30,7 @@ from pipeline.reference import Reference
 from pipeline.store import StoreError, StoreWriteError
 from pipeline.tables import CHANGE_INPUTS, categories_table, registry_table, staged_schema
 from schemas import FOREIGN_KEYS, MODELS, arrow_schema
+from schemas.tables import SORTED_BY
 from schemas.validate import REPORT_COLUMNS
 
 # DuckDB's share of the run's memory: beyond it, joins and sorts spill to the scratch folder.
@@ -43,13 +44,8 @@ TEXT_BATCH_ROWS = 16_384
 _TEXT_TABLES = frozenset({"papers", "rejects"})
 # Order of each light published table: by its key (papers and rejects keep capture, then line order).
 ORDER_BY: dict[str, str] = {
-    "authors": "author_id",
-    "paper_authors": "paper_id, position",
-    "organizations": "org_id",
-    "paper_organizations": "paper_id, position",
-    "categories": "category",
+    **{table: ", ".join(columns) for table, columns in SORTED_BY.items()},
     "rejects": "ordinal, source_line",
-    "changes": "paper_id",
 }
 _ORDINAL = "capture_ordinal"  # the winning capture of a papers row, read beside it to check the order
 
@@ -296,7 +292,7 @@ def _build_tables(con: Any, reference: Reference) -> None:
         f") ORDER BY {ORDER_BY['organizations']}"
     )
     con.register("taxonomy", categories_table(reference))
-    con.execute("CREATE TABLE categories AS SELECT * FROM taxonomy")
+    con.execute(f"CREATE TABLE categories AS SELECT * FROM taxonomy ORDER BY {ORDER_BY['categories']}")
     reject_columns = _select("rejects", {"source_file": "c"})
     con.execute(f"CREATE VIEW rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal)")
 

@@ -49,7 +49,8 @@ import pyarrow.parquet as pq
 from pipeline.parquet_footer import MAGIC, FooterError, footer_layout, spliced_footer
 from pipeline.tables import STAGED_TABLES, staged_schema
 from schemas import MODELS, DatasetInvalidError, arrow_schema
-from schemas.contract import contract_json, data_dictionary, schema_fingerprint
+from schemas.contract import contract_json, data_dictionary, schema_fingerprint, table_contract_json
+from schemas.tables import SORTED_BY, plain_schema, published_schema
 from schemas.validate import REPORT_COLUMNS, batch_failures
 
 VERSIONS = "versions"
@@ -426,7 +427,7 @@ def _read_parquet(file: Path, schema: pa.Schema | None = None, expected: object 
         table.validate(full=True)
     except (OSError, pa.ArrowException, ValueError) as err:
         raise VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
-    if schema is not None and not table.schema.equals(schema):
+    if schema is not None and not plain_schema(table.schema).equals(schema):
         raise VersionDamagedError(f"{file} does not have the expected columns and types")
     return table
 
@@ -452,10 +453,11 @@ def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd
     return frames
 
 
-def verified_files(path: Path, tables: Sequence[str]) -> dict[str, Path]:
+def verified_files(path: Path, tables: Sequence[str], check_types: bool = True) -> dict[str, Path]:
     """The Parquet files of some tables of a version folder, for a reader that scans them itself
     (DuckDB): each a regular file equal to the manifest's sha256 (read in blocks, never whole),
-    with the contract's types in its footer; VersionDamagedError otherwise."""
+    with the contract's types in its footer (unless `check_types` is False: a version written
+    under an older contract); VersionDamagedError otherwise."""
     listed = read_manifest(path)["files"]
     files = {}
     for name in tables:
@@ -465,7 +467,7 @@ def verified_files(path: Path, tables: Sequence[str]) -> dict[str, Path]:
                 raise VersionDamagedError(f"{file} is missing or not a regular file")
             if file_digest(file) != listed.get(file.name):
                 raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
-            if not pq.read_schema(file).equals(arrow_schema(name)):
+            if check_types and not plain_schema(pq.read_schema(file)).equals(arrow_schema(name)):
                 raise VersionDamagedError(f"{file} does not have the contract's columns and types")
         except (OSError, pa.ArrowException) as err:
             raise VersionDamagedError(f"{file} cannot be read: {str(err)[:200]}") from None
@@ -534,8 +536,9 @@ def _contract_failures(path: Path) -> list[dict[str, Any]]:
     return failures
 
 
-def _type_failures(name: str, schema: pa.Schema) -> list[dict[str, Any]]:
+def _type_failures(name: str, file_schema: pa.Schema) -> list[dict[str, Any]]:
     failures = []
+    schema = plain_schema(file_schema)
     for field in arrow_schema(name):
         if field.name not in schema.names:
             failures.append(_failure(name, "column_present", column=field.name))
@@ -564,7 +567,7 @@ def _table_failures(name: str, file: Path) -> tuple[int | None, list[dict[str, A
         try:
             for batch in parquet.iter_batches(batch_size=_CHECK_BATCH_ROWS):
                 batch.validate(full=True)  # e.g. strings that are not UTF-8
-                failures = batch_failures(name, batch, rows)
+                failures = batch_failures(name, decoded(batch), rows)
                 if len(failures):
                     found.append(failures)
                 rows += batch.num_rows
@@ -573,13 +576,32 @@ def _table_failures(name: str, file: Path) -> tuple[int | None, list[dict[str, A
     return rows, [], found
 
 
+def _footer_failures(name: str, file: Path, manifest: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """What a table file's footer says about itself that its manifest does not (`footer_metadata`)."""
+    try:
+        stored = pq.read_metadata(file).metadata or {}
+    except (OSError, pa.ArrowException, ValueError):
+        return []  # unreadable: `_table_failures` says so
+    said = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in stored.items()}
+    expected = {FOOTER_PREFIX + "table": name, FOOTER_PREFIX + "contract": table_contract_json(name)}
+    if manifest is not None:
+        expected[FOOTER_PREFIX + "version_id"] = str(manifest.get("id"))
+        expected[FOOTER_PREFIX + "schema_fingerprint"] = str(manifest.get("schema_fingerprint"))
+    return [
+        _failure(name, f"footer({key}={value[:40]})", said.get(key, "missing")[:80])
+        for key, value in expected.items()
+        if said.get(key) != value
+    ]
+
+
 def check_version_folder(path: Path) -> pd.DataFrame:
     """Everything wrong with a version folder, for the receiving side of a hand-off.
 
     Requires the manifest and the contract; checks every file's sha256 and size against the
     manifest, that every table reads with its page checksums and has the contract's Arrow
-    types, that the tables pass the pandera models (batch by batch, so that memory does not grow
-    with the version), keys and foreign keys, that row counts match the manifest and that the
+    types, that its footer names this version, table, contract and schema fingerprint, that the
+    tables pass the pandera models (batch by batch, so that memory does not grow with the
+    version), keys and foreign keys, that row counts match the manifest and that the
     contract is this pipeline's. Returns the failures in the report format of `schemas.validate`
     (empty when the folder conforms); never raises on damaged input.
     """
@@ -603,7 +625,7 @@ def check_version_folder(path: Path) -> pd.DataFrame:
         if f"{name}.parquet" in unusable:
             continue
         counted, problems, found = _table_failures(name, path / f"{name}.parquet")
-        failures += problems
+        failures += problems or _footer_failures(name, path / f"{name}.parquet", manifest)
         model_failures += found
         if counted is not None:
             rows[name] = counted
@@ -649,21 +671,71 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with its dictionary columns as plain ones (what the checks and `arrow_schema` see)."""
+    schema = plain_schema(batch.schema)
+    if schema.equals(batch.schema):
+        return batch
+    return pa.RecordBatch.from_arrays(
+        [c.cast(f.type) for c, f in zip(batch.columns, schema, strict=True)], schema=schema
+    )
+
+
+def _encoded(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """`batch` (of `arrow_schema`'s types) as `schema` writes it: dictionary columns encoded."""
+    arrays = [
+        column.dictionary_encode() if pa.types.is_dictionary(field.type) else column
+        for column, field in zip(batch.columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+FOOTER_PREFIX = "paper_listings."
+
+
+def footer_metadata(version_id: str, table: str) -> dict[str, str]:
+    """What every published Parquet file says about itself in its footer (key-value metadata)."""
+    from pipeline import __version__
+
+    values = {
+        "version_id": version_id,
+        "table": table,
+        "pipeline_version": __version__,
+        "schema_fingerprint": schema_fingerprint(),
+        "contract": table_contract_json(table),
+    }
+    return {FOOTER_PREFIX + key: value for key, value in values.items()}
+
+
+def _sorting_columns(table: str, schema: pa.Schema) -> tuple[Any, ...] | None:
+    columns = SORTED_BY.get(table)
+    return pq.SortingColumn.from_ordering(schema, [(c, "ascending") for c in columns]) if columns else None
+
+
 def _write_batches(
-    table: str, batches: Iterable[pa.RecordBatch], path: Path, check: BatchCheck, offset: int = 0
+    table: str,
+    batches: Iterable[pa.RecordBatch],
+    path: Path,
+    check: BatchCheck,
+    footer: Mapping[str, str],
+    offset: int = 0,
 ) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
     """Stream one table into a Parquet file, checking every batch before it is written; return
     the file's digest, its rows and the failures (after the first failure, batches are still
     checked, so that the report names every bad row, but no longer written). `offset`: the
-    table's rows before these, for numbering rows in the report.
+    table's rows before these, for numbering rows in the report. `footer`: the file's key-value
+    metadata (`footer_metadata`); its schema is `published_schema` and its sort order declared.
 
     A batch is written on a second thread while the next is read and checked: Arrow compresses
     without the GIL, so reading, checking and writing overlap instead of adding up.
     """
-    schema = arrow_schema(table)
+    schema, written = arrow_schema(table), published_schema(table)
     failures: list[pd.DataFrame] = []
     rows = 0
-    with pq.ParquetWriter(path, schema, **_PARQUET_OPTIONS) as writer, ThreadPoolExecutor(1) as pool:
+    with (
+        pq.ParquetWriter(path, written, sorting_columns=_sorting_columns(table, written), **_PARQUET_OPTIONS) as writer,
+        ThreadPoolExecutor(1) as pool,
+    ):
         writing: Future[None] | None = None
         for raw in batches:
             batch = _conform(raw, schema)
@@ -674,10 +746,11 @@ def _write_batches(
             if len(found):
                 failures.append(found)
             elif not failures:
-                writing = pool.submit(writer.write_batch, batch)
+                writing = pool.submit(writer.write_batch, _encoded(batch, written))
             rows += batch.num_rows
         if writing is not None:
             writing.result()
+        writer.add_key_value_metadata(dict(footer))
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
     return file_digest(path), rows, failures
@@ -816,7 +889,7 @@ def _check_parent(kept: KeptRows) -> None:
 
 
 def _write_spliced_papers(
-    kept: KeptRows, path: Path, check: BatchCheck
+    kept: KeptRows, path: Path, check: BatchCheck, footer: Mapping[str, str]
 ) -> tuple[dict[str, Any], int, list[pd.DataFrame]] | None:
     """Papers as the parent's leading row groups, copied byte for byte, then the rest encoded
     (and checked) as usual; None when nothing of the parent's file can be kept.
@@ -835,12 +908,11 @@ def _write_spliced_papers(
     rows, end = sum(layout.rows[:keep]), layout.ends[keep - 1]
     tail_path = path.with_name(_tmp_name(path.name))
     try:
-        _, tail_rows, failures = _write_batches("papers", kept.tail(rows), tail_path, check, offset=rows)
+        _, tail_rows, failures = _write_batches("papers", kept.tail(rows), tail_path, check, footer, offset=rows)
         if failures:
             return {}, rows + tail_rows, failures
         tail, tail_start = _footer(tail_path)
-        footer = spliced_footer(head, keep, tail, end)
-        digest = _spliced_file(kept, end, tail_path, tail_start, footer, path)
+        digest = _spliced_file(kept, end, tail_path, tail_start, spliced_footer(head, keep, tail, end), path)
         written = pq.read_metadata(path)
         groups = keep + pq.read_metadata(tail_path).num_row_groups
         if written.num_rows != rows + tail_rows or written.num_row_groups != groups:
@@ -1098,11 +1170,12 @@ def publish_version(
 
         def write(name: str) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
             path = staging / f"{name}.parquet"
+            footer = footer_metadata(version_id, name)
             if name == "papers" and reusable is not None:
-                spliced = _write_spliced_papers(reusable, path, check)
+                spliced = _write_spliced_papers(reusable, path, check, footer)
                 if spliced is not None:
                     return spliced
-            return _write_batches(name, tables[name](), path, check)
+            return _write_batches(name, tables[name](), path, check, footer)
 
         # Papers, by far the largest, on a thread of its own beside the other tables and the index
         # (a failure there is raised once that thread is done: the pool's exit waits for it).

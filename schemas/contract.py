@@ -5,22 +5,34 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from typing import Any
 
-from schemas.tables import FOREIGN_KEYS, MODELS, arrow_schema
+from schemas.tables import FOREIGN_KEYS, MODELS, SORTED_BY, arrow_schema, published_schema
+
+
+def _table_schema(table: str) -> Any:
+    with warnings.catch_warnings():
+        # Custom dataframe checks are exported by name only; pandera warns about it.
+        warnings.simplefilter("ignore")
+        return json.loads(MODELS[table].to_schema().to_json())
 
 
 def contract_json() -> str:
     """Every table's pandera schema, exported as one JSON document (table → schema)."""
-    with warnings.catch_warnings():
-        # Custom dataframe checks are exported by name only; pandera warns about it.
-        warnings.simplefilter("ignore")
-        schemas = {name: json.loads(model.to_schema().to_json()) for name, model in MODELS.items()}
+    schemas = {name: _table_schema(name) for name in MODELS}
     return json.dumps(schemas, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+def table_contract_json(table: str) -> str:
+    """One table's part of `contract_json`, compact: what its Parquet files carry in their footer."""
+    return json.dumps(_table_schema(table), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def schema_fingerprint() -> str:
-    """sha256 of the Arrow types and pandera schemas: changes whenever the contract does."""
-    arrow = {name: arrow_schema(name).to_string() for name in MODELS}
+    """sha256 of the Arrow types (as written: dictionaries included), the declared sort orders and
+    the pandera schemas: changes whenever the contract does."""
+    arrow = {name: published_schema(name).to_string() for name in MODELS}
+    arrow["sorted_by"] = json.dumps(SORTED_BY, sort_keys=True)
     payload = json.dumps({"arrow": arrow, "pandera": json.loads(contract_json())}, sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 

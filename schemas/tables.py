@@ -13,6 +13,9 @@ AUTHOR_ID = r"^a_[0-9a-f]{16}$"
 SLUG = r"^[a-z0-9][a-z0-9._-]*$"
 CHANGE_KINDS = ("added", "updated", "removed")
 SCORE_RANGE = (0, 100)  # the aggregator's score scale; the normaliser rejects records outside it
+# Field metadata of a string column with few distinct values (a code, a file name): readers get
+# it as a category (pandas) rather than one string object per row.
+LOW_CARDINALITY = {"low_cardinality": True}
 
 
 class Papers(pa.DataFrameModel):
@@ -27,8 +30,12 @@ class Papers(pa.DataFrameModel):
     published_year_inferred: Series[bool] = pa.Field(
         description="True when the listing omitted the year and it was inferred from the capture date."
     )
-    category: Series[str] = pa.Field(description="Canonical arXiv category code, e.g. cs.CL (FK to categories).")
-    category_suffix: Series[str] = pa.Field(description="Subject suffix exactly as listed, e.g. CL.")
+    category: Series[str] = pa.Field(
+        description="Canonical arXiv category code, e.g. cs.CL (FK to categories).", metadata=LOW_CARDINALITY
+    )
+    category_suffix: Series[str] = pa.Field(
+        description="Subject suffix exactly as listed, e.g. CL.", metadata=LOW_CARDINALITY
+    )
     category_ambiguous: Series[bool] = pa.Field(
         description="True when the suffix is shared by several archives and the preference rule chose the code."
     )
@@ -43,7 +50,7 @@ class Papers(pa.DataFrameModel):
     abstract: Series[str] = pa.Field(description="Abstract exactly as listed (may hold LaTeX).")
     abstract_text: Series[str] = pa.Field(description="Abstract with LaTeX rendered to plain Unicode.")
     source_file: Series[str] = pa.Field(
-        description="Raw listing file (relative to the raw folder) that supplied the row."
+        description="Raw listing file (relative to the raw folder) that supplied the row.", metadata=LOW_CARDINALITY
     )
     source_line: Series[int] = pa.Field(ge=1, description="1-based line of the record's header in source_file.")
     first_seen: Series[Date] = pa.Field(description="Capture date of the earliest listing that shows the paper.")
@@ -139,9 +146,13 @@ class Categories(pa.DataFrameModel):
 class Rejects(pa.DataFrameModel):
     """Records (or stray lines) that could not be used, with the rule that rejected them."""
 
-    source_file: Series[str] = pa.Field(description="Raw listing file, relative to the raw folder.")
+    source_file: Series[str] = pa.Field(
+        description="Raw listing file, relative to the raw folder.", metadata=LOW_CARDINALITY
+    )
     source_line: Series[int] = pa.Field(ge=1, description="1-based first line of the rejected text.")
-    rule: Series[str] = pa.Field(str_matches=r"^[a-z_]+$", description="Short rule code, e.g. unknown_category.")
+    rule: Series[str] = pa.Field(
+        str_matches=r"^[a-z_]+$", description="Short rule code, e.g. unknown_category.", metadata=LOW_CARDINALITY
+    )
     reason: Series[str] = pa.Field(str_length={"min_value": 1}, description="One sentence saying what was wrong.")
     raw: Series[str] = pa.Field(description="The rejected text exactly as found.")
 
@@ -155,7 +166,7 @@ class Changes(pa.DataFrameModel):
     """Papers added, updated or removed since the parent version."""
 
     paper_id: Series[str] = pa.Field(unique=True, str_matches=PAPER_ID, description="The paper that changed.")
-    change: Series[str] = pa.Field(isin=list(CHANGE_KINDS), description="Kind of change.")
+    change: Series[str] = pa.Field(isin=list(CHANGE_KINDS), description="Kind of change.", metadata=LOW_CARDINALITY)
     changed_fields: Series[str] = pa.Field(
         description="Comma-separated fields that differ from the parent (empty for added/removed)."
     )
@@ -174,6 +185,18 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "categories": Categories,
     "rejects": Rejects,
     "changes": Changes,
+}
+
+# The key order rows are published in, per table: what each file's footer declares (Parquet
+# sorting_columns). papers and rejects are in capture order (the captures in turn, each by line),
+# which no column holds: they declare none.
+SORTED_BY: dict[str, tuple[str, ...]] = {
+    "authors": ("author_id",),
+    "paper_authors": ("paper_id", "position"),
+    "organizations": ("org_id",),
+    "paper_organizations": ("paper_id", "position"),
+    "categories": ("category",),
+    "changes": ("paper_id",),
 }
 
 # (child table, child column) → (parent table, parent column)
@@ -206,3 +229,27 @@ def arrow_schema(table: str) -> pyarrow_lib.Schema:
             for name, column in schema.columns.items()
         ]
     )
+
+
+def low_cardinality_columns(table: str) -> list[str]:
+    """The columns of `table` declared LOW_CARDINALITY in its model, in order."""
+    columns = MODELS[table].to_schema().columns
+    return [name for name, column in columns.items() if (column.metadata or {}).get("low_cardinality")]
+
+
+DICTIONARY = pyarrow_lib.dictionary(pyarrow_lib.int32(), pyarrow_lib.string())
+
+
+def published_schema(table: str) -> pyarrow_lib.Schema:
+    """The schema `table` is written with: `arrow_schema`, with its LOW_CARDINALITY strings as
+    dictionaries (readers that keep Arrow types get a category; the values are the same)."""
+    coded = set(low_cardinality_columns(table))
+    schema = arrow_schema(table)
+    return pyarrow_lib.schema([f.with_type(DICTIONARY) if f.name in coded else f for f in schema])
+
+
+def plain_schema(schema: pyarrow_lib.Schema) -> pyarrow_lib.Schema:
+    """`schema` with dictionary types as their values' type and no metadata: what a file's schema
+    is compared with `arrow_schema` as (versions written before dictionaries compare the same)."""
+    fields = [f.with_type(f.type.value_type) if pyarrow_lib.types.is_dictionary(f.type) else f for f in schema]
+    return pyarrow_lib.schema(fields)

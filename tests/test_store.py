@@ -62,11 +62,11 @@ def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
     real_write = store._write_batches
     written: list[str] = []
 
-    def write(table, batches, path, check):
+    def write(table, batches, path, check, *args, **kwargs):
         if len(written) == 3:
             raise error
         written.append(table)
-        return real_write(table, batches, path, check)
+        return real_write(table, batches, path, check, *args, **kwargs)
 
     monkeypatch.setattr(store, "_write_batches", write)
 
