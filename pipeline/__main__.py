@@ -1,4 +1,4 @@
-"""Command line: `python -m pipeline run|serve|validate|versions|diff|show`."""
+"""Command line: `python -m pipeline run|serve|validate|versions|diff|show|export`."""
 
 from __future__ import annotations
 
@@ -221,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--version", default=None, help="version id (default: latest)")
     show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
     show.add_argument("--limit", type=_count, default=10, help="rows to show (default: %(default)s)")
+
+    export = commands.add_parser("export", help="export every version as Delta tables, adding only new versions")
+    export.add_argument("format", choices=["delta"], help="the format (Delta Lake; needs paper-listings[delta])")
+    export.add_argument("dir", type=Path, metavar="DIR", help="target folder: one Delta table per table, DIR/<table>")
+    _out_arg(export)
     return parser
 
 
@@ -481,6 +486,35 @@ def _show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pipeline import store
+    from pipeline.export_delta import VERSION_KEY, ExportError, export_delta
+
+    def progress(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = export_delta(args.out, args.dir, on_progress=progress)
+    except (ExportError, store.StoreError) as err:
+        return _error(err, EXIT_UNUSABLE)
+    tables = f"{len(result.tables)} Delta tables"
+    if result.exported:
+        first, last = result.exported[0], result.exported[-1]
+        summary = (
+            f"exported {len(result.exported)} version(s) ({first} to {last}) to {result.target}: {tables}, "
+            f"{result.commits} commits; {len(result.already)} version(s) were already there"
+        )
+    else:
+        summary = f"{result.target} is up to date: {len(result.already)} version(s) in {tables}, nothing new to export"
+    if result.shifted:
+        summary += (
+            f"; in {', '.join(result.shifted)} a Delta version is not project version − 1 (versions were pruned "
+            f"before they were exported): each commit's {VERSION_KEY} names its version"
+        )
+    print(summary)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (see the EXIT_* constants)."""
     for stream in (sys.stdout, sys.stderr):
@@ -501,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         "diff": _diff,
         "show": _show,
         "serve": _serve,
+        "export": _export,
     }
     try:
         code = handlers[args.command](args)
