@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 
 from pipeline import store
 from schemas import MODELS
+from schemas.tables import plain_schema
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -305,7 +306,9 @@ def _committed(
     except (OSError, pa.ArrowException) as err:
         raise store.VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
     with parquet:
-        reader = pa.RecordBatchReader.from_batches(parquet.schema_arrow, _checked_batches(parquet, file, failures))
+        # Delta has no dictionary type: dictionary columns go in as the strings they hold.
+        schema = plain_schema(parquet.schema_arrow)
+        reader = pa.RecordBatchReader.from_batches(schema, _checked_batches(parquet, file, failures))
         created = {} if table is not None else {"name": metadata[TABLE_KEY], "description": _description(metadata)}
         try:
             deltalake.write_deltalake(
@@ -330,7 +333,7 @@ def _checked_batches(parquet: pq.ParquetFile, file: Path, failures: list[BaseExc
     try:
         for batch in parquet.iter_batches():
             batch.validate(full=True)
-            yield batch
+            yield store.decoded(batch)
     except (OSError, pa.ArrowException, ValueError) as err:
         failures.append(store.VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}"))
         raise
