@@ -21,7 +21,7 @@ REPORT_FILE = "report.html"
 TOP_CATEGORIES = 8  # categories drawn apart in the monthly chart; the rest are stacked as "other"
 TOP_RANKED = 20  # authors and organisations listed
 MAX_MONTHS = 36  # months drawn one by one; papers published before them share one "before" bar
-MEMORY_LIMIT = "256MB"  # every query aggregates; DuckDB spills to a scratch folder beyond this
+MEMORY_LIMIT = "192MB"  # as the store's readers; every query aggregates, and DuckDB spills beyond it
 
 # One colour per top category (Tableau 10), then grey for the rest; the ranked and reject bars
 # have colours of their own, so that a screenshot tells the charts apart.
