@@ -171,9 +171,11 @@ def report_data(
     top_categories: int = TOP_CATEGORIES,
     top: int = TOP_RANKED,
     max_months: int = MAX_MONTHS,
+    scratch: Path | None = None,
 ) -> ReportData:
     """The report of a version from its Parquet files (every table of the contract, by name),
-    wherever they lie: aggregates only, in DuckDB within MEMORY_LIMIT, whatever the version's size."""
+    wherever they lie: aggregates only, in DuckDB within MEMORY_LIMIT, whatever the version's size.
+    DuckDB spills beyond it to a temporary folder in `scratch` (the system's when None)."""
     missing = [name for name in MODELS if name not in files]
     if missing:
         raise ValueError(f"no file given for table(s) {', '.join(missing)}")
@@ -181,7 +183,7 @@ def report_data(
         raise ValueError(f"top_categories must be 1 to {len(CATEGORY_COLOURS)}, one colour each")
     if top < 0 or max_months < 1:
         raise ValueError("top must be 0 or more, and max_months 1 or more")
-    with tempfile.TemporaryDirectory(prefix="pipeline-report-") as spill:
+    with tempfile.TemporaryDirectory(prefix="pipeline-report-", dir=scratch) as spill:
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": spill})
         try:
             for table in MODELS:
@@ -225,7 +227,7 @@ def report_data(
     )
 
 
-def folder_report_data(folder: Path, **options: int) -> ReportData:
+def folder_report_data(folder: Path, **options: Any) -> ReportData:
     """The report of a published version folder: ids from its manifest, its files verified
     against the manifest's sha256 first (VersionDamagedError otherwise)."""
     from pipeline import store  # the store's readers; this module itself never writes

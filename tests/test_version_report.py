@@ -135,7 +135,10 @@ def test_columns_without_null_statistics_are_counted(tmp_path: Path, data: Repor
         pq.write_table(pq.read_table(files[name]), bare, write_statistics=False)
         assert pq.read_metadata(bare).row_group(0).column(0).statistics is None
         files[name] = bare
-    assert report_data(files, "000002", "000001") == data
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert report_data(files, "000002", "000001", scratch=scratch) == data
+    assert list(scratch.iterdir()) == []  # its spill folder is gone
 
 
 def test_a_damaged_version_is_refused(tmp_path: Path, versions) -> None:
