@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.futures import PrefectFuture, as_completed
@@ -39,6 +39,7 @@ from pipeline.report import REJECT_SAMPLE, CaptureCounts, RunSummary, input_warn
 from pipeline.sources import Source, code_fingerprint, discover_sources
 from pipeline.staging import StagedCapture, stage_sources
 from pipeline.tables import CHANGE_INPUTS, STAGED_TABLES
+from pipeline.version_report import REPORT_FILE
 from schemas import MODELS, DatasetInvalidError
 from schemas.contract import schema_fingerprint
 from schemas.validate import batch_failures
@@ -49,6 +50,7 @@ logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 
 SUMMARY_ARTIFACT = "listings-run-summary"
 REJECTS_ARTIFACT = "listings-rejects"
+REPORT_ARTIFACT = "listings-version-report"
 
 __all__ = [
     "NothingToPublishError",
@@ -225,6 +227,13 @@ def _publish_artifacts(summary: RunSummary, captures: list[CaptureFiles]) -> Non
     try:
         sample = [row for batch in staged_rejects(captures, REJECT_SAMPLE) for row in batch.to_pylist()]
         create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
+        if summary.published and summary.path is not None:
+            create_link_artifact(
+                link=(summary.path / REPORT_FILE).absolute().as_uri(),
+                link_text=f"report of version {summary.version_id}",
+                key=REPORT_ARTIFACT,
+                description="The version at a glance: counts, changes, papers per month, top names, rejects, nulls",
+            )
         create_table_artifact(
             table=[{k: v for k, v in row.items() if k != "raw"} for row in sample],
             key=REJECTS_ARTIFACT,

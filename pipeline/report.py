@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.version_report import REPORT_FILE
 from schemas.tables import CHANGE_KINDS
 
 REJECT_SAMPLE = 100
@@ -143,6 +144,8 @@ def report_markdown(summary: RunSummary) -> str:
     ]
     if summary.parent_id and summary.published:
         lines.append(f"- parent version: {summary.parent_id}")
+    if summary.published and summary.path is not None:
+        lines.append(f"- report: {summary.path / REPORT_FILE} (open it in a browser; it needs no network)")
     if summary.changes:
         counts = ", ".join(f"{summary.changes.get(k, 0)} {k}" for k in CHANGE_KINDS)
         lines.append(f"- changes since the parent: {counts}")

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 
 from pipeline.parquet_footer import MAGIC, FooterError, footer_layout, spliced_footer
 from pipeline.tables import STAGED_TABLES, staged_schema
+from pipeline.version_report import REPORT_FILE, render_report, report_data
 from schemas import MODELS, DatasetInvalidError, arrow_schema
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint, table_contract_json
 from schemas.tables import SORTED_BY, plain_schema, published_schema
@@ -60,7 +61,7 @@ POINTER = "LATEST_ID"
 MANIFEST = "manifest.json"
 CONTRACT = "contract"
 CONTRACT_FILES = (f"{CONTRACT}/schema.json", f"{CONTRACT}/data_dictionary.md")
-VERSION_FILES = frozenset({f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES))
+VERSION_FILES = frozenset({f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES) | {REPORT_FILE})
 TMP_PREFIX = ".tmp-"
 REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
 STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
@@ -1199,6 +1200,9 @@ def publish_version(
             raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
         if gate is not None:
             gate()
+        # Spills (if any) inside the version's temporary folder: a crash leaves nothing elsewhere.
+        summary = report_data({n: staging / f"{n}.parquet" for n in MODELS}, version_id, parent, scratch=staging)
+        files[REPORT_FILE] = _write_text(staging / REPORT_FILE, render_report(summary))
         (staging / CONTRACT).mkdir()
         files[CONTRACT_FILES[0]] = _write_text(staging / CONTRACT_FILES[0], contract_json())
         files[CONTRACT_FILES[1]] = _write_text(staging / CONTRACT_FILES[1], data_dictionary())

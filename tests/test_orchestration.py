@@ -14,7 +14,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from pipeline import store
-from pipeline.flow import REJECTS_ARTIFACT, SUMMARY_ARTIFACT
+from pipeline.flow import REJECTS_ARTIFACT, REPORT_ARTIFACT, SUMMARY_ARTIFACT
+from pipeline.version_report import REPORT_FILE
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -50,6 +51,11 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     assert "2 file(s), 1 parsed, 1 from cache" in summary
     assert "| unknown_category | 1 |" in summary
     assert "| papers | 51 |" in summary
+    report = out / "versions" / "000002" / REPORT_FILE
+    assert f"- report: {report}" in summary
+    assert artifacts[REPORT_ARTIFACT] == f"[report of version 000002]({report.absolute().as_uri()})"
+    assert 'id="papers-per-month"' in report.read_text(encoding="utf-8")
+    assert store.read_manifest(report.parent)["files"][REPORT_FILE] == store.file_digest(report)
     rejects = artifacts[REJECTS_ARTIFACT]
     rows = pd.DataFrame(json.loads(rejects) if isinstance(rejects, str) else rejects)
     assert rows[["source_file", "source_line", "rule"]].to_numpy().tolist() == [
