@@ -274,9 +274,10 @@ def _build_tables(con: Any, reference: Reference) -> None:
         con.execute(f"DROP TABLE {table}_winners")
     # Diacritics carry information that folding removes, so the richest spelling is shown.
     con.execute(
-        "CREATE TABLE authors AS SELECT author_id, name, name_key, given_name, family_name FROM ("
+        f"CREATE TABLE authors AS SELECT {', '.join(arrow_schema('authors').names)} FROM ("
         "  SELECT author_id, name, any_value(name_key) AS name_key, any_value(given_name) AS given_name,"
-        "         any_value(family_name) AS family_name, count(*) AS listed,"
+        "         any_value(family_name) AS family_name, any_value(is_organization) AS is_organization,"
+        "         count(*) AS listed,"
         "         length(regexp_replace(name, '[\\x00-\\x7F]', '', 'g')) AS non_ascii"
         "  FROM s_paper_authors GROUP BY author_id, name"
         ") WHERE author_id IN (SELECT author_id FROM paper_authors) "

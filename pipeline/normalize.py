@@ -8,14 +8,14 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from anyascii import anyascii
 
 from pipeline.latex import abstract_text, latex_to_text  # noqa: F401 (latex_to_text: re-exported)
 from pipeline.listing import ParsedRecord, Reject
-from pipeline.reference import Reference
-from pipeline.split import ORG_WORDS, PARTICLES
+from pipeline.reference import Reference, load_reference
+from pipeline.split import PARTICLES, is_org_word
 from schemas.tables import SCORE_RANGE
 
 # Rule for suffixes shared by several archives (CV = cs.CV or math.CV): the first archive of
@@ -56,6 +56,7 @@ class AuthorName:
     name_key: str
     given_name: str | None
     family_name: str | None
+    is_organization: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +159,8 @@ def display_name(listed: str) -> str:
 
 
 _APOSTROPHES = re.compile(r"['`]")
+# An apostrophe with a stray space after it (O' Neill): the key is that of O'Neill.
+_APOSTROPHE_SPACE = re.compile(r"(?<=[a-z])['`]\s+(?=[a-z])")
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
 
 
@@ -165,17 +168,31 @@ def fold(text: str) -> str:
     """A folded matching key: transliterated to ASCII (Ł→L, ß→ss), lower-case, words only.
 
     Apostrophes vanish (d'Ascoli → dascoli); every other non-alphanumeric character separates
-    words, so "J.P. Hague", "J. P. Hague" and "J-P Hague" share one key.
+    words, so "J.P. Hague", "J. P. Hague", "J-P Hague" and "J.~P. Hague" share one key.
     """
     ascii_text = anyascii(unicodedata.normalize("NFKC", text)).lower()
     ascii_text = _APOSTROPHES.sub("", ascii_text)
     return " ".join(_NOT_WORD.sub(" ", ascii_text).split())
 
 
+@cache
+def _registry_names() -> frozenset[str]:
+    return frozenset(org.name for org in load_reference().organizations.values())
+
+
+def name_key(name: str) -> str:
+    """An author's matching key: `fold`, with a stray space after an apostrophe dropped first
+    (O' Neill → oneill, as O'Neill). Titles keep `fold` alone: there a quote closes a word."""
+    return fold(_APOSTROPHE_SPACE.sub("'", anyascii(unicodedata.normalize("NFKC", name)).lower()))
+
+
 def is_organization(name: str) -> bool:
-    """True for collaboration and organisation authors (NVIDIA, The BABAR Collaboration)."""
+    """True for collaboration and organisation authors: a name of the organisation registry
+    (Preferred Networks), one with an organisation word (The BABAR Collaboration, Gemma Team,
+    Essential AI, GigaChat team), or one word with two capitals or more (NVIDIA, OpenAI,
+    DeepSeek-AI, KimiTeam)."""
     tokens = name.split()
-    if any(t in ORG_WORDS for t in tokens):
+    if name in _registry_names() or any(is_org_word(t) for t in tokens):
         return True
     return len(tokens) == 1 and sum(ch.isupper() for ch in name) >= 2 and "." not in name
 
@@ -206,9 +223,9 @@ def name_parts(name: str) -> tuple[str | None, str | None]:
 def author_name(listed: str) -> AuthorName:
     """Normalise one listed author; computed once per distinct spelling."""
     name = display_name(listed)
-    key = fold(name)
+    key = name_key(name)
     given, family = name_parts(name)
-    return AuthorName(_short_hash("a_", key), name, key, given, family)
+    return AuthorName(_short_hash("a_", key), name, key, given, family, is_organization(name))
 
 
 def paper_id(title: str, first_author_key: str) -> str:

@@ -63,7 +63,8 @@ def staged_tables(items: Iterable[NormalizedPaper | Reject]) -> dict[str, pa.Tab
         for position, (listed, a) in enumerate(item.authors, start=1):
             _append(authors, {"paper_id": item.paper_id, "position": position, "author_id": a.author_id,
                               "name_as_listed": listed, "name": a.name, "name_key": a.name_key,
-                              "given_name": a.given_name, "family_name": a.family_name})  # fmt: skip
+                              "given_name": a.given_name, "family_name": a.family_name,
+                              "is_organization": a.is_organization})  # fmt: skip
         for position, slug in enumerate(item.organizations, start=1):
             _append(organizations, {"paper_id": item.paper_id, "position": position, "org_id": slug})
     built = {"papers": papers, "paper_authors": authors, "paper_organizations": organizations, "rejects": rejects}

@@ -82,10 +82,20 @@ class Authors(pa.DataFrameModel):
     family_name: Series[str] = pa.Field(
         nullable=True, description="Family name with particles; null for organisations."
     )
+    is_organization: Series[bool] = pa.Field(
+        description="True for an organisation or collaboration that signs (OpenAI, Gemma Team, The BABAR "
+        "Collaboration): a registry name, an organisation word, or one word of two capitals or more."
+    )
 
     class Config:
         strict = True
         coerce = True
+
+    @pa.dataframe_check
+    @classmethod
+    def organizations_have_no_name_parts(cls, df: pd.DataFrame) -> pd.Series:
+        """An organisation has no given or family name."""
+        return ~df["is_organization"] | (df["given_name"].isna() & df["family_name"].isna())
 
 
 class PaperAuthors(pa.DataFrameModel):

@@ -121,11 +121,44 @@ def test_every_suffix_of_the_taxonomy_resolves_to_a_known_code(reference) -> Non
         ("J.P. Hague", "J. P. Hague"),
         ("Zeyuan Allen-Zhu", "Zeyuan  Allen-Zhu"),
         ("Øyvind Müller", "Oyvind Muller"),
+        ("James O' Neill", "James O'Neill"),  # a stray space after an apostrophe
+        ("Nikin~Matharaarachchi", "Nikin Matharaarachchi"),  # a tie
+        ("Md Rahat-uz- Zaman", "Md Rahat-uz-Zaman"),
+        ("GigaChat team", "GigaChat Team"),
     ],
 )
 def test_spellings_of_one_person_share_a_key_and_id(a: str, b: str) -> None:
     assert author_name(a).name_key == author_name(b).name_key
     assert author_name(a).author_id == author_name(b).author_id
+
+
+def test_display_name_is_kept_as_listed() -> None:
+    assert author_name("James O' Neill").name == "James O' Neill"
+    assert author_name("Nikin~Matharaarachchi").name == "Nikin~Matharaarachchi"
+
+
+@pytest.mark.parametrize(
+    ("name", "organization"),
+    [
+        ("OpenAI", True), ("DeepSeek-AI", True), ("Gemma Team", True), ("Qwen Team", True),
+        ("ByteDance Seed", True), ("KimiTeam", True), ("Essential AI", True), ("GigaChat team", True),
+        ("Preferred Networks", True),  # only the registry says so
+        ("NVIDIA", True), ("The BABAR Collaboration", True), ("MiniMax", True),
+        ("Mistral AI", True),  # in the registry, with an organisation word too
+        ("Yuanzhi Li", False), ("Zahra TehraniNasab", False), ("Yoav HaCohen", False), ("Yuxi", False),
+        ("JuneHyoung Kwon", False), ("Ai Chen", False),
+    ],
+)  # fmt: skip
+def test_organisations_are_marked_and_have_no_name_parts(name: str, organization: bool) -> None:
+    author = author_name(name)
+    assert author.is_organization is organization
+    if organization:
+        assert (author.given_name, author.family_name) == (None, None)
+
+
+def test_an_organisation_has_one_id_across_spellings_and_captures() -> None:
+    assert author_name("OpenAI").author_id == author_name("openai").author_id
+    assert author_name("Gemma Team").author_id == author_name("Gemma  Team").author_id
 
 
 def test_different_people_differ() -> None:

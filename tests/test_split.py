@@ -77,6 +77,67 @@ def test_real_patterns_split_exactly(line: str, title: str, authors: tuple[str, 
     assert (result.title, result.authors) == (title, authors)
 
 
+@pytest.mark.parametrize(
+    ("line", "title", "authors"),
+    [
+        # an organisation signing alone: an organisation word glued on, after it, or in the registry
+        ("GPT-4 Technical ReportOpenAI", "GPT-4 Technical Report", ("OpenAI",)),
+        ("DeepSeek-V3 Technical ReportDeepSeek-AI", "DeepSeek-V3 Technical Report", ("DeepSeek-AI",)),
+        ("Gemma 3 Technical ReportGemma Team", "Gemma 3 Technical Report", ("Gemma Team",)),
+        ("Seed1.5-VL Technical ReportByteDance Seed", "Seed1.5-VL Technical Report", ("ByteDance Seed",)),
+        ("Kimi-Audio Technical ReportKimiTeam", "Kimi-Audio Technical Report", ("KimiTeam",)),
+        ("Qwen2.5 Technical ReportQwen Team", "Qwen2.5 Technical Report", ("Qwen Team",)),
+        ("Mistral 7BMistral-AI", "Mistral 7B", ("Mistral-AI",)),
+        ("A Mixture of Experts ArchitectureGigaChat team, Ann Lee", "A Mixture of Experts Architecture",
+         ("GigaChat team", "Ann Lee")),
+        ("Scaling Foundation ModelsMiniMax, Ann Lee, Bo Chen et al.", "Scaling Foundation Models",
+         ("MiniMax", "Ann Lee", "Bo Chen")),
+        ("A Technical ReportAcme LongCat Team, Ann Lee", "A Technical Report", ("Acme LongCat Team", "Ann Lee")),
+        # a colon that an author list was cut at is an entry of its own (the normaliser rejects it)
+        ("Scaling Reasoning ModelsByteDance Seed, :, Yufeng Yuan et al.", "Scaling Reasoning Models",
+         ("ByteDance Seed", ":", "Yufeng Yuan")),
+        # compound family names: the whole compound, not its second part, is the author's
+        ("Conditioned Image GenerationZahra TehraniNasab, Amar Kumar", "Conditioned Image Generation",
+         ("Zahra TehraniNasab", "Amar Kumar")),
+        ("A Symbolic Reasoning ArchitectureWael AbdAlmageed", "A Symbolic Reasoning Architecture",
+         ("Wael AbdAlmageed",)),
+        ("Audio-Visual Foundation ModelYoav HaCohen, Ann Lee", "Audio-Visual Foundation Model",
+         ("Yoav HaCohen", "Ann Lee")),
+        # compound given names, when another shown author writes a given name so
+        ("Mitigating Modality BiasJuneHyoung Kwon, MiHyeon Kim, Eunju Lee", "Mitigating Modality Bias",
+         ("JuneHyoung Kwon", "MiHyeon Kim", "Eunju Lee")),
+        # typography: a tie, a stray space after an apostrophe or a hyphen, a quoted nickname
+        ("A Study of ThingsNikin~Matharaarachchi, Ann Lee", "A Study of Things", ("Nikin~Matharaarachchi", "Ann Lee")),
+        ("A Study of ThingsJames O' Neill, Ann Lee", "A Study of Things", ("James O' Neill", "Ann Lee")),
+        ("A Study of ThingsMd Rahat-uz- Zaman, Ann Lee", "A Study of Things", ("Md Rahat-uz- Zaman", "Ann Lee")),
+        ('A Study of ThingsZhaoqin "Richie" Li, Ann Lee', "A Study of Things", ('Zhaoqin "Richie" Li', "Ann Lee")),
+    ],
+)  # fmt: skip
+def test_organisations_compounds_and_typography_split_exactly(line: str, title: str, authors: tuple[str, ...]) -> None:
+    result = split(line)
+    assert (result.title, result.authors, result.ambiguous) == (title, authors, False)
+
+
+@pytest.mark.parametrize(
+    ("line", "title"),
+    [
+        # a title may end in a compound word: without a compound given name among the other
+        # authors, the name is the shorter reading
+        ("Vision-Language Models with AdaptNetXiao Chen, Jiazhen Huang", "Vision-Language Models with AdaptNet"),
+        ("Dictionary Senses through WordNetDiaa M. Fayed, Aly A. Fahmy", "Dictionary Senses through WordNet"),
+        ("Generations with Consistent identiTyHao Yu, Ann Lee", "Generations with Consistent identiTy"),
+        # nor after a plural, nor after capitals, even with such a co-author
+        ("Unimodal and Omni-modal in OmniModelsChen Chen, ZeYang Hu", "Unimodal and Omni-modal in OmniModels"),
+        ("Data Augmentation with VLMsZhengzhuo Xu, SiNan Du", "Data Augmentation with VLMs"),
+        # a compound at a title's end stays there when the author's name is whole after it
+        ("Event Reconstruction with the IceCube UpgradeKaustav Dutta, Tianlu Yuan",
+         "Event Reconstruction with the IceCube Upgrade"),
+    ],
+)  # fmt: skip
+def test_compound_title_ends_stay_in_the_title(line: str, title: str) -> None:
+    assert split(line).title == title
+
+
 def test_et_al_and_affiliations_are_stripped() -> None:
     result = split("OpenAI GPT-5 System CardAaditya Singh, Adam Fry, Adam Perelman et al. · berkeley, mila")
     assert result.title == "OpenAI GPT-5 System Card"
