@@ -23,15 +23,18 @@ Rules, in order:
    lower-case title end (``LearningNVIDIA``), or when the organisation registry starts a name with
    it (``MiniMax``). The **earliest** valid boundary wins (the longest first author): a title word
    glued to a name is almost never itself a name word, so it blocks every boundary left of it.
-3b. Compound name words (two capitalised parts: ``TehraniNasab``, ``JuneHyoung``) may move the
+4. Compound name words (two capitalised parts: ``TehraniNasab``, ``JuneHyoung``) may move the
    boundary earlier when that leaves fewer glued tokens: into the token before, when the earliest
    boundary cuts a compound and leaves its second part alone as the name (``GenerationZahra
    TehraniNasab``); within the token, when another shown author writes a given name as a compound
    (``BiasJuneHyoung Kwon, MiHyeon Kim``), never after a plural or capitals (``OmniModels``,
    ``VLMs``). A title may end in a compound too (``AdaptNet``), hence the evidence asked for.
-4. The split is flagged ``ambiguous`` when a later boundary in the same token would leave an
+5. The split is flagged ``ambiguous`` when a later boundary in the same token would leave an
    equally plausible title ending (``MRIKM Khalid``: ``MRI`` + ``KM`` or ``MR`` + ``IKM``).
    When no reading exists at all, the line is a ``no_author_split`` failure, never a guess.
+
+Vocabularies only, no names: particles, stopwords, organisation words, and the first words of the
+organisation registry's names (``pipeline/refdata/organizations.csv``, package data read once).
 """
 
 from __future__ import annotations
