@@ -474,7 +474,9 @@ def _show(args: argparse.Namespace) -> int:
         frame = store.read_tables(path, [args.table])[args.table]
     except store.StoreError as err:
         return _error(err, EXIT_UNUSABLE)
-    print(f"version {manifest.get('id')} (parent {manifest.get('parent_id')}), created {manifest.get('created_at')}")
+    parent = manifest.get("parent_id")
+    lineage = f"parent {parent}" if parent else "no parent: the first version"
+    print(f"version {manifest.get('id')} ({lineage}), created {manifest.get('created_at')}")
     inputs, records, rejects = len(manifest.get("inputs", [])), manifest.get("records"), manifest.get("rejects")
     print(f"inputs: {inputs}  records: {records}  rejects: {rejects}")
     print(

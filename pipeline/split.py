@@ -65,7 +65,7 @@ STOPWORDS = frozenset(
 )
 ORG_WORDS = frozenset(
     "Collaboration Consortium Team Group Project Collective Initiative Inc. Lab Labs Survey "
-    "Collaborations Teams Authors Contributors AI Seed ".split()
+    "Collaborations Teams Authors Contributors AI Seed Research ".split()
 )
 _INNER_CAP = (
     "Mc|Mac|De|Di|Da|Du|Le|La|Lo|Van|Vande|Vanden|Vander|Von|St|Fitz|Del|Della|Dal|Des|"

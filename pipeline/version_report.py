@@ -241,6 +241,16 @@ def folder_report_data(folder: Path, **options: Any) -> ReportData:
 # --- the page: pure rendering -----------------------------------------------------------------
 
 
+def _series_caption(categories: Sequence[Category]) -> str:
+    """What the monthly chart's series are, in words that fit their number."""
+    named = sum(1 for c in categories if c.code != OTHER)
+    if not named:
+        return "By publication date; no paper to show."
+    if len(categories) > named:
+        return f"By publication date; the {named} largest categories, then all others together."
+    return f"By publication date; one series per category ({named})."
+
+
 def _text(value: object) -> str:
     """A data value as HTML text: escaped, control characters shown as U+FFFD."""
     shown = "".join("\ufffd" if unicodedata.category(ch) == "Cc" else ch for ch in str(value))
@@ -440,8 +450,7 @@ def render_report(data: ReportData) -> str:
         f"{_number(papers)} papers</p></header>"
         f"{_counts_section(data)}"
         '<section id="papers-by-month"><h2>Papers per month by category</h2>'
-        f'<p class="muted">By publication date; the {len(data.categories)} series are the largest categories '
-        f"and the rest.</p>{_monthly_chart(data)}</section>"
+        f'<p class="muted">{_series_caption(data.categories)}</p>{_monthly_chart(data)}</section>'
         '<section id="authors"><h2>Top authors</h2><p class="muted">By number of papers.</p>'
         f"{authors}</section>"
         '<section id="organizations"><h2>Top organisations</h2><p class="muted">By number of papers.</p>'

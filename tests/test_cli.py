@@ -91,7 +91,7 @@ def test_diff_and_show_read_any_version(published: Path, capsys) -> None:
     assert "0 added, 0 updated, 0 removed" in capsys.readouterr().out
     assert main(["show", "--out", str(published), "--version", "000001", "--table", "authors", "--limit", "2"]) == 0
     out = capsys.readouterr().out
-    assert "version 000001 (parent None)" in out
+    assert "version 000001 (no parent: the first version)" in out
     assert "authors: 80 rows" in out
     assert main(["diff", "000009", "--out", str(published)]) == 2
     assert "does not exist" in capsys.readouterr().err

@@ -145,6 +145,7 @@ def test_display_name_is_kept_as_listed() -> None:
         ("Preferred Networks", True),  # only the registry says so
         ("NVIDIA", True), ("The BABAR Collaboration", True), ("MiniMax", True),
         ("Mistral AI", True),  # in the registry, with an organisation word too
+        ("IBM Research", True), ("Anthropic", True),
         ("Yuanzhi Li", False), ("Zahra TehraniNasab", False), ("Yoav HaCohen", False), ("Yuxi", False),
         ("JuneHyoung Kwon", False), ("Ai Chen", False),
     ],

@@ -9,6 +9,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -284,6 +285,21 @@ def test_the_page_is_self_contained_and_has_every_section(data: ReportData) -> N
                 "organizations", "top-organizations", "rejects", "reject-causes", "null-rates", "nulls"}  # fmt: skip
     assert sections <= parsed.ids()
     assert page == render_report(data)  # pure: the same data, the same page
+
+
+def test_the_monthly_chart_says_what_its_series_are() -> None:
+    """Its caption fits the series drawn: the largest categories and the rest, every category, or none."""
+    with_rest = _hostile_data()
+    assert any(c.code == OTHER for c in with_rest.categories)
+    named = sum(1 for c in with_rest.categories if c.code != OTHER)
+    assert f"the {named} largest categories, then all others together" in render_report(with_rest)
+    every = replace(
+        with_rest,
+        categories=with_rest.categories[:named],
+        papers_per_month=tuple(row[:named] for row in with_rest.papers_per_month),
+    )
+    assert f"one series per category ({named})" in render_report(every)
+    assert "no paper to show" in render_report(_empty_data())
 
 
 def test_the_charts_draw_one_bar_per_value() -> None:
