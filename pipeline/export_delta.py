@@ -136,7 +136,9 @@ def _export_under_lock(
         folder = store.version_path(out_dir, version_id)
         manifest = store.read_manifest(folder)
         wanted = [name for name in tables if version_id in pending[name]]
-        files = _verified_files(folder, manifest, wanted)
+        # Types are not compared with today's contract: a version published under an earlier
+        # one is exported with its own columns.
+        files = store.verified_files(folder, wanted, check_types=False)
         for name in wanted:
             metadata = _commit_metadata(name, manifest, files[name])
             handle = _committed(deltalake, target / name, handles[name], files[name], metadata)
@@ -271,28 +273,6 @@ def _check_held(out_dir: Path, ids: Sequence[str], path: Path, name: str, held: 
             f"{path} holds a version {held.version_id} made from another file than {out_dir}'s "
             "(its sha256 differs): it is the export of another dataset; export to a new folder"
         )
-
-
-def _verified_files(folder: Path, manifest: Mapping[str, Any], tables: Sequence[str]) -> dict[str, Path]:
-    """The Parquet files of some tables of a version, each a regular file equal to the manifest's
-    sha256 and size; VersionDamagedError otherwise.
-
-    Unlike `store.verified_files`, the types are not compared with today's contract: a version
-    published under an earlier contract is exported with its own columns.
-    """
-    listed = manifest["files"]
-    files = {}
-    for name in tables:
-        file = folder / f"{name}.parquet"
-        try:
-            if file.is_symlink() or not file.is_file():
-                raise store.VersionDamagedError(f"{file} is missing or not a regular file")
-            if not isinstance(listed.get(file.name), dict) or store.file_digest(file) != listed[file.name]:
-                raise store.VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
-        except OSError as err:
-            raise store.VersionDamagedError(f"{file} cannot be read: {err.strerror or err}") from None
-        files[name] = file
-    return files
 
 
 def _committed(

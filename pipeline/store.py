@@ -694,18 +694,24 @@ def _encoded(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
 FOOTER_PREFIX = "paper_listings."
 
 
-def footer_metadata(version_id: str, table: str) -> dict[str, str]:
-    """What every published Parquet file says about itself in its footer (key-value metadata)."""
+def footer_metadata(version_id: str) -> dict[str, dict[str, str]]:
+    """What each published Parquet file of a version says about itself in its footer (key-value
+    metadata), by table. Made once, before the files are written on several threads: pandera's
+    contract export swaps the process's warning filters, which is not safe across threads."""
     from pipeline import __version__
 
-    values = {
-        "version_id": version_id,
-        "table": table,
-        "pipeline_version": __version__,
-        "schema_fingerprint": schema_fingerprint(),
-        "contract": table_contract_json(table),
-    }
-    return {FOOTER_PREFIX + key: value for key, value in values.items()}
+    fingerprint = schema_fingerprint()
+    footers = {}
+    for table in MODELS:
+        values = {
+            "version_id": version_id,
+            "table": table,
+            "pipeline_version": __version__,
+            "schema_fingerprint": fingerprint,
+            "contract": table_contract_json(table),
+        }
+        footers[table] = {FOOTER_PREFIX + key: value for key, value in values.items()}
+    return footers
 
 
 def _sorting_columns(table: str, schema: pa.Schema) -> tuple[Any, ...] | None:
@@ -1169,9 +1175,11 @@ def publish_version(
 
         reusable = kept if kept is not None and _may_keep(out_dir, parent, kept) else None
 
+        footers = footer_metadata(version_id)
+
         def write(name: str) -> tuple[dict[str, Any], int, list[pd.DataFrame]]:
             path = staging / f"{name}.parquet"
-            footer = footer_metadata(version_id, name)
+            footer = footers[name]
             if name == "papers" and reusable is not None:
                 spliced = _write_spliced_papers(reusable, path, check, footer)
                 if spliced is not None:
