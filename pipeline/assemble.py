@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from pipeline.content import content_columns, content_recipe, content_schema, create_content_table, hash_columns
 from pipeline.reference import Reference
+from pipeline.sql import sql_files, sql_text
 from pipeline.store import StoreError, StoreWriteError
 from pipeline.tables import CHANGE_INPUTS, categories_table, registry_table, staged_schema
 from schemas import FOREIGN_KEYS, MODELS, arrow_schema
@@ -135,15 +136,6 @@ def connect(database: Path, memory_limit: str = DEFAULT_MEMORY_LIMIT, read_only:
         yield connection
     finally:
         connection.close()
-
-
-def sql_files(paths: Sequence[Path]) -> str:
-    """A list of paths as a DuckDB list literal (for read_parquet)."""
-    return "[" + ", ".join(_quote(str(p)) for p in paths) + "]"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _count(con: Any, query: str) -> int:
@@ -400,10 +392,10 @@ def _load_index(con: Any, parent: ParentVersion) -> bool:
     try:
         con.execute(
             "CREATE TABLE then_index AS SELECT t.* EXCLUDE (capture), c.ordinal, l.source_file "
-            f"FROM read_parquet({_quote(str(parent.index))}) t JOIN then_capture_list l ON t.capture = l.capture "
+            f"FROM read_parquet({sql_text(str(parent.index))}) t JOIN then_capture_list l ON t.capture = l.capture "
             "LEFT JOIN captures c ON c.capture_key = l.capture_key"
         )
-        complete = _count(con, f"SELECT count(*) FROM read_parquet({_quote(str(parent.index))})")
+        complete = _count(con, f"SELECT count(*) FROM read_parquet({sql_text(str(parent.index))})")
         if _count(con, "SELECT count(*) FROM then_index") != complete:
             raise duckdb.InvalidInputException("the index numbers a capture its footer does not list")
     except duckdb.Error:
@@ -508,7 +500,7 @@ def _build_changes_and_index(con: Any, captures: Sequence[CaptureFiles], parent:
 
 def _parent_views(con: Any, files: Mapping[str, Path]) -> None:
     for table in CHANGE_INPUTS:
-        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({_quote(str(files[table]))})")
+        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({sql_text(str(files[table]))})")
         _check_dates(con, f"parent_{table}", table)
 
 
@@ -540,7 +532,7 @@ def _compare(
         f"FULL OUTER JOIN (SELECT paper_id, whole FROM {then}) t ON n.paper_id = t.paper_id "
         "WHERE n.paper_id IS NULL OR t.paper_id IS NULL OR n.whole <> t.whole"
     )
-    differs = [f'CASE WHEN n."{c}" IS DISTINCT FROM t."{c}" THEN {_quote(c)} END' for c in compared]
+    differs = [f'CASE WHEN n."{c}" IS DISTINCT FROM t."{c}" THEN {sql_text(c)} END' for c in compared]
     con.execute(
         "CREATE TABLE changes AS SELECT d.paper_id, "
         "CASE WHEN d.added THEN 'added' WHEN d.removed THEN 'removed' ELSE 'updated' END AS change, "
@@ -558,7 +550,7 @@ def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[p
     try:
         with _reading():
             for table in CHANGE_INPUTS:
-                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(new[table]))})")
+                con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(new[table]))})")
                 _check_dates(con, table, table)
             _parent_views(con, old)
             _compare_files(con, _shared_columns(con, content_columns()))
@@ -633,7 +625,7 @@ def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.
                 continue
             frames.append(
                 con.execute(
-                    f'SELECT {_quote(table)} AS "table", {_quote(keys)} AS "column", '
+                    f'SELECT {sql_text(table)} AS "table", {sql_text(keys)} AS "column", '
                     f'\'unique({keys})\' AS "check", CAST(row AS VARCHAR) AS "row", '
                     f"CAST(concat_ws(',', {keys}) AS VARCHAR) AS failure_case FROM ("
                     f"  SELECT row, {keys}, count(*) OVER (PARTITION BY {keys}) AS n FROM {numbered(table)}"
@@ -646,8 +638,8 @@ def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.
             continue
         frames.append(
             con.execute(
-                f'SELECT {_quote(child)} AS "table", {_quote(column)} AS "column", '
-                f'{_quote(f"foreign_key({parent}.{parent_column})")} AS "check", '
+                f'SELECT {sql_text(child)} AS "table", {sql_text(column)} AS "column", '
+                f'{sql_text(f"foreign_key({parent}.{parent_column})")} AS "check", '
                 f'CAST(row AS VARCHAR) AS "row", CAST({column} AS VARCHAR) AS failure_case '
                 f"FROM {numbered(child)} WHERE {orphans} ORDER BY row"
             ).df()
@@ -691,7 +683,7 @@ def _papers_pieces(con: Any, ordinal: int, line: int, rows: int) -> Iterator[pa.
 
     def select(source_file: str) -> str:
         sources = {"first_seen": 'n."first_seen"', "last_seen": 'n."last_seen"',
-                   "source_file": f"{_quote(source_file)} AS source_file"}  # fmt: skip
+                   "source_file": f"{sql_text(source_file)} AS source_file"}  # fmt: skip
         return ", ".join(sources.get(name, f's."{name}"') for name in arrow_schema("papers").names)
 
     parts = con.execute(
@@ -704,7 +696,7 @@ def _papers_pieces(con: Any, ordinal: int, line: int, rows: int) -> Iterator[pa.
         low = max(first_line, line) if part_ordinal == ordinal else first_line
         query = (
             f"SELECT {select(source_file)}, {part_ordinal} AS {_ORDINAL} "
-            f"FROM read_parquet({_quote(path)}) s JOIN (SELECT paper_id, source_line, first_seen, last_seen "
+            f"FROM read_parquet({sql_text(path)}) s JOIN (SELECT paper_id, source_line, first_seen, last_seen "
             f"FROM now_rows WHERE ordinal = {part_ordinal} AND source_line BETWEEN {low} AND {last_line}) n "
             "ON s.paper_id = n.paper_id AND s.source_line = n.source_line ORDER BY s.source_line"
         )

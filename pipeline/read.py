@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from pipeline import store
 from pipeline.content import LINEAGE_COLUMNS
+from pipeline.sql import sql_text
 from schemas.tables import MODELS, low_cardinality_columns
 
 Engine = Literal["pandas", "polars", "arrow", "duckdb"]
@@ -95,10 +96,6 @@ def load(
     return data if engine == "arrow" else to_pandas(table, data)
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def load_duckdb(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_OUT) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every table of `version` as a view of the same name,
     and `all_versions`: the papers of every published version, with a `version` column.
@@ -120,7 +117,7 @@ def load_duckdb(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_O
     files = store.verified_files(folder, list(TABLES))
     con = duckdb.connect()
     for table, file in files.items():
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_sql_text(str(file.absolute()))})")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(file.absolute()))})")
     con.execute(f"CREATE VIEW {ALL_VERSIONS} AS {_all_versions_query(out_dir)}")
     return con
 
@@ -133,7 +130,7 @@ def _all_versions_query(out_dir: Path) -> str:
         folder = store.version_path(out_dir, version_id)
         file = store.verified_files(folder, ["papers"], check_types=False)["papers"]
         selects.append(
-            f"SELECT *, {_sql_text(version_id)} AS version FROM read_parquet({_sql_text(str(file.absolute()))})"
+            f"SELECT *, {sql_text(version_id)} AS version FROM read_parquet({sql_text(str(file.absolute()))})"
         )
     if not selects:  # unreachable after version_folder, which needs a version: kept total
         return "SELECT NULL AS version WHERE false"

@@ -19,11 +19,11 @@ from typing import Any
 import duckdb
 
 from pipeline import store
-from pipeline.assemble import sql_files
 from pipeline.listing import MAX_HEADER_CHARS, MONTHS, decode_listing, is_header
 from pipeline.reference import load_reference
 from pipeline.report import HEADERLESS_RULES, CaptureCounts
 from pipeline.sources import InputError, Source, code_fingerprint, listing_cache_key
+from pipeline.sql import sql_files
 from pipeline.tables import chunk_tables
 
 # A part of a listing is parsed by one process: big enough that a part's fixed costs (four

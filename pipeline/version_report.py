@@ -15,6 +15,7 @@ import duckdb
 import pyarrow.dataset
 import pyarrow.parquet as pq
 
+from pipeline.sql import sql_text
 from schemas.tables import CHANGE_KINDS, MODELS
 
 REPORT_FILE = "report.html"
@@ -96,17 +97,13 @@ class ReportData:
 # --- the data: aggregates over the version's files --------------------------------------------
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _register(con: Any, table: str, file: Path) -> None:
     """`table` as a view of its file. DuckDB's own reader is the fast one, but it reads some
     characters of a path as a pattern: such a path is handed over as an Arrow dataset instead."""
     if set(str(file.absolute())) & _PATTERN_CHARACTERS:
         con.register(table, pyarrow.dataset.dataset(str(file), format="parquet"))
     else:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({_quote(str(file))})")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(file))})")
 
 
 def _month_label(index: int) -> str:
