@@ -170,9 +170,15 @@ def fold(text: str) -> str:
     Apostrophes vanish (d'Ascoli → dascoli); every other non-alphanumeric character separates
     words, so "J.P. Hague", "J. P. Hague", "J-P Hague" and "J.~P. Hague" share one key.
     """
-    ascii_text = anyascii(unicodedata.normalize("NFKC", text)).lower()
-    ascii_text = _APOSTROPHES.sub("", ascii_text)
-    return " ".join(_NOT_WORD.sub(" ", ascii_text).split())
+    return _key_words(_ascii_lower(text))
+
+
+def _ascii_lower(text: str) -> str:
+    return anyascii(unicodedata.normalize("NFKC", text)).lower()
+
+
+def _key_words(ascii_text: str) -> str:
+    return " ".join(_NOT_WORD.sub(" ", _APOSTROPHES.sub("", ascii_text)).split())
 
 
 @cache
@@ -183,7 +189,7 @@ def _registry_names() -> frozenset[str]:
 def name_key(name: str) -> str:
     """An author's matching key: `fold`, with a stray space after an apostrophe dropped first
     (O' Neill → oneill, as O'Neill). Titles keep `fold` alone: there a quote closes a word."""
-    return fold(_APOSTROPHE_SPACE.sub("'", anyascii(unicodedata.normalize("NFKC", name)).lower()))
+    return _key_words(_APOSTROPHE_SPACE.sub("'", _ascii_lower(name)))
 
 
 def is_organization(name: str) -> bool:
@@ -204,8 +210,10 @@ def name_parts(name: str) -> tuple[str | None, str | None]:
     (``Stéphane d'Ascoli`` → d'Ascoli, ``Ludwig van Beethoven`` → van Beethoven) and any
     generational suffix after it (``Jr.``). A single-word person is all family name.
     """
-    if is_organization(name):
-        return None, None
+    return (None, None) if is_organization(name) else _person_parts(name)
+
+
+def _person_parts(name: str) -> tuple[str | None, str]:
     tokens = name.split()
     suffix: list[str] = []
     while len(tokens) > 1 and tokens[-1] in GENERATIONAL:
@@ -224,8 +232,9 @@ def author_name(listed: str) -> AuthorName:
     """Normalise one listed author; computed once per distinct spelling."""
     name = display_name(listed)
     key = name_key(name)
-    given, family = name_parts(name)
-    return AuthorName(_short_hash("a_", key), name, key, given, family, is_organization(name))
+    organization = is_organization(name)
+    given, family = (None, None) if organization else _person_parts(name)
+    return AuthorName(_short_hash("a_", key), name, key, given, family, organization)
 
 
 def paper_id(title: str, first_author_key: str) -> str:
