@@ -35,6 +35,7 @@ lint: $(DEV)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
 
 bench-split: $(DEV)
 	$(PY) -m benchmarks.split_accuracy

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import pylatexenc
 
 from benchmarks.generate import ABSTRACTS_20K, load_abstract_records
-from pipeline.latex import abstract_text, by_runs, fast_latex_to_text, has_latex, latex_to_text
+from pipeline.parse.latex import abstract_text, by_runs, fast_latex_to_text, has_latex, latex_to_text
 
 
 def timed(render: Callable[[str], str], abstracts: list[str], repeat: int) -> tuple[float, list[str]]:

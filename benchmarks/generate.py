@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from benchmarks.render import SLUGS, suffix_of
-from pipeline.listing import MONTHS
+from pipeline.parse.listing import MONTHS
 
 ABSTRACTS_20K = Path(__file__).resolve().parent.parent / "tests" / "data" / "abstracts_20k.jsonl.gz"
 CAPTURE = date(2026, 11, 26)

@@ -34,12 +34,12 @@ from types import ModuleType
 
 import pylatexenc
 
-from pipeline import normalize, split
-from pipeline.listing import MAX_ABSTRACT_CHARS, MAX_TITLE_LINE_CHARS
-from pipeline.normalize import abstract_text, latex_to_text
-from pipeline.reference import Reference, load_reference
-from pipeline.split import Split, split_title_authors
-from pipeline.tables import chunk_tables
+from pipeline.parse import normalize, split
+from pipeline.parse.listing import MAX_ABSTRACT_CHARS, MAX_TITLE_LINE_CHARS
+from pipeline.parse.normalize import abstract_text, latex_to_text
+from pipeline.parse.reference import Reference, load_reference
+from pipeline.parse.split import Split, split_title_authors
+from pipeline.parse.tables import chunk_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLD = ROOT / "tests" / "data" / "gold_2026-11-26.jsonl"

@@ -21,10 +21,10 @@ from pathlib import Path
 from prefect.testing.utilities import prefect_test_harness
 
 from benchmarks.render import load_records, render_listing
-from pipeline.__main__ import flow_parameters
-from pipeline.flow import refresh
-from pipeline.normalize import abstract_text, author_name
-from pipeline.split import is_first_name_token, is_name_token, looks_like_author
+from pipeline.cli import flow_parameters
+from pipeline.orchestrate.flow import refresh
+from pipeline.parse.normalize import abstract_text, author_name
+from pipeline.parse.split import is_first_name_token, is_name_token, looks_like_author
 
 
 def write_capture(raw: Path, records: list[dict], n: int, per_file: int) -> None:

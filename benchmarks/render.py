@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from pipeline.listing import MONTHS
+from pipeline.parse.listing import MONTHS
 
 REAL_RECORDS = Path(__file__).resolve().parent.parent / "tests" / "data" / "real_records.jsonl"
 SLUGS = ("openai", "microsoft-research", "uw", "stanford", "cmu", "mila", "berkeley", "acme-lab", "kaist")

@@ -11,14 +11,17 @@ import os
 import time
 from pathlib import Path
 
-from pipeline import store
-from pipeline.version_report import render_report, report_data
+from pipeline.published.layout import MANIFEST
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import verified_files
+from pipeline.published.versions import version_path
+from pipeline.reported.version_report import render_report, report_data
 from schemas import MODELS
 
 
 def version_folder(path: Path) -> Path:
     """`path` itself when it holds a manifest, else the latest version of the dataset at `path`."""
-    return path if (path / store.MANIFEST).is_file() else store.version_path(path)
+    return path if (path / MANIFEST).is_file() else version_path(path)
 
 
 def main() -> None:
@@ -28,9 +31,9 @@ def main() -> None:
     parser.add_argument("--html", type=Path, help="also write the report here")
     args = parser.parse_args()
     folder = version_folder(args.out)
-    manifest = store.read_manifest(folder)
+    manifest = read_manifest(folder)
     start = time.perf_counter()
-    files = store.verified_files(folder, list(MODELS))
+    files = verified_files(folder, list(MODELS))
     verified = time.perf_counter() - start
     counts = manifest["row_counts"]
     print(f"version {manifest['id']} at {folder}: {counts['papers']:,} papers, {counts['paper_authors']:,} author rows")

@@ -15,9 +15,9 @@ from datetime import date
 
 from benchmarks.generate import load_abstract_records
 from benchmarks.render import Rendered, load_records, render_listing, synthetic_records
-from pipeline.listing import ParsedRecord, Reject, parse_listing
-from pipeline.normalize import normalize_listing
-from pipeline.reference import load_reference
+from pipeline.parse.listing import ParsedRecord, Reject, parse_listing
+from pipeline.parse.normalize import normalize_listing
+from pipeline.parse.reference import load_reference
 
 CAPTURE = date(2026, 11, 26)
 

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.split_accuracy import corpora, parse_rendered
-from pipeline import split
-from pipeline.listing import ParsedRecord
+from pipeline.parse import split
+from pipeline.parse.listing import ParsedRecord
 
 Outputs = dict[int, tuple[tuple[str, tuple[str, ...]], bool]]
 
-# rule → (attribute of pipeline.split, its "off" replacement)
+# rule → (attribute of pipeline.parse.split, its "off" replacement)
 RULES: dict[str, tuple[str, Any]] = {
     "an organisation word glued on opens an author (OpenAI, DeepSeek-AI, KimiTeam)": (
         "_org_suffixed", lambda head: None,

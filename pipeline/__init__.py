@@ -1,11 +1,12 @@
 """Paper listings → cleaned, validated, versioned Parquet tables.
 
 Reading a published version: `load(table, version="latest", engine="pandas", out="data/processed")`
-and `load_duckdb(version="latest", out=...)` (see `pipeline.read`).
+and `load_duckdb(version="latest", out=...)` (see `pipeline.consume.read`).
 """
 
-__version__ = "0.1.0"
+from pipeline.consume.read import load, load_duckdb
+from pipeline.settings import VERSION
 
-from pipeline.read import load, load_duckdb
+__version__ = VERSION
 
 __all__ = ["__version__", "load", "load_duckdb"]

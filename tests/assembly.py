@@ -12,10 +12,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import store
-from pipeline.assemble import CaptureFiles, ParentVersion, build_version, table_batches
-from pipeline.reference import load_reference
-from pipeline.tables import CHANGE_INPUTS, STAGED_TABLES, chunk_tables
+from pipeline.assembled.batches import table_batches
+from pipeline.assembled.build import build_version
+from pipeline.assembled.captures import CaptureFiles, ParentVersion
+from pipeline.parse.reference import load_reference
+from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES, chunk_tables
+from pipeline.published.layout import REPORT_FILE
+from pipeline.published.transaction import PublishOutcome, VersionTransaction
+from pipeline.published.versions import latest_id
+from pipeline.reported.version_report import version_report_html
+from pipeline.staged.store import staged_part_name, write_staged_part
 from schemas import MODELS, arrow_schema
 from schemas.validate import batch_failures
 
@@ -25,13 +31,13 @@ _numbers = itertools.count()
 def stage_text(folder: Path, name: str, capture: date, text: str) -> CaptureFiles:
     """One listing's text parsed into a staged folder (one part), as assembly reads it."""
     folder.mkdir(parents=True)
-    store.write_staged_part(folder, 0, chunk_tables(text, capture, load_reference()))
+    write_staged_part(folder, 0, chunk_tables(text, capture, load_reference()))
     key = f"{name}-{folder.name}"  # a key of its own per staged folder, as the staged layer gives
-    return CaptureFiles(name, capture, key, {t: [folder / store.staged_part_name(t, 0)] for t in STAGED_TABLES})
+    return CaptureFiles(name, capture, key, {t: [folder / staged_part_name(t, 0)] for t in STAGED_TABLES})
 
 
 def table_frame(database: Path, table: str) -> pd.DataFrame:
-    """One assembled table as pandas (dates as `datetime.date`, as `store.read_tables` gives)."""
+    """One assembled table as pandas (dates as `datetime.date`, as `read_tables` gives)."""
     batches = [b.cast(arrow_schema(table)) for b in table_batches(database, table)]
     return pa.Table.from_batches(batches, schema=arrow_schema(table)).to_pandas(date_as_object=True)
 
@@ -61,18 +67,18 @@ def assembled(
 
 
 def frame_batches(table: str, frame: pd.DataFrame) -> list[pa.RecordBatch]:
-    """A pandas table as the batches `store.publish_version` reads."""
+    """A pandas table as the batches a `VersionTransaction` writes."""
     return pa.Table.from_pandas(frame, schema=arrow_schema(table), preserve_index=False).to_batches()
 
 
 def publish_frames(
-    out: Path,
-    tables: Mapping[str, pd.DataFrame],
-    manifest: Mapping[str, Any],
-    created_at: datetime | None = None,
-    force: bool = False,
-) -> store.PublishOutcome:
-    """Publish pandas tables as a version, every batch checked as the flow checks it."""
+    out: Path, tables: Mapping[str, pd.DataFrame], manifest: Mapping[str, Any], created_at: datetime | None = None
+) -> PublishOutcome:
+    """Publish pandas tables as a new version (the child of latest), every batch checked and the
+    report written as the flow's publish task does."""
     sources = {name: (lambda name=name: frame_batches(name, tables[name])) for name in MODELS}
-    when = created_at or datetime(2026, 11, 26, tzinfo=UTC)
-    return store.publish_version(out, sources, manifest, when, batch_failures, force=force)
+    parent = latest_id(out) if out.is_dir() else None
+    with VersionTransaction(out, parent) as tx:
+        tx.write_tables(sources, batch_failures)
+        tx.add_file(REPORT_FILE, version_report_html(tx.table_files(), tx.version_id, parent, tx.folder))
+        return tx.commit(manifest, created_at or datetime(2026, 11, 26, tzinfo=UTC))

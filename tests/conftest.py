@@ -25,7 +25,7 @@ GOLD = DATA / "gold_2026-11-26.jsonl"
 
 @pytest.fixture(scope="session")
 def reference():
-    from pipeline.reference import load_reference
+    from pipeline.parse.reference import load_reference
 
     return load_reference()
 
@@ -119,8 +119,8 @@ class LineWatcher:
 
 def run_flow(raw: Path, out: Path, flow=None, **overrides):
     """Call the flow (or a variant of it) with the CLI's defaults, overridden by keyword."""
-    from pipeline.__main__ import flow_parameters
-    from pipeline.flow import refresh
+    from pipeline.cli import flow_parameters
+    from pipeline.orchestrate.flow import refresh
 
     return (flow or refresh)(**{**flow_parameters(raw, out, lock_timeout_s=30.0), **overrides})
 

@@ -4,7 +4,7 @@ Three inputs: the committed sample, the 9,010 real records rendered as a listing
 listing of real abstracts (`benchmarks.generate`). Each table of each first version is kept as
 the multiset of its rows' digests (``tests/data/frozen_outputs.parquet``); papers without their
 ``abstract_text``, which is kept per paper beside a flag: whether it was the reference rendering
-(`pipeline.latex.latex_to_text`, pylatexenc on the whole abstract). The design frozen rendered
+(`pipeline.parse.latex.latex_to_text`, pylatexenc on the whole abstract). The design frozen rendered
 runs of words one by one, which differs from the reference on a few abstracts: there, and only
 there, the new output must be the reference instead.
 
@@ -27,7 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.latex import latex_to_text
+from pipeline.parse.latex import latex_to_text
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import version_path
 
 ROOT = Path(__file__).resolve().parent.parent
 FROZEN = Path(__file__).resolve().parent / "data" / "frozen_outputs.parquet"
@@ -125,8 +127,6 @@ def frozen_texts(corpus: str) -> pd.DataFrame:
 def freeze(work: Path, code: Path = ROOT) -> None:
     """Run the CLI of the checkout `code` on every corpus under `work` and write the digests of
     what it published."""
-    from pipeline import store
-
     frames = []
     for corpus in CORPORA:
         raw, out = work / corpus / "raw", work / corpus / "out"
@@ -137,7 +137,7 @@ def freeze(work: Path, code: Path = ROOT) -> None:
              "--max-reject-rate", "1", "--quiet"],
             check=True, cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
         )  # fmt: skip
-        frames.append(digests_frame(corpus, store.read_tables(store.version_path(out))))
+        frames.append(digests_frame(corpus, read_tables(version_path(out))))
     pd.concat(frames, ignore_index=True).to_parquet(FROZEN, compression="zstd", index=False)
     print(f"wrote {FROZEN}")
 

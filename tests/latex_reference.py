@@ -20,7 +20,7 @@ from typing import Any
 
 import pylatexenc
 
-from pipeline.latex import latex_to_text
+from pipeline.parse.latex import latex_to_text
 
 DATA = Path(__file__).resolve().parent / "data"
 ABSTRACTS = DATA / "abstracts_20k.jsonl.gz"
@@ -55,7 +55,7 @@ def write_reference() -> None:
         "corpus": ABSTRACTS.name,
         "corpus_sha256": corpus_sha256(),
         "count": len(papers),
-        "rendering": "pipeline.latex.latex_to_text (pylatexenc on the whole abstract)",
+        "rendering": "pipeline.parse.latex.latex_to_text (pylatexenc on the whole abstract)",
     }
     lines = [json.dumps(header, ensure_ascii=False)]
     for paper in papers:

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.__main__ import main
+from pipeline.cli import main
+from pipeline.errors import StoreWriteError
 from tests.assembly import publish_frames
 from tests.conftest import ROOT
 
@@ -140,7 +141,7 @@ def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 
 def test_scale_out_options() -> None:
-    from pipeline.__main__ import build_parser
+    from pipeline.cli import build_parser
 
     args = build_parser().parse_args(["run", "--workers", "2"])
     assert (args.workers, args.dask_address) == (2, None)
@@ -163,7 +164,7 @@ def test_version_flag_prints_the_package_version(capsys) -> None:
 
 
 def test_folders_default_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
-    from pipeline.__main__ import build_parser
+    from pipeline.cli import build_parser
 
     monkeypatch.setenv("PIPELINE_RAW_DIR", str(tmp_path / "raw"))
     monkeypatch.setenv("PIPELINE_OUT_DIR", str(tmp_path / "out"))
@@ -191,7 +192,7 @@ def two_versions(sample_tables, tmp_path_factory) -> Path:
     """A dataset of two versions that differ: papers updated, added and removed."""
     from datetime import UTC, datetime
 
-    from schemas import validate_dataset
+    from tests.validation import validate_dataset
 
     out = tmp_path_factory.mktemp("two-versions")
     first = validate_dataset(sample_tables)
@@ -265,12 +266,12 @@ def test_versions_of_a_missing_folder_is_an_error(tmp_path: Path, capsys) -> Non
 
 
 def test_an_unexpected_error_has_its_own_exit_code(two_versions: Path, monkeypatch, capsys) -> None:
-    from pipeline import store
+    from pipeline.cli import commands
 
     def broken(out: Path) -> list[str]:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(store, "version_ids", broken)
+    monkeypatch.setattr(commands, "version_ids", broken)
     assert main(["versions", "--out", str(two_versions)]) == 4
     err = capsys.readouterr().err
     assert "RuntimeError: a bug" in err
@@ -322,17 +323,17 @@ def test_losing_the_prefect_api_after_publishing_says_so(
 ) -> None:
     import httpx
 
-    from pipeline import flow
+    from pipeline.cli import commands
     from tests.conftest import run_flow
 
     out = tmp_path / "out"
-    real_flow = flow.refresh
+    real_flow = commands.refresh
 
     def publish_then_lose_the_api(**parameters):
         run_flow(raw_dir, out, flow=real_flow)
         raise httpx.ConnectError("All connection attempts failed")
 
-    monkeypatch.setattr(flow, "refresh", publish_then_lose_the_api)
+    monkeypatch.setattr(commands, "refresh", publish_then_lose_the_api)
     assert main(["run", "--raw", str(raw_dir), "--out", str(out)]) == 3
     last = capsys.readouterr().err.splitlines()[-1]  # (Prefect's log handler may complain of pytest's streams)
     assert last.startswith("error: lost the Prefect API during the run (All connection attempts failed)")
@@ -345,13 +346,13 @@ def test_reports_that_cannot_reach_prefect_do_not_fail_a_published_run(
 ) -> None:
     import httpx
 
-    from pipeline import flow
+    from pipeline.orchestrate import steps
     from tests.conftest import run_flow
 
     def unreachable(**kwargs):
         raise httpx.ConnectError("All connection attempts failed")
 
-    monkeypatch.setattr(flow, "create_markdown_artifact", unreachable)
+    monkeypatch.setattr(steps, "create_markdown_artifact", unreachable)
     summary = run_flow(raw_dir, tmp_path / "out")
     assert (summary.published, summary.version_id) == (True, "000001")
 
@@ -360,22 +361,22 @@ def test_reports_that_cannot_reach_prefect_do_not_fail_a_published_run(
 def test_a_version_that_cannot_be_pruned_is_a_warning(
     prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from pipeline import store
+    from pipeline.orchestrate import steps
     from tests.conftest import run_flow
 
     out = tmp_path / "out"
     run_flow(raw_dir, out)
 
     def refuse(out_dir: Path, keep: int) -> list[str]:
-        raise store.StoreWriteError("cannot write versions/000001: Operation not permitted")
+        raise StoreWriteError("cannot write versions/000001: Operation not permitted")
 
-    monkeypatch.setattr(store, "prune_versions", refuse)
+    monkeypatch.setattr(steps, "prune_versions", refuse)
     summary = run_flow(raw_dir, out, force=True, keep=1)
     assert (summary.published, summary.version_id, summary.pruned) == (True, "000002", [])
 
 
 def test_parsing_uses_every_core_unless_told_otherwise(tmp_path: Path) -> None:
-    from pipeline.__main__ import flow_parameters
+    from pipeline.cli import flow_parameters
 
     assert flow_parameters(tmp_path, tmp_path)["workers"] == (os.cpu_count() or 1)
     assert flow_parameters(tmp_path, tmp_path, workers=1)["workers"] == 1

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from schemas import validate_dataset
+from pipeline.published.versions import latest_id, version_ids
+from pipeline.storage.local import TMP_PREFIX
 from tests.assembly import publish_frames
 from tests.conftest import SAMPLE
+from tests.validation import validate_dataset
 
 pytestmark = pytest.mark.subprocess
 
@@ -75,9 +76,9 @@ def run_in_namespace(prepare: str, paths: dict[str, str], env: dict[str, str]) -
 
 
 def assert_untouched(out: Path) -> None:
-    assert store.latest_id(out) == "000001"
-    assert store.version_ids(out) == ["000001"]
-    leftovers = [p for p in out.rglob("*") if p.name.startswith(store.TMP_PREFIX)]
+    assert latest_id(out) == "000001"
+    assert version_ids(out) == ["000001"]
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(TMP_PREFIX)]
     assert leftovers == []
 
 

@@ -18,14 +18,27 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from polars.testing import assert_frame_equal
 
-from pipeline import export_delta as export_module
-from pipeline import store
-from pipeline.__main__ import main
-from pipeline.export_delta import PARENT_KEY, ROWS_KEY, SHA256_KEY, TABLE_KEY, VERSION_KEY, ExportError, export_delta
-from schemas import MODELS, arrow_schema, validate_dataset
+from pipeline.cli import main
+from pipeline.consume import export_delta as export_module
+from pipeline.consume.export_delta import (
+    PARENT_KEY,
+    ROWS_KEY,
+    SHA256_KEY,
+    TABLE_KEY,
+    VERSION_KEY,
+    ExportError,
+    export_delta,
+)
+from pipeline.errors import StoreLockedError, VersionDamagedError
+from pipeline.published.cleanup import prune_versions
+from pipeline.published.manifest import read_manifest
+from pipeline.storage.local import file_digest
+from pipeline.storage.lock import writer_lock
+from schemas import MODELS, arrow_schema
 from schemas.tables import plain_schema
 from tests.assembly import publish_frames
 from tests.conftest import ROOT
+from tests.validation import validate_dataset
 
 Tables = Mapping[str, pd.DataFrame]
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -144,7 +157,7 @@ def test_polars_time_travels_to_an_old_version(exported: Path, dataset: Path) ->
 
 
 def test_commit_metadata_maps_each_delta_version_to_its_project_version(exported: Path, dataset: Path) -> None:
-    manifests = [store.read_manifest(dataset / "versions" / v) for v in THREE]
+    manifests = [read_manifest(dataset / "versions" / v) for v in THREE]
     for name in MODELS:
         assert mapping(exported, name) == dict(enumerate(THREE))
         assert mapping(exported, name, PARENT_KEY) == {0: None, 1: "000001", 2: "000002"}
@@ -223,7 +236,7 @@ def test_data_files_of_an_interrupted_first_commit_are_no_obstacle(dataset: Path
 
 
 def test_one_export_at_a_time_writes_to_a_target(dataset: Path, tmp_path: Path) -> None:
-    with store.writer_lock(tmp_path / "delta", 0), pytest.raises(store.StoreLockedError, match="another run"):
+    with writer_lock(tmp_path / "delta", 0), pytest.raises(StoreLockedError, match="another run"):
         export_delta(dataset, tmp_path / "delta", lock_timeout_s=0)
     assert not (tmp_path / "delta" / "papers").exists()
 
@@ -232,7 +245,7 @@ def test_versions_pruned_after_their_export_keep_the_mapping(out: Path, editions
     exported_before = tmp_path / "delta"
     export_delta(out, exported_before)
     assert [publish(out, editions[3], n) for n in (4, 5)] == ["000004", "000005"]
-    assert store.prune_versions(out, keep=2) == list(THREE)
+    assert prune_versions(out, keep=2) == list(THREE)
 
     result = export_delta(out, exported_before)
     assert (result.exported, result.already, result.shifted) == (("000004", "000005"), (), ())
@@ -240,7 +253,7 @@ def test_versions_pruned_after_their_export_keep_the_mapping(out: Path, editions
 
 
 def test_versions_pruned_before_their_export_shift_the_delta_versions(out: Path, tmp_path: Path) -> None:
-    assert store.prune_versions(out, keep=2) == ["000001"]
+    assert prune_versions(out, keep=2) == ["000001"]
     lines: list[str] = []
     result = export_delta(out, tmp_path / "delta", on_progress=lines.append)
     assert (result.exported, result.shifted) == (("000002", "000003"), tuple(MODELS))
@@ -265,7 +278,7 @@ def _linked(file: Path) -> None:
 @pytest.mark.parametrize("damage", [_edited, _linked, Path.unlink], ids=["edited", "link", "missing"])
 def test_a_damaged_version_stops_the_export_before_any_of_its_tables(out: Path, tmp_path: Path, damage) -> None:
     damage(out / "versions" / "000002" / "authors.parquet")
-    with pytest.raises(store.VersionDamagedError, match=r"000002/authors\.parquet"):
+    with pytest.raises(VersionDamagedError, match=r"000002/authors\.parquet"):
         export_delta(out, tmp_path / "delta")
     # 000001 is exported; of 000002 nothing, not even papers, whose file is sound
     assert delta_versions(tmp_path / "delta") == dict.fromkeys(MODELS, 0)
@@ -277,7 +290,7 @@ def test_a_version_published_under_another_contract_keeps_its_own_columns(out: P
     wider = older.append_column("note", pa.array(["kept"] * older.num_rows))
     pq.write_table(wider, folder / "categories.parquet")
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["categories.parquet"] = store.file_digest(folder / "categories.parquet")
+    manifest["files"]["categories.parquet"] = file_digest(folder / "categories.parquet")
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
 
     export_delta(out, tmp_path / "delta")
@@ -355,7 +368,8 @@ def test_without_deltalake_the_export_says_how_to_install_it(dataset: Path, tmp_
 
 
 def test_the_rest_of_the_package_never_imports_deltalake() -> None:
-    code = "import sys, pipeline.__main__, pipeline.export_delta, pipeline.store; print('deltalake' in sys.modules)"
+    modules = "pipeline.cli.commands, pipeline.consume.export_delta, pipeline.published"
+    code = f"import sys, {modules}; print('deltalake' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert found.stdout.strip() == "False"
 

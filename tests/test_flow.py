@@ -10,10 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline import store
-from pipeline.flow import file_batches, run_fingerprint, stage_listings
-from pipeline.sources import discover_sources
-from pipeline.store import read_tables
+from pipeline.errors import StoreWriteError
+from pipeline.orchestrate.decisions import file_batches, run_fingerprint
+from pipeline.orchestrate.tasks import stage_listings
+from pipeline.published.verify import read_tables
+from pipeline.raw.sources import discover_sources
 from tests.conftest import run_flow as run
 
 pytestmark = pytest.mark.flow
@@ -28,7 +29,7 @@ def test_staging_task_unit(raw_dir: Path, tmp_path: Path) -> None:
 
 
 def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
-    from pipeline.sources import Source
+    from pipeline.raw.sources import Source
 
     sources = [Source(tmp_path / f"{n}.txt", f"{n}.txt", date(2026, 1, 1), "file name", size) for n, size in
                enumerate([5, 5, 5, 20, 1, 1])]  # fmt: skip
@@ -100,10 +101,10 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
 
 
 def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch) -> None:
-    from pipeline import flow
-    from schemas import DatasetInvalidError
+    from pipeline.errors import DatasetInvalidError
+    from pipeline.orchestrate import tasks
 
-    real_build = flow.build_version
+    real_build = tasks.build_version
 
     def corrupt(database, *args, **kwargs):
         built = real_build(database, *args, **kwargs)
@@ -111,7 +112,7 @@ def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_pa
             con.execute("UPDATE paper_authors SET position = position + 10 WHERE rowid IN (0, 1)")
         return built
 
-    monkeypatch.setattr(flow, "build_version", corrupt)
+    monkeypatch.setattr(tasks, "build_version", corrupt)
     out = tmp_path / "processed"
     with pytest.raises(DatasetInvalidError) as err:
         run(raw_dir, out)
@@ -132,14 +133,14 @@ def test_fingerprint_ignores_input_order() -> None:
     [
         (OSError(errno.EIO, "Input/output error"), True),
         (OSError(errno.ENOSPC, "No space left on device"), False),
-        (store.StoreWriteError("cannot write x: Read-only file system", errno.EROFS), False),
-        (store.StoreWriteError("cannot write x: Input/output error", errno.EIO), True),
+        (StoreWriteError("cannot write x: Read-only file system", errno.EROFS), False),
+        (StoreWriteError("cannot write x: Input/output error", errno.EIO), True),
         (ValueError("a data error"), False),
     ],
 )
 def test_only_io_errors_a_retry_can_cure_are_retried(error: Exception, retried: bool) -> None:
     from prefect.states import Failed
 
-    from pipeline.flow import transient_failure
+    from pipeline.orchestrate.tasks import transient_failure
 
     assert transient_failure(None, None, Failed(data=error)) is retried  # type: ignore[arg-type]

@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline import store
-from pipeline.latex import latex_to_text
+from pipeline.parse.latex import latex_to_text
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import version_path
 from tests.conftest import run_flow
 from tests.frozen import ABSTRACT_TEXT, CORPORA, digests_frame, frozen_digests, frozen_texts, text_digest, write_corpus
 
@@ -25,7 +26,7 @@ def test_published_tables_equal_the_frozen_output(prefect_server, tmp_path: Path
     write_corpus(corpus, raw)
     summary = run_flow(raw, out, max_reject_rate=1.0)
     assert summary.published
-    published = store.read_tables(store.version_path(out))
+    published = read_tables(version_path(out))
     digests = digests_frame(corpus, published)
     got = {
         name: sorted(group["row_digest"]) for name, group in digests[digests["table"] != ABSTRACT_TEXT].groupby("table")

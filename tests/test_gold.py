@@ -7,8 +7,8 @@ from datetime import date
 
 import pytest
 
-from pipeline.listing import Reject, parse_listing
-from pipeline.normalize import normalize_listing
+from pipeline.parse.listing import Reject, parse_listing
+from pipeline.parse.normalize import normalize_listing
 from tests.conftest import GOLD
 
 CAPTURE = date(2026, 11, 26)

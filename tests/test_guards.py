@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from pipeline.flow import NothingToPublishError, RejectRateExceededError, RemovalRateExceededError
-from pipeline.report import report_markdown
+from pipeline.errors import NothingToPublishError, RejectRateExceededError, RemovalRateExceededError
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import version_ids
+from pipeline.reported.summary import report_markdown
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -36,7 +38,7 @@ def test_an_emptied_capture_does_not_silently_remove_its_papers(prefect_server, 
     assert "50 of 50 papers (100.0%) would be removed, more than --max-removed-rate 10.0%" in message
     assert f"{SAMPLE.name} (50 paper(s); now empty (0 bytes))" in message
     assert "--max-removed-rate 1" in message
-    assert store.version_ids(out) == ["000001"]
+    assert version_ids(out) == ["000001"]
 
     # The operator means it: the removal goes through, with the empty capture called out.
     allowed = run_flow(raw_dir, out, max_removed_rate=1.0)
@@ -79,9 +81,9 @@ def test_links_out_of_the_raw_folder_are_not_published(prefect_server, raw_dir: 
     out = tmp_path / "out"
     summary = run_flow(raw_dir, out)
     assert summary.warnings == ["y.txt: skipped: a link that leads outside the raw folder: not followed"]
-    rejects = store.read_tables(out / "latest", ["rejects"])["rejects"]
+    rejects = read_tables(out / "latest", ["rejects"])["rejects"]
     assert "root:x" not in "".join(rejects["raw"])
-    manifest = store.read_manifest(out / "latest")
+    manifest = read_manifest(out / "latest")
     assert [i["path"] for i in manifest["inputs"]] == [SAMPLE.name]
     assert manifest["skipped_inputs"] == [summary.warnings[0]]
 
@@ -94,7 +96,7 @@ def test_a_file_name_that_is_not_utf8_does_not_crash_the_run(prefect_server, raw
     summary = run_flow(raw_dir, out)
     assert summary.published
     assert "caf\\xe9_2026-11-20.txt: renamed" in summary.warnings[0]
-    papers = store.read_tables(out / "latest", ["papers"])["papers"]
+    papers = read_tables(out / "latest", ["papers"])["papers"]
     assert "caf\\xe9_2026-11-20.txt" in set(papers["source_file"])
     report_markdown(summary).encode("utf-8")  # printable
 
@@ -105,4 +107,4 @@ def test_a_first_run_with_no_usable_record_publishes_nothing(prefect_server, tmp
     (raw / "listing_2026-11-26.txt").write_bytes(b"")
     with pytest.raises(NothingToPublishError, match="a first version without papers is not published"):
         run_flow(raw, tmp_path / "out")
-    assert store.version_ids(tmp_path / "out") == []
+    assert version_ids(tmp_path / "out") == []

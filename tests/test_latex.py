@@ -9,8 +9,8 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from pipeline import latex, normalize
-from pipeline.latex import abstract_text, fast_latex_to_text, has_latex, latex_to_text
+from pipeline.parse import latex, normalize
+from pipeline.parse.latex import abstract_text, fast_latex_to_text, has_latex, latex_to_text
 from tests.latex_reference import corpus_sha256, load_abstracts, load_reference
 
 render = abstract_text.__wrapped__  # uncached: each call takes the path under test

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.listing import (
+from pipeline.parse.listing import (
     HEADER,
     MAX_ABSTRACT_CHARS,
     MAX_TITLE_CHARS,

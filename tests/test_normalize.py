@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.listing import Reject, parse_listing
-from pipeline.normalize import (
+from pipeline.parse.listing import Reject, parse_listing
+from pipeline.parse.normalize import (
     NormalizationError,
     abstract_text,
     author_name,

@@ -13,9 +13,11 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
-from pipeline import store
-from pipeline.flow import REJECTS_ARTIFACT, REPORT_ARTIFACT, SUMMARY_ARTIFACT
-from pipeline.version_report import REPORT_FILE
+from pipeline.orchestrate.steps import REJECTS_ARTIFACT, REPORT_ARTIFACT, SUMMARY_ARTIFACT
+from pipeline.published.layout import REPORT_FILE, STAGED
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import read_tables
+from pipeline.storage.local import file_digest
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -55,7 +57,7 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     assert f"- report: {report}" in summary
     assert artifacts[REPORT_ARTIFACT] == f"[report of version 000002]({report.absolute().as_uri()})"
     assert 'id="papers-per-month"' in report.read_text(encoding="utf-8")
-    assert store.read_manifest(report.parent)["files"][REPORT_FILE] == store.file_digest(report)
+    assert read_manifest(report.parent)["files"][REPORT_FILE] == file_digest(report)
     rejects = artifacts[REJECTS_ARTIFACT]
     rows = pd.DataFrame(json.loads(rejects) if isinstance(rejects, str) else rejects)
     assert rows[["source_file", "source_line", "rule"]].to_numpy().tolist() == [
@@ -68,7 +70,7 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     )  # fmt: skip
     (raw / "listing_2026-11-27.txt").unlink()
     run_flow(raw, out, max_removed_rate=1.0)
-    assert len(list((out / store.STAGED).iterdir())) == 1  # the deleted file's entry is pruned
+    assert len(list((out / STAGED).iterdir())) == 1  # the deleted file's entry is pruned
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +90,9 @@ def twenty_files(tmp_path_factory) -> Path:
 
 
 def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, tmp_path: Path) -> None:
-    from pipeline.flow import refresh, task_runner
-    from pipeline.prefect_api import prefect_api
+    from pipeline.orchestrate.flow import refresh
+    from pipeline.orchestrate.prefect_api import prefect_api
+    from pipeline.orchestrate.runners import task_runner
 
     default = run_flow(twenty_files, tmp_path / "default", max_reject_rate=1.0)
     dask_flow = refresh.with_options(task_runner=task_runner(2, None))
@@ -101,8 +104,8 @@ def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, t
     assert default.row_counts == on_dask.row_counts
     assert default.row_counts["papers"] > 2000
     assert len(on_dask.parsed_files) == 20
-    left = store.read_tables(tmp_path / "default" / "latest")
-    right = store.read_tables(tmp_path / "dask" / "latest")
+    left = read_tables(tmp_path / "default" / "latest")
+    right = read_tables(tmp_path / "dask" / "latest")
     for name in left:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
 
@@ -110,7 +113,8 @@ def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, t
 def test_existing_dask_cluster_by_address(
     prefect_server, dask_address: str, twenty_files: Path, tmp_path: Path
 ) -> None:
-    from pipeline.flow import refresh, task_runner
+    from pipeline.orchestrate.flow import refresh
+    from pipeline.orchestrate.runners import task_runner
 
     on_cluster = refresh.with_options(task_runner=task_runner(None, dask_address))
     summary = run_flow(twenty_files, tmp_path / "out", max_reject_rate=1.0, flow=on_cluster, batch_bytes=1)
@@ -130,7 +134,7 @@ def test_a_local_dask_cluster_listens_on_loopback_only() -> None:
 
     from distributed import LocalCluster
 
-    from pipeline.flow import local_cluster_kwargs
+    from pipeline.orchestrate.runners import local_cluster_kwargs
 
     me = psutil.Process()
     with socket.socket() as other_cluster, warnings.catch_warnings():

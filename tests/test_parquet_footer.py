@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.parquet_footer import MAGIC, FooterError, _decode, _encode, footer_layout, spliced_footer
+from pipeline.published.parquet_footer import MAGIC, FooterError, _decode, _encode, footer_layout, spliced_footer
 
 OPTIONS = {"compression": "zstd", "write_page_checksum": True}
 

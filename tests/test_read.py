@@ -13,8 +13,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import __version__, load, load_duckdb, store
-from pipeline.read import LINEAGE, TABLES
+from pipeline import __version__, load, load_duckdb
+from pipeline.consume.read import LINEAGE, TABLES
+from pipeline.errors import StoreError, VersionDamagedError
+from pipeline.published.manifest import read_manifest
+from pipeline.published.validate import check_version_folder
+from pipeline.published.versions import version_ids
+from pipeline.storage.local import file_digest
 from schemas import arrow_schema
 from schemas.contract import table_contract_json
 from schemas.tables import SORTED_BY
@@ -41,7 +46,7 @@ def out(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_flow(raw, out, max_reject_rate=1.0)
     (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3 + P4, encoding="utf-8")
     run_flow(raw, out, max_reject_rate=1.0)
-    assert store.version_ids(out) == ["000001", "000002"]
+    assert version_ids(out) == ["000001", "000002"]
     return out
 
 
@@ -87,9 +92,9 @@ def test_a_version_id_reads_that_version(out: Path) -> None:
     [
         ({"table": "nope"}, ValueError, "unknown table 'nope'"),
         ({"table": "papers", "engine": "spark"}, ValueError, "unknown engine 'spark'"),
-        ({"table": "papers", "version": "000009"}, store.StoreError, "version 000009 does not exist"),
-        ({"table": "papers", "version": "../000001"}, store.StoreError, "is not a version id"),
-        ({"table": "papers", "version": "1"}, store.StoreError, "is not a version id"),
+        ({"table": "papers", "version": "000009"}, StoreError, "version 000009 does not exist"),
+        ({"table": "papers", "version": "../000001"}, StoreError, "is not a version id"),
+        ({"table": "papers", "version": "1"}, StoreError, "is not a version id"),
     ],
 )
 def test_bad_arguments_get_clear_errors(out: Path, kwargs: dict[str, str], error: type, message: str) -> None:
@@ -104,10 +109,10 @@ def test_a_damaged_file_is_never_read(out: Path, tmp_path: Path) -> None:
     data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     file.write_bytes(bytes(data))
-    with pytest.raises(store.VersionDamagedError, match="differs from the sha256"):
+    with pytest.raises(VersionDamagedError, match="differs from the sha256"):
         load("authors", version="000001", out=copy)
     assert len(load("authors", out=copy)) > 0  # the other version still reads
-    with pytest.raises(store.VersionDamagedError):
+    with pytest.raises(VersionDamagedError):
         load_duckdb(version="000001", out=copy)
 
 
@@ -146,9 +151,9 @@ def test_the_documented_diff_statement_finds_only_real_changes(out: Path) -> Non
 
 
 def test_every_file_names_its_version_table_contract_and_pipeline(out: Path) -> None:
-    for version_id in store.version_ids(out):
+    for version_id in version_ids(out):
         folder = out / "versions" / version_id
-        manifest = store.read_manifest(folder)
+        manifest = read_manifest(folder)
         for table in TABLES:
             said = pq.read_metadata(folder / f"{table}.parquet").metadata
             footer = {k.decode(): v.decode() for k, v in said.items() if k.startswith(b"paper_listings.")}
@@ -189,14 +194,14 @@ def test_low_cardinality_strings_are_dictionaries_for_every_reader(out: Path) ->
 def test_validate_checks_each_footer_against_the_manifest(out: Path, tmp_path: Path) -> None:
     """A file moved in from another version (its sha256 put in the manifest, as a careless
     hand-off would) is caught by what its footer says."""
-    assert store.check_version_folder(out / "versions" / "000002").empty
+    assert check_version_folder(out / "versions" / "000002").empty
     copy = tmp_path / "000002"
     shutil.copytree(out / "versions" / "000002", copy)
     moved = copy / "categories.parquet"
     shutil.copyfile(out / "versions" / "000001" / "categories.parquet", moved)
     manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["categories.parquet"] = store.file_digest(moved)
+    manifest["files"]["categories.parquet"] = file_digest(moved)
     (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    report = store.check_version_folder(copy)
+    report = check_version_folder(copy)
     assert report["check"].tolist() == ["footer(paper_listings.version_id=000002)"]
     assert report["failure_case"].tolist() == ["000001"]

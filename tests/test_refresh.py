@@ -15,8 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import assemble, flow, store
-from pipeline.parquet_footer import footer_layout
+from pipeline.assembled import batches
+from pipeline.errors import VersionDamagedError
+from pipeline.orchestrate import steps
+from pipeline.published.layout import INDEX
+from pipeline.published.parquet_footer import footer_layout
+from pipeline.published.splice import footer_bytes
+from pipeline.published.versions import latest_id
 from schemas import MODELS
 from tests.conftest import SAMPLE
 from tests.conftest import run_flow as run
@@ -31,21 +36,21 @@ RECORDS = [
 
 @pytest.fixture(autouse=True)
 def small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(assemble, "TEXT_BATCH_ROWS", GROUP_ROWS)
+    monkeypatch.setattr(batches, "TEXT_BATCH_ROWS", GROUP_ROWS)
 
 
 @pytest.fixture
 def encoded_from(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The row from which each publish encoded papers (0: all of them; more: the rest were kept)."""
     starts: list[int] = []
-    real = assemble.papers_batches
+    real = batches.papers_batches
 
     def recorded(database: Path, start_row: int, batch_rows: int | None = None):
         starts.append(start_row)
         return real(database, start_row, batch_rows)
 
-    monkeypatch.setattr(assemble, "papers_batches", recorded)
-    monkeypatch.setattr(flow, "papers_batches", recorded)
+    monkeypatch.setattr(batches, "papers_batches", recorded)
+    monkeypatch.setattr(steps, "papers_batches", recorded)
     return starts
 
 
@@ -63,7 +68,7 @@ def _tables(version: Path) -> dict[str, pa.Table]:
 
 def _kept_bytes(parent: Path, child: Path) -> int:
     """How many leading bytes of the child's papers file are the parent's, whole row groups only."""
-    layout = footer_layout(store._footer(parent)[0])
+    layout = footer_layout(footer_bytes(parent)[0])
     old, new = parent.read_bytes(), child.read_bytes()
     return max([0, *(end for end in layout.ends if old[:end] == new[:end])])
 
@@ -75,17 +80,17 @@ def _refresh_both_ways(
     raw, out = tmp_path / "raw", tmp_path / "fast"
     _write_raw(raw, first)
     assert run(raw, out, **overrides).version_id == "000001"
-    assert [p.name for p in (out / store.INDEX).iterdir()] == ["000001.parquet"]
+    assert [p.name for p in (out / INDEX).iterdir()] == ["000001.parquet"]
     slow = tmp_path / "slow"
     shutil.copytree(out, slow, symlinks=True)
-    shutil.rmtree(slow / store.INDEX)
+    shutil.rmtree(slow / INDEX)
     _write_raw(raw, second)
     for folder in (out, slow):
         summary = run(raw, folder, **overrides)
         assert (summary.published, summary.version_id) == (True, "000002")
     # Only latest's index is kept; the slow run wrote one too.
-    assert [p.name for p in (out / store.INDEX).iterdir()] == ["000002.parquet"]
-    assert [p.name for p in (slow / store.INDEX).iterdir()] == ["000002.parquet"]
+    assert [p.name for p in (out / INDEX).iterdir()] == ["000002.parquet"]
+    assert [p.name for p in (slow / INDEX).iterdir()] == ["000002.parquet"]
     fast, full = out / "versions" / "000002", slow / "versions" / "000002"
     for name, table in _tables(fast).items():
         assert table.equals(_tables(full)[name]), name
@@ -101,7 +106,7 @@ def test_a_new_capture_appends_and_keeps_the_parent_row_groups(tmp_path: Path, e
     parent, fast = out / "versions" / "000001", out / "versions" / "000002"
     # 30 parent rows: 7 whole groups of 4 are copied; the short 8th is written again with the rest.
     assert pq.read_metadata(fast / "papers.parquet").num_row_groups == 13
-    layout = footer_layout(store._footer(parent / "papers.parquet")[0])
+    layout = footer_layout(footer_bytes(parent / "papers.parquet")[0])
     assert _kept_bytes(parent / "papers.parquet", fast / "papers.parquet") == layout.ends[6]
     # First version, then the refresh with the index (28 rows kept), then the one without.
     assert encoded_from == [0, 28, 0]
@@ -163,7 +168,7 @@ def test_an_unusable_index_is_ignored(tmp_path: Path, encoded_from: list[int]) -
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
     run(raw, out)
-    index = out / store.INDEX / "000001.parquet"
+    index = out / INDEX / "000001.parquet"
     index.write_bytes(b"PAR1 not an index PAR1")
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
     summary = run(raw, out)
@@ -181,19 +186,19 @@ def test_a_parent_papers_file_edited_behind_its_manifest_is_refused(tmp_path: Pa
     papers.chmod(0o644)
     papers.write_bytes(bytes(data))
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
-    with pytest.raises(store.VersionDamagedError, match="differs from the sha256 in its manifest"):
+    with pytest.raises(VersionDamagedError, match="differs from the sha256 in its manifest"):
         run(raw, out)
-    assert store.latest_id(out) == "000001"
+    assert latest_id(out) == "000001"
     assert not any(p.name.startswith(".tmp") for p in (out / "versions").iterdir())
 
 
 def test_papers_out_of_capture_and_line_order_are_refused() -> None:
-    batch = pa.record_batch({assemble._ORDINAL: [0, 0, 1], "source_line": [1, 4, 1]})
-    assert assemble._check_order(batch, None) == (1, 1)
+    batch = pa.record_batch({batches.ORDINAL_COLUMN: [0, 0, 1], "source_line": [1, 4, 1]})
+    assert batches.check_order(batch, None) == (1, 1)
     with pytest.raises(RuntimeError, match="out of capture and line order"):
-        assemble._check_order(batch, (0, 7))
+        batches.check_order(batch, (0, 7))
     with pytest.raises(RuntimeError):
-        assemble._check_order(pa.record_batch({assemble._ORDINAL: [0, 0], "source_line": [4, 1]}), None)
+        batches.check_order(pa.record_batch({batches.ORDINAL_COLUMN: [0, 0], "source_line": [4, 1]}), None)
 
 
 def test_a_listing_edited_in_place_is_compared_not_kept(tmp_path: Path, encoded_from: list[int]) -> None:
@@ -210,12 +215,13 @@ def test_other_code_keeps_nothing_of_the_parent(
     tmp_path: Path, encoded_from: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Other code makes other staged keys: its rows may differ, so none is copied."""
-    from pipeline import sources, staging
+    from pipeline.raw import sources
+    from pipeline.staged import stage
 
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
     run(raw, out)
-    for module in (flow, staging, sources):
+    for module in (steps, stage, sources):
         if hasattr(module, "code_fingerprint"):
             monkeypatch.setattr(module, "code_fingerprint", lambda: "other code")
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
@@ -238,8 +244,8 @@ def test_a_missing_or_truncated_parent_is_damage_not_a_write_error(
     else:
         papers.write_bytes(papers.read_bytes()[:-100])
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
-    with pytest.raises(store.VersionDamagedError, match=r"papers\.parquet"):
+    with pytest.raises(VersionDamagedError, match=r"papers\.parquet"):
         run(raw, out)
-    assert store.latest_id(out) == "000001"
+    assert latest_id(out) == "000001"
     assert not [p for p in (out / "versions").iterdir() if p.name.startswith(".tmp")]
-    assert not [p for p in (out / store.INDEX).iterdir() if p.name.startswith(".tmp")]
+    assert not [p for p in (out / INDEX).iterdir() if p.name.startswith(".tmp")]

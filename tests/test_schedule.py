@@ -15,7 +15,8 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from pipeline import store
+from pipeline.published.manifest import read_manifest
+from pipeline.published.versions import latest_id
 from tests.conftest import ROOT, SAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.subprocess]
@@ -54,5 +55,5 @@ def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(prefect_ap
         serving.terminate()
         serving.wait(timeout=60)
         log.close()
-    assert store.latest_id(out) == "000001"
-    assert store.read_manifest(out / "latest")["row_counts"]["papers"] == 50
+    assert latest_id(out) == "000001"
+    assert read_manifest(out / "latest")["row_counts"]["papers"] == 50

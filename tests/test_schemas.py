@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from schemas import MODELS, DatasetInvalidError, arrow_schema, validate_dataset
+from pipeline.errors import DatasetInvalidError
+from schemas import MODELS, arrow_schema
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
 from tests.conftest import ROOT
+from tests.validation import validate_dataset
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources import InputError, discover_sources
-from pipeline.staging import scan_listing
+from pipeline.raw.scan import scan_listing
+from pipeline.raw.sources import InputError, discover_sources
 from tests.conftest import ONE_RECORD as LISTING
 
 
@@ -118,7 +118,7 @@ def test_two_files_never_share_one_name(raw: Path) -> None:
 def test_the_code_fingerprint_covers_the_libraries_that_shape_the_data(monkeypatch) -> None:
     from importlib import metadata
 
-    from pipeline import sources
+    from pipeline.raw import sources
 
     before = sources.code_fingerprint()
     real_version = metadata.version

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.split import Split, SplitFailure, split_title_authors
+from pipeline.parse.split import Split, SplitFailure, split_title_authors
 
 
 def split(line: str) -> Split:

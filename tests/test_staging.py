@@ -10,16 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.sources import InputError, Source, discover_sources
-from pipeline.staging import (
-    DEFAULT_CHUNK_BYTES,
-    StagedCapture,
-    read_chunk,
-    scan_listing,
-    stage_sources,
-)
-from pipeline.tables import STAGED_TABLES
+from pipeline.parse.tables import STAGED_TABLES
+from pipeline.published.cleanup import remove_legacy_cache
+from pipeline.published.layout import LEGACY_CACHE, STAGED
+from pipeline.raw.scan import read_chunk, scan_listing
+from pipeline.raw.sources import InputError, Source, discover_sources
+from pipeline.settings import DEFAULT_CHUNK_BYTES
+from pipeline.staged.capture import StagedCapture
+from pipeline.staged.stage import stage_sources
+from pipeline.storage.local import file_digest
 from tests.conftest import ONE_RECORD as LISTING
 
 
@@ -37,9 +36,9 @@ def stage(
 @pytest.fixture
 def pool_for_any_size(monkeypatch):
     """Worker processes even for the small listings of these tests."""
-    from pipeline import staging
+    from pipeline import settings
 
-    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 0)
 
 
 def contents(capture: StagedCapture) -> dict[str, pa.Table]:
@@ -125,7 +124,8 @@ def test_a_listing_changed_after_its_scan_is_an_input_error(raw: Path) -> None:
 
 
 def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, monkeypatch) -> None:
-    from pipeline import staging
+    from pipeline import settings
+    from pipeline.staged import stage as staging
 
     (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
     used: list[int] = []
@@ -136,11 +136,11 @@ def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, mo
         return real_pool(workers)
 
     monkeypatch.setattr(staging, "worker_pool", spy)
-    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 1_000)
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
     (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000)
     assert used == [2]
     assert capture.counts.papers == 100
-    monkeypatch.setattr(staging, "MIN_PARALLEL_BYTES", 10**9)
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
     stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000)
     assert used == [2, 1]  # a small input is parsed in this process
 
@@ -189,17 +189,17 @@ def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     marker = tmp_path / "pwned"
     source = only_source(raw)
-    staged = out / store.STAGED
+    staged = out / STAGED
     first = stage(source, staged)
     # Where an earlier release kept its cache, and in place of every staged file.
-    legacy = out / store.LEGACY_CACHE
+    legacy = out / LEGACY_CACHE
     legacy.mkdir()
     (legacy / f"{first.key}.pickle").write_bytes(pickle.dumps(Payload(marker)))
     for file in first.folder.iterdir():
         file.write_bytes(pickle.dumps(Payload(marker)))
 
     loaded = stage(source, staged)
-    assert store.remove_legacy_cache(out)
+    assert remove_legacy_cache(out)
     assert not marker.exists()
     assert not legacy.exists()
     assert not loaded.from_cache
@@ -239,7 +239,7 @@ def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
     pq.write_table(edited.cast(table.schema), papers)
     meta_file = first.folder / "capture.json"
     meta = json.loads(meta_file.read_text())
-    meta["files"][papers.name] = store.file_digest(papers)
+    meta["files"][papers.name] = file_digest(papers)
     meta_file.write_text(json.dumps(meta))
     assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["STALE TITLE"]  # trusted
 
@@ -271,7 +271,7 @@ def test_one_endless_line_is_cut_at_the_limit_not_held_whole(raw: Path, tmp_path
 
 
 def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw: Path, tmp_path, monkeypatch) -> None:
-    from pipeline import staging
+    from pipeline.staged import stage as staging
 
     monkeypatch.setattr(staging, "listing_digest", lambda source: ("0" * 64, 0))  # what was read first
     with pytest.raises(InputError, match="changed while it was being read"):

@@ -13,9 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import store
-from schemas import validate_dataset
+from pipeline.errors import StoreError, StoreLockedError, StoreWriteError
+from pipeline.published import transaction
+from pipeline.published.cleanup import clean_incomplete
+from pipeline.published.layout import check_writable
+from pipeline.published.manifest import read_manifest
+from pipeline.published.transaction import PublishOutcome
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import latest_id, version_ids, version_path
+from pipeline.published.writer import write_batches
+from pipeline.storage.local import HOST
+from pipeline.storage.lock import writer_lock
 from tests.assembly import publish_frames
+from tests.validation import validate_dataset
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -25,8 +35,8 @@ def tables(sample_tables):
     return validate_dataset(sample_tables)
 
 
-def publish(out: Path, tables, fingerprint: str = "f1", force: bool = False) -> store.PublishOutcome:
-    return publish_frames(out, tables, {"fingerprint": fingerprint}, NOW, force=force)
+def publish(out: Path, tables, fingerprint: str = "f1") -> PublishOutcome:
+    return publish_frames(out, tables, {"fingerprint": fingerprint}, NOW)
 
 
 def test_publish_writes_a_complete_version_and_points_latest(tmp_path: Path, tables) -> None:
@@ -34,24 +44,22 @@ def test_publish_writes_a_complete_version_and_points_latest(tmp_path: Path, tab
     assert (outcome.version_id, outcome.published, outcome.parent_id) == ("000001", True, None)
     assert (tmp_path / "latest").resolve() == outcome.path.resolve()
     assert (tmp_path / "LATEST_ID").read_text().strip() == "000001"
-    manifest = store.read_manifest(tmp_path / "latest")
+    manifest = read_manifest(tmp_path / "latest")
     assert manifest["created_at"] == "2026-11-26T12:00:00Z"
     assert manifest["row_counts"]["papers"] == 50
     assert (outcome.path / "contract" / "data_dictionary.md").is_file()
-    read = store.read_tables(tmp_path / "latest")
+    read = read_tables(tmp_path / "latest")
     assert read["papers"]["published"].iloc[0].__class__ is date
     validate_dataset(read)
 
 
-def test_same_fingerprint_publishes_nothing_unless_forced(tmp_path: Path, tables) -> None:
+def test_every_transaction_publishes_a_child_of_latest(tmp_path: Path, tables) -> None:
+    """Whether to publish at all is the flow's decision (`decisions.up_to_date`): a transaction
+    that commits always makes a new version, whose parent is latest."""
     publish(tmp_path, tables)
     again = publish(tmp_path, tables)
-    assert (again.published, again.version_id) == (False, "000001")
-    forced = publish(tmp_path, tables, force=True)
-    assert (forced.published, forced.version_id, forced.parent_id) == (True, "000002", "000001")
-    changed = publish(tmp_path, tables, fingerprint="f2")
-    assert changed.version_id == "000003"
-    assert store.version_ids(tmp_path) == ["000001", "000002", "000003"]
+    assert (again.published, again.version_id, again.parent_id) == (True, "000002", "000001")
+    assert version_ids(tmp_path) == ["000001", "000002"]
 
 
 class SimulatedCrash(BaseException):
@@ -59,7 +67,7 @@ class SimulatedCrash(BaseException):
 
 
 def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
-    real_write = store._write_batches
+    real_write = write_batches
     written: list[str] = []
 
     def write(table, batches, path, check, *args, **kwargs):
@@ -68,7 +76,7 @@ def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
         written.append(table)
         return real_write(table, batches, path, check, *args, **kwargs)
 
-    monkeypatch.setattr(store, "_write_batches", write)
+    monkeypatch.setattr(transaction, "write_batches", write)
 
 
 def _leftovers(out: Path) -> list[Path]:
@@ -83,9 +91,9 @@ def test_crash_mid_write_leaves_latest_intact_and_next_run_cleans_up(tmp_path: P
         publish(tmp_path, tables, fingerprint="f2")
     monkeypatch.undo()
 
-    assert store.latest_id(tmp_path) == "000001"
+    assert latest_id(tmp_path) == "000001"
     assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
-    assert store.version_ids(tmp_path) == ["000001"]
+    assert version_ids(tmp_path) == ["000001"]
     assert _leftovers(tmp_path)
 
     outcome = publish(tmp_path, tables, fingerprint="f2")
@@ -98,20 +106,20 @@ def test_failed_write_is_a_clear_error_that_leaves_nothing(tmp_path: Path, table
     before = (tmp_path / "latest" / "papers.parquet").read_bytes()
     full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "versions" / "x" / "authors.parquet"))
     _fail_on_fourth_table(monkeypatch, full)
-    with pytest.raises(store.StoreWriteError, match=r"cannot write .*authors.parquet: No space left on device") as err:
+    with pytest.raises(StoreWriteError, match=r"cannot write .*authors.parquet: No space left on device") as err:
         publish(tmp_path, tables, fingerprint="f2")
     assert err.value.permanent  # the publish task does not retry it
-    assert store.latest_id(tmp_path) == "000001"
+    assert latest_id(tmp_path) == "000001"
     assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
     assert not _leftovers(tmp_path)
-    assert store.version_ids(tmp_path) == ["000001"]
+    assert version_ids(tmp_path) == ["000001"]
 
 
 def test_pointer_file_serves_readers_without_symlinks(tmp_path: Path, tables) -> None:
     publish(tmp_path, tables)
     (tmp_path / "latest").unlink()
-    assert store.latest_id(tmp_path) == "000001"
-    assert store.version_path(tmp_path).name == "000001"
+    assert latest_id(tmp_path) == "000001"
+    assert version_path(tmp_path).name == "000001"
 
 
 def test_second_writer_waits_then_reports_the_lock(tmp_path: Path) -> None:
@@ -119,7 +127,7 @@ def test_second_writer_waits_then_reports_the_lock(tmp_path: Path) -> None:
     release = threading.Event()
 
     def hold() -> None:
-        with store.writer_lock(tmp_path, timeout_s=5):
+        with writer_lock(tmp_path, timeout_s=5):
             holding.set()
             release.wait(5)
 
@@ -127,20 +135,20 @@ def test_second_writer_waits_then_reports_the_lock(tmp_path: Path) -> None:
     thread.start()
     try:
         assert holding.wait(5)
-        with pytest.raises(store.StoreLockedError, match="another run"), store.writer_lock(tmp_path, timeout_s=0.5):
+        with pytest.raises(StoreLockedError, match="another run"), writer_lock(tmp_path, timeout_s=0.5):
             pass
     finally:
         release.set()
         thread.join()
-    with store.writer_lock(tmp_path, timeout_s=1):
+    with writer_lock(tmp_path, timeout_s=1):
         pass
 
 
 def test_reading_a_missing_version_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(store.StoreError, match="no version has been published"):
-        store.version_path(tmp_path)
-    with pytest.raises(store.StoreError, match="does not exist"):
-        store.version_path(tmp_path, "000009")
+    with pytest.raises(StoreError, match="no version has been published"):
+        version_path(tmp_path)
+    with pytest.raises(StoreError, match="does not exist"):
+        version_path(tmp_path, "000009")
 
 
 # --- an output folder whose own entries are of the wrong kind -------------------------------------
@@ -160,8 +168,8 @@ def test_links_among_the_stores_own_entries_are_refused(tmp_path: Path, tables, 
     out.mkdir()
     victim = _victim(tmp_path)
     (out / entry).symlink_to(victim if entry in ("staged", "versions", "rejected", "index") else victim / "notes.md")
-    with pytest.raises(store.StoreError, match=rf"{entry} is not a (folder|file): refusing to write through it"):
-        store.check_writable(out)
+    with pytest.raises(StoreError, match=rf"{entry} is not a (folder|file): refusing to write through it"):
+        check_writable(out)
     assert (victim / "notes.md").read_text(encoding="utf-8") == "precious"
 
 
@@ -170,8 +178,8 @@ def test_a_latest_that_is_a_real_folder_is_refused_before_publishing(tmp_path: P
     publish(tmp_path, tables)
     (tmp_path / "latest").unlink()
     shutil.copytree(tmp_path / "versions" / "000001", tmp_path / "latest")
-    with pytest.raises(store.StoreError, match="latest is not a link"):
-        store.check_writable(tmp_path)
+    with pytest.raises(StoreError, match="latest is not a link"):
+        check_writable(tmp_path)
 
 
 def test_without_pointers_the_newest_version_is_latest(tmp_path: Path, tables) -> None:
@@ -180,14 +188,14 @@ def test_without_pointers_the_newest_version_is_latest(tmp_path: Path, tables) -
     publish(tmp_path, tables, fingerprint="f2")
     (tmp_path / "latest").unlink()
     (tmp_path / "LATEST_ID").unlink()
-    assert store.latest_id(tmp_path) == "000002"
+    assert latest_id(tmp_path) == "000002"
     assert publish(tmp_path, tables, fingerprint="f3").parent_id == "000002"
 
 
 def test_leftovers_of_dead_runs_go_and_work_of_live_runs_stays(tmp_path: Path) -> None:
     versions = tmp_path / "versions"
     versions.mkdir()
-    here = store._HOST
+    here = HOST
     with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as live:
         alive = versions / f".tmp-000002-h{here}-pid{live.pid}-t1"
         alive.mkdir()
@@ -197,10 +205,10 @@ def test_leftovers_of_dead_runs_go_and_work_of_live_runs_stays(tmp_path: Path) -
         elsewhere.mkdir()
         crashed = tmp_path / ".tmp-LATEST_ID-1234"  # an older name without an owner: a leftover
         crashed.write_text("000001", encoding="utf-8")
-        assert sorted(store.clean_incomplete(tmp_path)) == sorted([dead, crashed])
+        assert sorted(clean_incomplete(tmp_path)) == sorted([dead, crashed])
         assert alive.is_dir()
         live.communicate(b"")
-    assert store.clean_incomplete(tmp_path) == [alive]
+    assert clean_incomplete(tmp_path) == [alive]
     assert elsewhere.is_dir()
 
 
@@ -224,17 +232,17 @@ def test_a_pointer_that_cannot_be_moved_fails_cleanly(
     leave it on the parent while LATEST_ID moves on, and no temporary file may stay."""
     publish(tmp_path, tables)
     _failing_replace(monkeypatch, name, code)
-    with pytest.raises(store.StoreWriteError, match=os.strerror(code)):
+    with pytest.raises(StoreWriteError, match=os.strerror(code)):
         publish(tmp_path, tables, fingerprint="f2")
     monkeypatch.undo()
     assert (tmp_path / "latest").readlink() == Path("versions/000001")
     assert (tmp_path / "LATEST_ID").read_text().strip() == "000001"
-    assert store.version_ids(tmp_path) == ["000001"]
+    assert version_ids(tmp_path) == ["000001"]
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp-")] == []
 
 
 def test_the_lock_names_no_run_once_released(tmp_path: Path) -> None:
-    with store.writer_lock(tmp_path, timeout_s=1):
+    with writer_lock(tmp_path, timeout_s=1):
         assert (tmp_path / ".lock").read_text(encoding="utf-8") == f"pid {os.getpid()}"
     assert (tmp_path / ".lock").read_text(encoding="utf-8") == ""
 
@@ -242,16 +250,16 @@ def test_the_lock_names_no_run_once_released(tmp_path: Path) -> None:
 def test_a_dataset_path_duckdb_would_read_as_a_pattern_is_refused(tmp_path: Path) -> None:
     """out[1] would make DuckDB read the files of a neighbouring out1 in its place."""
     for name in ("out[1]", "out*", "what?", "a{b,c}"):
-        with pytest.raises(store.StoreError, match="DuckDB reads as a file pattern"):
-            store.check_writable(tmp_path / name)
-    store.check_writable(tmp_path / "out (1), it's fine")
+        with pytest.raises(StoreError, match="DuckDB reads as a file pattern"):
+            check_writable(tmp_path / name)
+    check_writable(tmp_path / "out (1), it's fine")
 
 
 def test_duckdb_write_failures_are_store_write_errors() -> None:
     import duckdb
 
-    from pipeline.assemble import _reading
+    from pipeline.db import reading
 
-    with pytest.raises(store.StoreWriteError, match="No space left") as err, _reading():
+    with pytest.raises(StoreWriteError, match="No space left") as err, reading():
         raise duckdb.IOException('Could not write file "x.duckdb.wal": No space left on device')
     assert err.value.permanent

@@ -9,11 +9,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.listing import parse_listing
-from pipeline.normalize import normalize_record
-from pipeline.tables import chunk_tables, staged_schema
-from schemas import validate_dataset
+from pipeline.parse.listing import parse_listing
+from pipeline.parse.normalize import normalize_record
+from pipeline.parse.tables import chunk_tables, staged_schema
 from tests.assembly import assembled
+from tests.validation import validate_dataset
 
 A = "LGMar 1, 2024\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract A.\n"
 A_UPDATED = "91.0LGMar 1, 2024Code\nA Study of GraphsSebastien Bubeck, Ann Lee\nAbstract A.\n"

@@ -12,10 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.__main__ import main
-from schemas import validate_dataset
+from pipeline.cli import main
+from pipeline.errors import StoreError, VersionDamagedError
+from pipeline.published.layout import CONTRACT_FILES
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import latest_id, version_ids, version_path
+from pipeline.storage.local import file_digest
 from tests.assembly import publish_frames
+from tests.validation import validate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +48,7 @@ def test_a_published_version_conforms(copy: Path, capsys) -> None:
     assert code == 0, output
     manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
     assert set(manifest["files"]) >= {"papers.parquet", "contract/schema.json", "contract/data_dictionary.md"}
-    assert manifest["files"]["papers.parquet"] == store.file_digest(copy / "papers.parquet")
+    assert manifest["files"]["papers.parquet"] == file_digest(copy / "papers.parquet")
     # pages carry checksums, verified on every read
     metadata = pq.ParquetFile(copy / "papers.parquet").metadata
     assert metadata.num_row_groups >= 1
@@ -124,8 +128,8 @@ def test_each_problem_is_named(copy: Path, capsys) -> None:
 
 def test_reading_a_damaged_version_is_a_clear_error(copy: Path) -> None:
     _flip_bit(0.3)(copy)
-    with pytest.raises(store.VersionDamagedError, match=r"papers.parquet differs from the sha256 in its manifest"):
-        store.read_tables(copy, ["papers"])
+    with pytest.raises(VersionDamagedError, match=r"papers.parquet differs from the sha256 in its manifest"):
+        read_tables(copy, ["papers"])
 
 
 # --- ids and paths ------------------------------------------------------------------------------
@@ -144,8 +148,8 @@ def out_with_decoy(published: Path, tmp_path: Path) -> tuple[Path, Path]:
 @pytest.mark.parametrize("version", ["../../decoy", "000001/../../../decoy", "/tmp", "1", "0000001", "00000a"])
 def test_version_ids_must_have_their_exact_shape(out_with_decoy, capsys, version: str) -> None:
     out, _ = out_with_decoy
-    with pytest.raises(store.StoreError, match="not a version id"):
-        store.version_path(out, version)
+    with pytest.raises(StoreError, match="not a version id"):
+        version_path(out, version)
     assert main(["show", "--out", str(out), "--version", version]) == 2
     assert main(["diff", version, "--out", str(out)]) == 2
     captured = capsys.readouterr()
@@ -156,9 +160,9 @@ def test_version_ids_must_have_their_exact_shape(out_with_decoy, capsys, version
 def test_a_version_folder_linked_elsewhere_is_not_read(out_with_decoy) -> None:
     out, decoy = out_with_decoy
     (out / "versions" / "000002").symlink_to(decoy, target_is_directory=True)
-    assert store.version_ids(out) == ["000001"]
-    with pytest.raises(store.StoreError, match="does not exist"):
-        store.version_path(out, "000002")
+    assert version_ids(out) == ["000001"]
+    with pytest.raises(StoreError, match="does not exist"):
+        version_path(out, "000002")
 
 
 @pytest.mark.parametrize("pointer", ["../decoy", "/etc", "versions/../../decoy", "000001\nextra"])
@@ -166,8 +170,8 @@ def test_a_latest_pointer_leading_elsewhere_is_refused(out_with_decoy, capsys, p
     out, _ = out_with_decoy
     (out / "latest").unlink()
     (out / "LATEST_ID").write_text(pointer, encoding="utf-8")
-    with pytest.raises(store.StoreError, match="refusing to follow"):
-        store.latest_id(out)
+    with pytest.raises(StoreError, match="refusing to follow"):
+        latest_id(out)
     assert main(["show", "--out", str(out)]) == 2
     assert "refusing to follow" in capsys.readouterr().err
 
@@ -176,8 +180,8 @@ def test_a_latest_link_leading_elsewhere_is_refused(out_with_decoy) -> None:
     out, decoy = out_with_decoy
     (out / "latest").unlink()
     (out / "latest").symlink_to(decoy, target_is_directory=True)
-    with pytest.raises(store.StoreError, match="refusing to follow"):
-        store.latest_id(out)
+    with pytest.raises(StoreError, match="refusing to follow"):
+        latest_id(out)
 
 
 # --- manifests and tables of the wrong shape ------------------------------------------------------
@@ -217,11 +221,11 @@ def test_manifests_of_the_wrong_shape_are_damage_not_a_crash(published: Path, tm
 
 
 def _rehash(folder: Path, relative: str) -> None:
-    _rewrite_manifest(folder, lambda m: m["files"].update({relative: store.file_digest(folder / relative)}))
+    _rewrite_manifest(folder, lambda m: m["files"].update({relative: file_digest(folder / relative)}))
 
 
 def test_a_rewritten_contract_with_matching_sha256_is_caught(copy: Path, capsys) -> None:
-    for relative in store.CONTRACT_FILES:
+    for relative in CONTRACT_FILES:
         (copy / relative).write_text("junk", encoding="utf-8")
         _rehash(copy, relative)
     code, output = validate(copy, capsys)
@@ -258,8 +262,8 @@ def test_values_no_reader_can_take_are_damage_everywhere(published: Path, tmp_pa
     assert main(["show", "--out", str(out)]) == 2
     assert main(["diff", "000001", "--out", str(out)]) == 2
     assert "papers.parquet" in capsys.readouterr().err
-    with pytest.raises(store.VersionDamagedError):
-        store.read_tables(version, ["papers"])
+    with pytest.raises(VersionDamagedError):
+        read_tables(version, ["papers"])
 
 
 def test_show_and_diff_refuse_an_edited_table_as_validate_does(published: Path, tmp_path: Path, capsys) -> None:

@@ -19,14 +19,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import store
-from pipeline.version_report import (
+from pipeline.errors import VersionDamagedError
+from pipeline.published.layout import REPORT_FILE
+from pipeline.published.manifest import read_manifest
+from pipeline.reported.version_report import (
     CATEGORY_COLOURS,
     OTHER,
     OTHER_COLOUR,
     RANK_COLOUR,
     REJECT_COLOUR,
-    REPORT_FILE,
     Category,
     ColumnNulls,
     Ranked,
@@ -37,11 +38,12 @@ from pipeline.version_report import (
     render_report,
     report_data,
 )
-from schemas import MODELS, validate_dataset
+from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
 from tests.assembly import assembled, publish_frames
 from tests.conftest import SAMPLE
 from tests.png import SIGNATURE, colour_pixels, decode_png
+from tests.validation import validate_dataset
 
 CAPTURE = date(2026, 11, 26)
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
@@ -89,7 +91,7 @@ def _ranked(links: pd.DataFrame, key: str, names: pd.Series, top: int = 20) -> l
 def test_report_data_of_a_version_agrees_with_its_tables(data: ReportData, versions) -> None:
     folder, tables = versions
     assert (data.version_id, data.parent_id) == ("000002", "000001")
-    assert data.row_counts == store.read_manifest(folder)["row_counts"]
+    assert data.row_counts == read_manifest(folder)["row_counts"]
     assert list(data.row_counts) == list(MODELS)
     assert data.changes == {"added": 0, "updated": 1, "removed": 1}
 
@@ -148,7 +150,7 @@ def test_a_damaged_version_is_refused(tmp_path: Path, versions) -> None:
     with (copy / "rejects.parquet").open("r+b") as handle:
         handle.seek(10)
         handle.write(b"\0\0\0\0")
-    with pytest.raises(store.VersionDamagedError, match="differs from the sha256"):
+    with pytest.raises(VersionDamagedError, match="differs from the sha256"):
         folder_report_data(copy)
 
 

@@ -13,8 +13,11 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipeline import store
-from pipeline.flow import RejectRateExceededError
+from pipeline.errors import RejectRateExceededError
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import latest_id, version_ids
+from pipeline.storage.lock import writer_lock
 from tests.conftest import LineWatcher, run_flow
 
 pytestmark = pytest.mark.flow
@@ -27,10 +30,10 @@ P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
 
 def changes_of(out: Path, version_id: str) -> dict[str, str]:
     """title → change, for one version's changes table."""
-    tables = store.read_tables(out / "versions" / version_id, ["changes", "papers"])
+    tables = read_tables(out / "versions" / version_id, ["changes", "papers"])
     titles = dict(zip(tables["papers"]["paper_id"], tables["papers"]["title"], strict=True))
     if version_id != "000001":
-        parent = store.read_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
+        parent = read_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
         titles.update({k: v for k, v in zip(parent["paper_id"], parent["title"], strict=True) if k not in titles})
     return {titles[row.paper_id]: row.change for row in tables["changes"].itertuples()}
 
@@ -47,12 +50,12 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     second = run_flow(raw, out)
     assert (second.version_id, second.parent_id) == ("000002", "000001")
     assert changes_of(out, "000002") == {"Language Models Revisited": "updated", "Vision at Scale": "added"}
-    changes = store.read_tables(out / "latest", ["changes"])["changes"]
+    changes = read_tables(out / "latest", ["changes"])["changes"]
     assert set(changes.loc[changes["change"] == "updated", "changed_fields"].iloc[0].split(",")) == {
         "score",
         "has_code",
     }
-    papers = store.read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
     assert papers.loc["Language Models Revisited", ["first_seen", "last_seen"]].tolist() == [
         date(2026, 1, 1), date(2026, 2, 1),
     ]  # fmt: skip
@@ -61,7 +64,7 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     # same inputs, same code: nothing new
     again = run_flow(raw, out)
     assert (again.published, again.version_id) == (False, "000002")
-    assert store.version_ids(out) == ["000001", "000002"]
+    assert version_ids(out) == ["000001", "000002"]
 
     # a capture deleted: its papers go unless another capture has them (1 of 3: past the 10%
     # removal guard, so the removal is allowed explicitly)
@@ -69,7 +72,7 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     third = run_flow(raw, out, max_removed_rate=1.0)
     assert changes_of(out, "000003") == {"A Study of Graphs": "removed"}
     assert third.row_counts["papers"] == 2
-    manifest = store.read_manifest(out / "latest")
+    manifest = read_manifest(out / "latest")
     assert [i["path"] for i in manifest["inputs"]] == ["listing_2026-02-01.txt"]
     assert manifest["parent_id"] == "000002"
 
@@ -92,8 +95,8 @@ def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_s
     (raw / "listing_2026-01-01.txt").write_text(P1 + "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n", encoding="utf-8")
     with pytest.raises(RejectRateExceededError, match=r"1 of 2 records rejected \(50.0% > 5.0%\)") as err:
         run_flow(raw, out)
-    assert store.version_ids(out) == []
-    assert store.latest_id(out) is None
+    assert version_ids(out) == []
+    assert latest_id(out) is None
     csv = Path(str(err.value).rsplit(" ", 1)[-1])
     assert csv.is_file()
     assert pd.read_csv(csv)["rule"].tolist() == ["unknown_category"]
@@ -106,12 +109,12 @@ def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server,
     for n, text in enumerate([P1, P2, P3], start=1):
         (raw / f"listing_2026-01-0{n}.txt").write_text(text, encoding="utf-8")
         run_flow(raw, out)
-    assert store.version_ids(out) == ["000001", "000002", "000003"]
+    assert version_ids(out) == ["000001", "000002", "000003"]
     (raw / "listing_2026-01-04.txt").write_text(P2_NEW, encoding="utf-8")
     summary = run_flow(raw, out, keep=1)
     assert summary.pruned == ["000001", "000002"]
-    assert store.version_ids(out) == ["000003", "000004"]
-    assert store.latest_id(out) == "000004"
+    assert version_ids(out) == ["000003", "000004"]
+    assert latest_id(out) == "000004"
 
 
 @pytest.mark.subprocess
@@ -125,7 +128,7 @@ def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, s
         raws.append(raw)
 
     # Hold the writer lock until both runs have parsed their input and say they wait for it.
-    with store.writer_lock(out, timeout_s=5):
+    with writer_lock(out, timeout_s=5):
         procs = [
             subprocess.Popen(
                 # each run replaces the other's papers: allow the removal
@@ -156,12 +159,12 @@ def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, s
     assert [p.returncode for p in procs] == [0, 0], logs
     published = sorted(re.search(r"published new version (\d+)", o).group(1) for o in outputs)  # type: ignore[union-attr]
     assert published == ["000001", "000002"]
-    assert store.version_ids(out) == ["000001", "000002"]
-    first, second = (store.read_manifest(out / "versions" / v) for v in ("000001", "000002"))
+    assert version_ids(out) == ["000001", "000002"]
+    first, second = (read_manifest(out / "versions" / v) for v in ("000001", "000002"))
     assert (first["parent_id"], second["parent_id"]) == (None, "000001")
     for manifest in (first, second):
         # never a mix: every paper of a version comes from that version's own inputs
-        papers = store.read_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
+        papers = read_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
         assert set(papers["source_file"]) == {i["path"] for i in manifest["inputs"]}
         assert len(manifest["inputs"]) == 1
-    assert set(store.read_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}
+    assert set(read_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}

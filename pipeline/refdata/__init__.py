@@ -1,0 +1,1 @@
+"""Reference data shipped with the package: the arXiv taxonomy and the organisation registry (CSV)."""

@@ -1,0 +1,1 @@
+"""For the dataset's consumers: the reading API and the Delta Lake export."""

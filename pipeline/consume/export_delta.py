@@ -1,0 +1,330 @@
+"""Delta Lake export: each published version, in order, as one Delta commit per table (optional extra)."""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.errors import ExportError, VersionDamagedError
+from pipeline.published.layout import INDEX, REJECTED, STAGED, VERSION_ID, VERSIONS
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import verified_files
+from pipeline.published.versions import version_ids, version_path
+from pipeline.published.writer import decoded
+from pipeline.settings import DEFAULT_LOCK_TIMEOUT_S, METADATA_PREFIX
+from pipeline.storage.local import inside
+from pipeline.storage.lock import writer_lock
+from schemas import MODELS
+from schemas.tables import plain_schema
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+INSTALL_HINT = "pip install 'paper-listings[delta]'"
+# Commit metadata written with every commit: the project version it holds and where it came from.
+VERSION_KEY = f"{METADATA_PREFIX}version_id"
+PARENT_KEY = f"{METADATA_PREFIX}parent_id"
+CREATED_KEY = f"{METADATA_PREFIX}created_at"
+TABLE_KEY = f"{METADATA_PREFIX}table"
+SHA256_KEY = f"{METADATA_PREFIX}sha256"  # of the version's Parquet file the commit was made from
+ROWS_KEY = f"{METADATA_PREFIX}rows"
+SCHEMA_KEY = f"{METADATA_PREFIX}schema_fingerprint"
+# deltalake 1.x reads a local path as a URL: a character that a URL escapes (a space, `#`, `%`,
+# any non-ASCII letter) makes it write or look for the files elsewhere, or panic
+# (delta-io/delta-rs#2425). These are the characters it was seen to write and read back as given.
+DELTA_PATH_CHARACTERS = frozenset(string.ascii_letters + string.digits + "/!$&'()*+,-.:;=@_~")
+# OUT's own folders: a table inside one would be written into a version, or deleted by a run.
+_OUT_FOLDERS = (VERSIONS, STAGED, INDEX, REJECTED)
+# What an interrupted first commit of a table can leave: data files that no log entry names yet.
+_DELTA_LOG = "_delta_log"
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """What an export did.
+
+    `exported`: the project versions committed by this run (to at least one table), oldest first;
+    `already`: the versions of OUT that every table held before it; `commits`: Delta commits made;
+    `shifted`: tables whose newest Delta version is not its project version − 1 (versions pruned
+    from OUT before they were exported: the commit metadata still names each one).
+    """
+
+    target: Path
+    tables: tuple[str, ...]
+    exported: tuple[str, ...]
+    already: tuple[str, ...]
+    commits: int
+    shifted: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The newest project version a Delta table holds, as its commit metadata records it."""
+
+    version_id: str
+    sha256: str
+
+
+def export_delta(
+    out_dir: Path,
+    target: Path,
+    on_progress: Callable[[str], None] | None = None,
+    *,
+    lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
+) -> ExportResult:
+    """Export every version of the dataset at `out_dir` to Delta tables ``target/<table>``, adding
+    only the versions that each table does not hold yet.
+
+    Each version, oldest first, becomes one overwrite commit per table holding that table's rows at
+    that version, so that Delta version k−1 is project version k when every version from 000001 was
+    still in OUT when it was exported. Every commit's metadata names its version (`VERSION_KEY`),
+    the version's parent, creation time, and the sha256 of the file it was made from; what a table
+    already holds is read from its newest commit that carries that metadata, never by counting
+    commits. A table left behind by an interrupted export is completed on its own.
+
+    Each version's files are checked against its manifest's sha256 before any of them is committed:
+    a damaged version stops the export (VersionDamagedError) with the versions before it exported.
+    ExportError when deltalake is missing, when `target` overlaps OUT's own folders, or when a table
+    there is not this dataset's export (no such metadata, a version OUT does not have, or a file
+    other than OUT's). One export writes to `target` at a time (``target/.lock``): another waits
+    up to `lock_timeout_s` seconds, then pipeline.errors.StoreLockedError. `on_progress` gets one line per commit.
+    """
+    deltalake = _deltalake()
+    say = on_progress or (lambda _line: None)
+    ids = _published_ids(out_dir)
+    tables = tuple(MODELS)
+    _check_target(out_dir, target, tables)
+
+    def waiting(holder: str) -> None:
+        say(f"waiting for another export to {target} ({holder})")
+
+    # Two exports creating the same table at once could both commit its first version.
+    with writer_lock(target, lock_timeout_s, on_wait=waiting):
+        return _export_under_lock(deltalake, out_dir, target, ids, tables, say)
+
+
+def _export_under_lock(
+    deltalake: ModuleType,
+    out_dir: Path,
+    target: Path,
+    ids: list[str],
+    tables: tuple[str, ...],
+    say: Callable[[str], None],
+) -> ExportResult:
+    """`export_delta` once its arguments are checked and the target is locked."""
+    handles: dict[str, DeltaTable | None] = {}
+    pending: dict[str, list[str]] = {}
+    for name in tables:
+        handle, held = _opened(deltalake, target / name, name)
+        if held is not None:
+            _check_held(out_dir, ids, target / name, name, held)
+        handles[name] = handle
+        pending[name] = [v for v in ids if held is None or v > held.version_id]
+    todo = sorted(set[str]().union(*pending.values()))
+    already = tuple(v for v in ids if v not in todo)
+    if todo:
+        say(f"{target}: {len(todo)} version(s) to export ({todo[0]} to {todo[-1]}), {len(already)} already there")
+    shifted: set[str] = set()
+    commits = 0
+    for version_id in todo:
+        folder = version_path(out_dir, version_id)
+        manifest = read_manifest(folder)
+        wanted = [name for name in tables if version_id in pending[name]]
+        # Types are not compared with today's contract: a version published under an earlier
+        # one is exported with its own columns.
+        files = verified_files(folder, wanted, check_types=False)
+        for name in wanted:
+            metadata = _commit_metadata(name, manifest, files[name])
+            handle = _committed(deltalake, target / name, handles[name], files[name], metadata)
+            handles[name] = handle
+            commits += 1
+            delta_version = handle.version()
+            say(f"{version_id} {name}: {metadata[ROWS_KEY]} rows → Delta version {delta_version}")
+            if delta_version != int(version_id) - 1 and name not in shifted:
+                shifted.add(name)
+                say(
+                    f"note: {target / name} holds {version_id} as Delta version {delta_version}, not "
+                    f"{int(version_id) - 1}: versions before it were not exported while OUT had them; "
+                    f"each commit's {VERSION_KEY} names its version"
+                )
+    return ExportResult(target, tables, tuple(todo), already, commits, tuple(n for n in tables if n in shifted))
+
+
+def _commit_metadata(table: str, manifest: Mapping[str, Any], file: Path) -> dict[str, Any]:
+    """The metadata of the commit that holds `table` at the version `manifest` describes."""
+    listed = manifest["files"][file.name]
+    return {
+        VERSION_KEY: manifest["id"],
+        PARENT_KEY: manifest.get("parent_id"),
+        CREATED_KEY: manifest["created_at"],
+        TABLE_KEY: table,
+        SHA256_KEY: listed["sha256"],
+        ROWS_KEY: pq.read_metadata(file).num_rows,
+        SCHEMA_KEY: manifest.get("schema_fingerprint"),
+    }
+
+
+def _deltalake() -> ModuleType:
+    """The deltalake package, imported here only: the rest of the pipeline never needs it."""
+    try:
+        import deltalake
+    except ImportError:
+        raise ExportError(f"the Delta Lake export needs the deltalake package: {INSTALL_HINT}") from None
+    return deltalake
+
+
+def _published_ids(out_dir: Path) -> list[str]:
+    """The versions to export, oldest first, read only from OUT's own versions folder."""
+    if not out_dir.is_dir():
+        raise ExportError(f"no dataset folder at {out_dir} (pass --out DIR)")
+    versions = out_dir / VERSIONS
+    if versions.is_symlink():
+        raise ExportError(f"{versions} is a link: refusing to read versions outside {out_dir}")
+    ids = version_ids(out_dir)
+    if not ids:
+        raise ExportError(f"no version has been published under {out_dir}: nothing to export")
+    return ids
+
+
+def _check_target(out_dir: Path, target: Path, tables: Sequence[str]) -> None:
+    """ExportError when `target` is OUT itself (its lock is OUT's writer lock), when a table folder
+    of it (its links resolved) would lie in one of OUT's own folders or hold OUT, or when its path
+    is one deltalake would misread."""
+    unsafe = sorted(set(str(target.absolute())) - DELTA_PATH_CHARACTERS)
+    if unsafe:
+        shown = " ".join(repr(c) for c in unsafe)
+        raise ExportError(
+            f"{target}: its path holds {shown}, which deltalake reads as part of a URL (delta-io/delta-rs#2425); "
+            "use a folder whose path has only ASCII letters, digits and / ! $ & ' ( ) * + , - . : ; = @ _ ~"
+        )
+    out = out_dir.resolve()
+    if target.resolve() == out:
+        raise ExportError(f"{target} is the dataset folder itself: export to a folder of its own")
+    for name in tables:
+        table = (target / name).resolve()
+        if inside(out, table) or any(inside(table, out / folder) for folder in _OUT_FOLDERS):
+            raise ExportError(
+                f"{target / name} would be written inside the dataset's own folders ({out}); "
+                "export to a folder outside its versions, staged, index and rejected folders"
+            )
+
+
+def _opened(deltalake: ModuleType, path: Path, name: str) -> tuple[DeltaTable | None, _Held | None]:
+    """The Delta table at `path` and the newest version it holds; (None, None) when there is none
+    yet. ExportError when `path` holds something else, or a table this export did not write."""
+    if not path.exists() and not path.is_symlink():
+        return None, None
+    if not path.is_dir():
+        raise ExportError(f"{path} is not a folder: refusing to export {name} there")
+    if not deltalake.DeltaTable.is_deltatable(str(path.absolute())):
+        foreign = [p.name for p in path.iterdir() if p.name != _DELTA_LOG and not _orphan_data_file(p)]
+        if foreign:
+            raise ExportError(f"{path} holds files ({foreign[0]}, ...) but no Delta table: refusing to write into it")
+        return None, None
+    try:
+        table = deltalake.DeltaTable(str(path.absolute()))
+        history = sorted(table.history(), key=lambda commit: int(commit.get("version", -1)), reverse=True)
+    except deltalake.exceptions.DeltaError as err:
+        raise ExportError(f"{path} cannot be read as a Delta table: {_first_line(err)}") from None
+    # The newest commit of ours: maintenance commits after it (OPTIMIZE, VACUUM) change no version.
+    ours = next((commit for commit in history if VERSION_KEY in commit), None)
+    if ours is None:
+        raise ExportError(
+            f"{path} is a Delta table that this export did not write (no commit carries {VERSION_KEY}); "
+            "export to a new folder"
+        )
+    version_id, recorded, sha256 = ours.get(VERSION_KEY), ours.get(TABLE_KEY), ours.get(SHA256_KEY)
+    if not isinstance(version_id, str) or not VERSION_ID.fullmatch(version_id) or not isinstance(sha256, str):
+        raise ExportError(f"{path}: its commit {ours.get('version')} does not record a version id and sha256")
+    if recorded != name:
+        raise ExportError(f"{path} holds the export of table {recorded!r}, not {name!r}: refusing to mix them")
+    return table, _Held(version_id, sha256)
+
+
+def _orphan_data_file(path: Path) -> bool:
+    """A data file an interrupted first commit wrote before its log entry: no reader sees it."""
+    return path.is_file() and not path.is_symlink() and path.name.startswith("part-") and path.suffix == ".parquet"
+
+
+def _check_held(out_dir: Path, ids: Sequence[str], path: Path, name: str, held: _Held) -> None:
+    """ExportError unless the version `path` holds is one of this dataset's: no newer than OUT's
+    newest, and made from the very file OUT holds when OUT still has that version."""
+    if held.version_id > ids[-1]:
+        raise ExportError(
+            f"{path} holds version {held.version_id}, newer than the newest under {out_dir} ({ids[-1]}): "
+            "it is the export of another dataset, or the dataset was rebuilt; export to a new folder"
+        )
+    if held.version_id not in ids:
+        return  # pruned from OUT since it was exported: nothing left to compare it with
+    manifest = read_manifest(version_path(out_dir, held.version_id))
+    listed = manifest["files"].get(f"{name}.parquet")
+    if not isinstance(listed, dict) or listed.get("sha256") != held.sha256:
+        raise ExportError(
+            f"{path} holds a version {held.version_id} made from another file than {out_dir}'s "
+            "(its sha256 differs): it is the export of another dataset; export to a new folder"
+        )
+
+
+def _committed(
+    deltalake: ModuleType, path: Path, table: DeltaTable | None, file: Path, metadata: Mapping[str, Any]
+) -> DeltaTable:
+    """Commit the rows of `file` as the whole content of the Delta table at `path` (created when
+    `table` is None); return the table, at its new version."""
+    failures: list[BaseException] = []
+    try:
+        parquet = pq.ParquetFile(file, page_checksum_verification=True)
+    except (OSError, pa.ArrowException) as err:
+        raise VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
+    with parquet:
+        # Delta has no dictionary type: dictionary columns go in as the strings they hold.
+        schema = plain_schema(parquet.schema_arrow)
+        reader = pa.RecordBatchReader.from_batches(schema, _checked_batches(parquet, file, failures))
+        created = {} if table is not None else {"name": metadata[TABLE_KEY], "description": _description(metadata)}
+        try:
+            deltalake.write_deltalake(
+                table if table is not None else str(path.absolute()),
+                reader,
+                mode="overwrite",
+                schema_mode="overwrite",  # a version published under another contract has other columns
+                commit_properties=deltalake.CommitProperties(custom_metadata=dict(metadata)),
+                **created,
+            )
+        except (deltalake.exceptions.DeltaError, OSError, pa.ArrowException) as err:
+            # deltalake turns what the reader raised (damage, Ctrl-C) into its own error: raise the cause.
+            if failures:
+                raise failures[0] from None
+            raise ExportError(f"cannot write {path}: {_first_line(err)}") from None
+    return table if table is not None else deltalake.DeltaTable(str(path.absolute()))
+
+
+def _checked_batches(parquet: pq.ParquetFile, file: Path, failures: list[BaseException]) -> Iterator[pa.RecordBatch]:
+    """The file's batches, each with valid UTF-8 strings; what stops the reading is kept in
+    `failures` (deltalake would report it only as text)."""
+    try:
+        for batch in parquet.iter_batches():
+            batch.validate(full=True)
+            yield decoded(batch)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        failures.append(VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}"))
+        raise
+    except BaseException as err:
+        failures.append(err)
+        raise
+
+
+def _description(metadata: Mapping[str, Any]) -> str:
+    return (
+        f"paper-listings table {metadata[TABLE_KEY]}: one overwrite commit per published version, "
+        f"named by the commit metadata {VERSION_KEY}"
+    )
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:300]

@@ -1,0 +1,105 @@
+"""The one DuckDB connection factory: memory limit, threads and spill folder; SQL literals; DuckDB's errors as ours."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from pipeline.errors import StoreError, StoreWriteError, UnreadableInputError
+from pipeline.settings import READER_MEMORY
+
+# What DuckDB takes for a file pattern (*, ?, [...], {...}) or an option (? in a database path),
+# or turns into a slash (\\), in a path it is given.
+_PATTERN_CHARACTERS = frozenset("*?[]{}\\")
+
+
+def is_plain_path(path: Path) -> bool:
+    """True when DuckDB reads the absolute path of `path` as itself."""
+    return not set(str(path.absolute())) & _PATTERN_CHARACTERS
+
+
+def check_plain_path(path: Path) -> None:
+    """StoreError when the absolute path of `path` holds a character DuckDB would not read as
+    itself: another folder's files could be read in its place."""
+    found = sorted(set(str(path.absolute())) & _PATTERN_CHARACTERS)
+    if found:
+        raise StoreError(
+            f"{path}: its path holds {' '.join(found)}, which DuckDB reads as a file pattern or option; "
+            "use a dataset folder whose path has none of * ? [ ] { } \\"
+        )
+
+
+def sql_text(text: str) -> str:
+    """`text` as a SQL string literal (a quote in a path or name doubled, never closing it)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_files(paths: Sequence[Path]) -> str:
+    """A list of paths as a DuckDB list literal (for read_parquet)."""
+    return "[" + ", ".join(sql_text(str(p)) for p in paths) + "]"
+
+
+def new_connection(
+    database: Path | None = None,
+    *,
+    memory_limit: str | None = READER_MEMORY,
+    threads: int | None = None,
+    spill: Path | None = None,
+    read_only: bool = False,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to `database` (in memory when None), within `memory_limit` (DuckDB's
+    own default when None), spilling into `spill` beyond it. `threads`: DuckDB's default when
+    None (a streaming reader wants 1: more threads only buffer ahead)."""
+    config: dict[str, str | bool | int | float | list[str]] = {}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if threads is not None:
+        config["threads"] = threads
+    if spill is not None:
+        config["temp_directory"] = str(spill)
+    return duckdb.connect(str(database) if database is not None else ":memory:", read_only=read_only, config=config)
+
+
+@contextmanager
+def connect(
+    database: Path | None = None,
+    *,
+    memory_limit: str | None = READER_MEMORY,
+    threads: int | None = None,
+    spill: Path | None = None,
+    read_only: bool = False,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`new_connection` for the block, closed on the way out. A connection that may write and is
+    given no `spill` folder spills into a temporary folder of its own, removed with it."""
+    with contextlib.ExitStack() as stack:
+        if spill is None and not read_only:
+            spill = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-duckdb-")))
+        connection = new_connection(database, memory_limit=memory_limit, threads=threads, spill=spill,
+                                    read_only=read_only)  # fmt: skip
+        stack.callback(connection.close)
+        yield connection
+
+
+# What DuckDB says (in its message only) when the disk refuses a write.
+_WRITE_ERRNOS = (("No space left", errno.ENOSPC), ("Read-only file system", errno.EROFS),
+                 ("Permission denied", errno.EACCES), ("Disk quota", errno.EDQUOT))  # fmt: skip
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """DuckDB's errors as the store's: a file's values it cannot read (invalid UTF-8, say) are
+    damage; a database or spill file it cannot write is a write error with its cause (a full or
+    read-only disk: exit 2, one line), never a crash."""
+    try:
+        yield
+    except duckdb.InvalidInputException as err:
+        raise UnreadableInputError(f"a Parquet file cannot be read: {str(err)[:300]}") from None
+    except (duckdb.IOException, duckdb.TransactionException) as err:
+        code = next((number for text, number in _WRITE_ERRNOS if text in str(err)), None)
+        raise StoreWriteError(f"assembly could not write its working files: {str(err)[:300]}", code) from None

@@ -1,0 +1,1 @@
+"""Parsing and normalising, pure: listing text → records, names, dates, categories → staged Arrow tables."""

@@ -1,0 +1,64 @@
+"""Defaults and limits, each declared once: folders, guards, timeouts, part sizes and DuckDB's memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import PrefectUnavailableError
+
+# The package's version (`pipeline.__version__`, `--version`, the manifests and file footers).
+VERSION = "0.1.0"
+
+DEFAULT_RAW = Path("data/raw")
+DEFAULT_OUT = Path("data/processed")
+# Set by an operator (or a scheduler's environment) instead of --raw / --out on every command.
+RAW_ENV = "PIPELINE_RAW_DIR"
+OUT_ENV = "PIPELINE_OUT_DIR"
+
+DEFAULT_MAX_REJECT_RATE = 0.05
+DEFAULT_MAX_REMOVED_RATE = 0.10
+# How long a run (or an export) waits for another one's lock.
+DEFAULT_LOCK_TIMEOUT_S = 600.0
+# Seen: 167 s for a first start of Prefect's server with 6 busy loops and a fsync-heavy writer on 2 cores.
+DEFAULT_STARTUP_ALLOWANCE_S = 600.0
+# Prefect's own setting of the temporary server's allowance, which the pipeline honours too.
+ALLOWANCE_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+
+# A part of a listing is parsed by one process: big enough that a part's fixed costs (four
+# Parquet files) vanish, small enough that a worker needs ~100 MB beyond its imports.
+DEFAULT_CHUNK_BYTES = 8 << 20
+# Below this much text to parse, worker processes cost more (~1 s to start) than they save.
+MIN_PARALLEL_BYTES = 8 << 20
+# A task run costs ~25 ms of Prefect bookkeeping: ~8 MB of listings per parse task outweighs it.
+DEFAULT_BATCH_BYTES = 8_000_000
+
+# Every Parquet file the pipeline writes: zstd, and a checksum on every page (checked on every read).
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
+
+# Keys of what the pipeline's files say about themselves (Parquet footers, the paper index, Delta
+# commits) start so.
+METADATA_PREFIX = "paper_listings."
+
+# DuckDB's share of the run's memory: beyond it, joins and sorts spill to a scratch folder.
+ASSEMBLY_MEMORY = "384MB"
+# A reader (publishing streams two tables at once, the key checks and the report run beside it)
+# needs only the join of papers with `seen`, or aggregates.
+READER_MEMORY = "192MB"
+# Finding papers listed again in a later part of one capture: one narrow column.
+PART_CHECK_MEMORY = "128MB"
+
+
+def startup_allowance() -> float:
+    """Seconds the temporary server may take to answer: the user's setting, else a generous default.
+
+    Call it before Prefect is imported: Prefect reads the same setting, as a whole number, and a
+    bad value would fail its import with a long validation traceback.
+    """
+    given = os.environ.get(ALLOWANCE_SETTING, "").strip()
+    if not given:
+        return DEFAULT_STARTUP_ALLOWANCE_S
+    if not given.isdigit() or int(given) < 1:
+        raise PrefectUnavailableError(f"{ALLOWANCE_SETTING}={given!r} is not a whole number of seconds (1 or more)")
+    return float(given)

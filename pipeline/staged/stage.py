@@ -1,0 +1,202 @@
+"""The staged layer's shell: each raw listing parsed once, in parts across processes, into Parquet."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline import settings
+from pipeline.db import connect, sql_files
+from pipeline.errors import StagedEntryInvalidError
+from pipeline.parse.listing import decode_listing
+from pipeline.parse.reference import load_reference
+from pipeline.parse.tables import chunk_tables
+from pipeline.raw.scan import Chunk, changed_error, each_chunk, listing_digest, read_chunk, scan
+from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
+from pipeline.staged.capture import CaptureCounts, StagedCapture
+from pipeline.staged.store import (
+    commit_staged,
+    discard_staged,
+    read_staged,
+    staged_part_name,
+    staging_folder,
+    write_staged_part,
+)
+from schemas.tables import HEADERLESS_RULES
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkResult:
+    """What parsing one part produced: its files' digests and its counts."""
+
+    index: int
+    files: dict[str, dict[str, Any]]
+    papers: int
+    rejects_by_rule: dict[str, int] = field(default_factory=dict)
+    headed: int = 0  # papers plus rejects that had a record header
+
+
+def stage_chunk(
+    source: Source, chunk: Chunk, folder: Path, index: int, earlier: Mapping[str, int] | None = None
+) -> ChunkResult:
+    """Parse one part of a listing and write its staged tables into `folder` (runs in a worker)."""
+    data = read_chunk(source, chunk)
+    text, undecodable = decode_listing(data, chunk.first_line)
+    tables = chunk_tables(
+        text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
+        earlier=earlier,
+    )  # fmt: skip
+    files = write_staged_part(folder, index, tables)
+    rules = Counter(tables["rejects"].column("rule").to_pylist())
+    headed = tables["papers"].num_rows + sum(n for rule, n in rules.items() if rule not in HEADERLESS_RULES)
+    return ChunkResult(index, files, tables["papers"].num_rows, dict(rules), headed)
+
+
+# --- running parts on worker processes ---------------------------------------------------------
+
+
+class _Inline(Executor):
+    """Runs each call at once in this process: one worker needs no pool."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as err:  # handed to the caller through the future, as a pool would
+            future.set_exception(err)
+        return future
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor]:
+    """`workers` processes for parsing parts (this process alone when 1). They are forked from a
+    clean server process that has only the parser loaded: never from this one, whose threads
+    (Prefect's) would not survive a fork."""
+    if workers <= 1:
+        yield _Inline()
+        return
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.staged.stage"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield pool
+
+
+def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]]:
+    """Papers listed again in a later part of the same capture: part index → {paper id: line of
+    its first listing}. Each part already keeps only the first of its own repeats."""
+    files = sql_files([folder / staged_part_name("papers", i) for i in range(parts)])
+    listed = (
+        "SELECT paper_id, source_line, CAST(regexp_extract(filename, '-([0-9]+)\\.parquet$', 1) AS INTEGER) AS part "
+        f"FROM read_parquet({files}, filename = true)"
+    )
+    with connect(memory_limit=settings.PART_CHECK_MEMORY, threads=1) as con:
+        # Ids first (one narrow column), then the lines and parts of the few that repeat.
+        con.execute(
+            f"CREATE TEMP TABLE repeated AS SELECT paper_id FROM ({listed}) GROUP BY paper_id HAVING count(*) > 1"
+        )
+        rows = con.execute(
+            "SELECT paper_id, list(source_line ORDER BY source_line), list(part ORDER BY source_line) "
+            f"FROM ({listed}) WHERE paper_id IN (SELECT paper_id FROM repeated) GROUP BY paper_id"
+        ).fetchall()
+    again: dict[int, dict[str, int]] = {}
+    for paper_id, lines, where in rows:
+        for part in set(where) - {where[0]}:
+            again.setdefault(part, {})[paper_id] = lines[0]
+    return again
+
+
+@dataclass(frozen=True, slots=True)
+class _ToParse:
+    """A listing the staged layer does not hold yet."""
+
+    source: Source
+    sha256: str
+    size_bytes: int
+    key: str
+    note: str | None
+    replace: bool  # --refresh: what is staged under the key gives way to this parse
+
+
+def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool) -> StagedCapture | _ToParse:
+    """The listing as the staged layer holds it (keyed on its content), or what parsing it needs.
+
+    With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
+    verification is parsed again, with a note.
+    """
+    sha256, size = listing_digest(source)
+    key = listing_cache_key(source, sha256, code_fingerprint())
+    note = None
+    if not refresh:
+        try:
+            meta = read_staged(staged_dir, key)
+        except StagedEntryInvalidError as err:
+            meta, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
+            discard_staged(staged_dir, key)
+        if meta is not None:
+            counts = CaptureCounts.from_json(source.name, meta["counts"])
+            return StagedCapture(source, key, sha256, staged_dir / key, meta["parts"], counts, True, note)
+    return _ToParse(source, sha256, size, key, note, replace=refresh)
+
+
+def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkResult]) -> StagedCapture:
+    source = todo.source
+    counts = CaptureCounts(
+        source.name, todo.size_bytes, sum(r.papers for r in results),
+        dict(sum((Counter(r.rejects_by_rule) for r in results), Counter())), sum(r.headed for r in results),
+    )  # fmt: skip
+    files = {name: digest for r in results for name, digest in r.files.items()}
+    meta = {"source_file": source.name, "sha256": todo.sha256, "parts": len(results),
+            "counts": counts.to_json(), "files": files}  # fmt: skip
+    if todo.replace:
+        # Else the rename into place would keep the entry that --refresh means to replace.
+        discard_staged(staged_dir, todo.key)
+    commit_staged(folder, staged_dir, todo.key, meta)
+    return StagedCapture(source, todo.key, todo.sha256, staged_dir / todo.key, len(results), counts, False, todo.note)
+
+
+def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes: int) -> dict[str, StagedCapture]:
+    """Parse the parts of every listing of `todo` on up to `workers` processes (all parts of all
+    files in one pool, so that small files keep every core busy too), then stage each listing.
+
+    Each part goes to the workers as soon as the scan finds it: the scan of a large file runs
+    beside the parsing of its first parts, not before it."""
+    size = sum(t.size_bytes for t in todo)
+    with ExitStack() as stack:
+        folders = [stack.enter_context(staging_folder(staged_dir, t.key)) for t in todo]
+        chunks: list[list[Chunk]] = [[] for _ in todo]
+        futures: list[list[Future[ChunkResult]]] = [[] for _ in todo]
+        with worker_pool(workers if size >= settings.MIN_PARALLEL_BYTES else 1) as pool:
+            for t, folder, found, parts in zip(todo, folders, chunks, futures, strict=True):
+
+                def submit(chunk: Chunk, t: _ToParse = t, folder: Path = folder, found: list[Chunk] = found,
+                           parts: list[Future[ChunkResult]] = parts) -> None:  # fmt: skip
+                    parts.append(pool.submit(stage_chunk, t.source, chunk, folder, len(found)))
+                    found.append(chunk)
+
+                if each_chunk(scan(t.source, chunk_bytes), submit)[0] != t.sha256:
+                    raise changed_error(t.source)
+            results = [[f.result() for f in parts] for parts in futures]
+        # The workers are gone before the checks below take memory of their own.
+        staged = {}
+        for t, folder, found, done in zip(todo, folders, chunks, results, strict=True):
+            if len(done) > 1:
+                for i, earlier in _cross_part_duplicates(folder, len(done)).items():
+                    done[i] = stage_chunk(t.source, found[i], folder, i, earlier)
+            staged[t.source.name] = _commit(t, folder, staged_dir, done)
+    return staged
+
+
+def stage_sources(
+    sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int
+) -> list[StagedCapture]:
+    """Every listing of `sources` in the staged layer: found there, or parsed in parts of about
+    `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start."""
+    found = [_staged_or_to_parse(s, staged_dir, refresh) for s in sources]
+    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes)
+    return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

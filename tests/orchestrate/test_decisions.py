@@ -1,0 +1,97 @@
+"""The decisions a run takes, as pure functions: each tested on plain data, no flow, no disk."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from pipeline.orchestrate.decisions import (
+    RunFacts,
+    empty_first_version,
+    file_batches,
+    run_facts,
+    run_fingerprint,
+    too_many_rejects,
+    too_many_removed,
+    up_to_date,
+)
+from pipeline.raw.sources import InputNotice, Source
+from pipeline.staged.capture import CaptureCounts, StagedCapture
+from schemas.tables import HEADERLESS_RULES
+
+
+def facts(records: int, rejects: int, fingerprint: str = "f") -> RunFacts:
+    return RunFacts({"records": records, "rejects": rejects, "fingerprint": fingerprint, "inputs": []})
+
+
+def staged(name: str, papers: int, rejects: dict[str, int], cached: bool = False) -> StagedCapture:
+    source = Source(Path(name), name, date(2026, 1, 1), "file name", 100)
+    headed = papers + sum(n for rule, n in rejects.items() if rule not in HEADERLESS_RULES)
+    counts = CaptureCounts(name, 100, papers, rejects, headed)
+    return StagedCapture(source, f"key-{name}", "0" * 64, Path("staged") / name, 1, counts, cached)
+
+
+def test_run_facts_count_every_capture_and_fingerprint_inputs_code_and_contract() -> None:
+    captures = [staged("a.txt", 3, {"unknown_category": 1}), staged("b.txt", 0, {"stray_lines": 2}, cached=True)]
+    notices = [InputNotice("c.txt", "skipped", "not a regular file")]
+    run = run_facts(captures, notices, code="code", schema="schema")
+    assert (run.records, run.rejects) == (6, 3)
+    assert run.manifest["skipped_inputs"] == ["c.txt: skipped: not a regular file"]
+    assert run.summary["rejects_by_rule"] == {"stray_lines": 2, "unknown_category": 1}
+    assert (run.summary["parsed_files"], run.summary["cached_files"]) == (["a.txt"], ["b.txt"])
+    # b.txt holds no record header: the run warns of it, after the notices
+    assert run.summary["warnings"][0] == "c.txt: skipped: not a regular file"
+    assert any(w.startswith("b.txt: no record header") for w in run.summary["warnings"])
+    assert run.fingerprint == run_fingerprint(run.manifest["inputs"], "code", "schema")
+    assert run_facts(captures, notices, code="other", schema="schema").fingerprint != run.fingerprint
+    assert run_facts(captures, notices, code="code", schema="other").fingerprint != run.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("records", "rejects", "limit", "refused"),
+    [(100, 5, 0.05, False), (100, 6, 0.05, True), (0, 0, 0.0, False), (10, 10, 1.0, False), (10, 1, 0.0, True)],
+)
+def test_too_many_rejects_is_a_share_over_the_limit(records: int, rejects: int, limit: float, refused: bool) -> None:
+    why = too_many_rejects(facts(records, rejects), limit)
+    assert (why is not None) == refused
+    if why:
+        assert why.startswith(f"{rejects} of {records} records rejected")
+
+
+def test_up_to_date_only_for_the_same_fingerprint_unforced_and_not_refused() -> None:
+    run = facts(100, 0, "same")
+    assert up_to_date(run, "same", force=False, max_reject_rate=0.05)
+    assert not up_to_date(run, "other", force=False, max_reject_rate=0.05)
+    assert not up_to_date(run, None, force=False, max_reject_rate=0.05)  # nothing published yet
+    assert not up_to_date(run, "same", force=True, max_reject_rate=0.05)
+    # a run to be refused for its rejects is refused, even with latest's content
+    assert not up_to_date(facts(100, 50, "same"), "same", force=False, max_reject_rate=0.05)
+
+
+def test_an_empty_version_is_refused_only_as_the_first() -> None:
+    assert empty_first_version(None, 0) is not None
+    assert empty_first_version(None, 1) is None
+    assert empty_first_version("000001", 0) is None  # removing every paper is the removal guard's call
+
+
+def test_too_many_removed_names_each_capture_and_what_became_of_it() -> None:
+    inputs = [{"path": "kept.txt", "bytes": 0, "records": 0, "rejects": 0},
+              {"path": "cut.txt", "bytes": 10, "records": 2, "rejects": 1}]  # fmt: skip
+    removed = {"gone.txt": 5, "kept.txt": 3, "cut.txt": 1}
+    why = too_many_removed(100, removed, inputs, 0.05)
+    assert why is not None
+    assert why.startswith("9 of 100 papers (9.0%) would be removed")
+    assert "gone.txt (5 paper(s); no longer in the raw folder)" in why
+    assert "kept.txt (3 paper(s); now empty (0 bytes))" in why
+    assert "cut.txt (1 paper(s); now 2 record(s), 1 rejected)" in why
+    assert too_many_removed(100, removed, inputs, 0.09) is None
+    assert too_many_removed(0, {}, inputs, 0.0) is None  # a first version removes nothing
+
+
+def test_file_batches_never_split_a_file_and_feed_every_worker() -> None:
+    sources = [Source(Path(f"{i}.txt"), f"{i}.txt", date(2026, 1, 1), "file name", 10) for i in range(6)]
+    assert [len(b) for b in file_batches(sources, 25)] == [3, 3]
+    assert [len(b) for b in file_batches(sources, 1_000, min_batches=3)] == [2, 2, 2]
+    assert [s for batch in file_batches(sources, 1, min_batches=1) for s in batch] == sources

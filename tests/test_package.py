@@ -1,0 +1,57 @@
+"""Rules of the code base as a whole: imports at the top, modules and functions of a readable size."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+SOURCES = sorted((ROOT / "pipeline").rglob("*.py")) + sorted((ROOT / "schemas").glob("*.py"))
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+# Imported inside a function, each for its reason: the optional extras (deltalake, polars, the
+# Dask task runner), and Prefect in the CLI, which must not be imported before --quiet has set
+# its logging settings in the environment.
+DEFERRED_IMPORTS = {
+    ("pipeline/consume/export_delta.py", "deltalake"),
+    ("pipeline/consume/read.py", "polars"),
+    ("pipeline/orchestrate/runners.py", "prefect_dask"),
+    ("pipeline/cli/__init__.py", "pipeline.cli.commands"),
+    ("pipeline/cli/parser.py", "prefect.client.schemas.schedules"),
+}
+
+
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+def test_imports_inside_functions_are_only_the_deferred_ones() -> None:
+    found = set()
+    for path in SOURCES:
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import):
+                        found |= {(path.relative_to(ROOT).as_posix(), alias.name) for alias in inner.names}
+                    elif isinstance(inner, ast.ImportFrom):
+                        found.add((path.relative_to(ROOT).as_posix(), str(inner.module)))
+    assert found == DEFERRED_IMPORTS
+
+
+def test_no_module_and_no_function_is_too_long_to_read() -> None:
+    long_modules = [p.name for p in SOURCES if p.read_text(encoding="utf-8").count("\n") > MAX_MODULE_LINES]
+    long_functions = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"
+        for path in SOURCES
+        for node in ast.walk(_tree(path))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+    assert (long_modules, long_functions) == ([], [])
+
+
+def test_every_module_says_its_role_in_its_docstring() -> None:
+    missing = [str(p.relative_to(ROOT)) for p in SOURCES if ast.get_docstring(_tree(p)) is None]
+    assert missing == []
