@@ -587,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     parser.add_argument("--old-commit", default=OLD_COMMIT, help="the OLD design (default: %(default)s)")
     parser.add_argument("--no-refresh", action="store_true", help="skip the refresh after the largest NEW run")
+    parser.add_argument("--old-first", action="store_true", help="run OLD before NEW at each size (to alternate)")
     parser.add_argument("--compare", action="store_true", help="check that NEW and OLD publish as many papers")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="inputs and outputs (default: %(default)s)")
     parser.add_argument("--keep-work", action="store_true", help="keep inputs and outputs for the next run")
@@ -671,27 +672,39 @@ def benchmark(args: argparse.Namespace, work: Path, temp: Path, report: dict[str
         report.update(bare_flow=bare, fixed_cost_s=fixed)
         log(f"bare Prefect flow: median {fixed:.2f} s")
         for size in sizes:
-            raw, listing = listings[size].parent, listings[size]
-            if size in args.sizes:
-                out = runs_dir / f"new-{size}"
-                run = cli_run("NEW", ROOT, raw, out, env, args)
-                report["runs"].append(figures(run, report["new_code"], size, listing, fixed, report["machine"]))
-                if size == largest and new_capture is not None:
-                    run = refresh_run(raw, size, new_capture, out, env, args)
-                    report["refresh"] = figures(run, report["new_code"], REFRESH_PAPERS, new_capture, fixed,
-                                                report["machine"])  # fmt: skip
-                if not args.keep_work:
-                    shutil.rmtree(out, ignore_errors=True)  # versions and staged layer of 1M papers: GBs
-            if size in args.old_sizes and old_code is not None:
-                out = runs_dir / f"old-{size}"
-                run = cli_run("OLD", old_code, raw, out, env, args)
-                report["runs"].append(figures(run, report["old_code"], size, listing, fixed, report["machine"]))
-                if not args.keep_work:
-                    shutil.rmtree(out, ignore_errors=True)
+            # Alternated: with --old-first, OLD runs before NEW at each size (two invocations, one
+            # of each order, let neither design always meet a warmer or busier machine).
+            for design in ("old", "new") if args.old_first else ("new", "old"):
+                if design == "new" and size in args.sizes:
+                    new_run(args, size, listings[size], new_capture if size == largest else None, runs_dir, env,
+                            fixed, report)  # fmt: skip
+                elif design == "old" and size in args.old_sizes and old_code is not None:
+                    out = runs_dir / f"old-{size}"
+                    run = cli_run("OLD", old_code, listings[size].parent, out, env, args)
+                    report["runs"].append(
+                        figures(run, report["old_code"], size, listings[size], fixed, report["machine"])
+                    )
+                    if not args.keep_work:
+                        shutil.rmtree(out, ignore_errors=True)
     if args.compare:
         report["compare"] = compare(report["runs"])
     runs = report["runs"] + ([report["refresh"]] if "refresh" in report else [])
     return any(r["exit_code"] != 0 for r in runs) or not all(row["same"] for row in report.get("compare", []))
+
+
+def new_run(
+    args: argparse.Namespace, size: int, listing: Path, new_capture: Path | None, runs_dir: Path,
+    env: dict[str, str], fixed: float, report: dict[str, Any],
+) -> None:  # fmt: skip
+    """NEW on `listing` into a new folder, then (for the largest size) the refresh beside it."""
+    out = runs_dir / f"new-{size}"
+    run = cli_run("NEW", ROOT, listing.parent, out, env, args)
+    report["runs"].append(figures(run, report["new_code"], size, listing, fixed, report["machine"]))
+    if new_capture is not None:
+        run = refresh_run(listing.parent, size, new_capture, out, env, args)
+        report["refresh"] = figures(run, report["new_code"], REFRESH_PAPERS, new_capture, fixed, report["machine"])
+    if not args.keep_work:
+        shutil.rmtree(out, ignore_errors=True)  # versions and staged layer of 1M papers: GBs
 
 
 def figures(

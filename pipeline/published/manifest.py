@@ -99,5 +99,11 @@ def version_manifest(
     }
 
 
+def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
+    """A manifest as its file holds it: indented JSON, UTF-8."""
+    return (json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(dict(manifest), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    """Write `manifest` into the folder `folder` (replacing one there)."""
+    (folder / MANIFEST).write_bytes(manifest_bytes(manifest))

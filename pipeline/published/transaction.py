@@ -16,8 +16,8 @@ import pandas as pd
 from pipeline.errors import DatasetInvalidError, StoreError
 from pipeline.published.cleanup import clean_incomplete
 from pipeline.published.index import IndexSource, close_index, open_index, place_index
-from pipeline.published.layout import CONTRACT, CONTRACT_FILES, INDEX, VERSIONS
-from pipeline.published.manifest import read_manifest, version_manifest, write_manifest
+from pipeline.published.layout import CONTRACT, CONTRACT_FILES, INDEX, MANIFEST, VERSIONS
+from pipeline.published.manifest import manifest_bytes, read_manifest, version_manifest
 from pipeline.published.pointer import point_latest, unpoint_latest
 from pipeline.published.splice import KeptRows, write_spliced_papers
 from pipeline.published.versions import version_ids
@@ -65,6 +65,7 @@ class VersionTransaction:
         self.version_id = f"{int(existing[-1]) + 1 if existing else 1:06d}"
         self.folder = out_dir / VERSIONS / tmp_name(self.version_id)
         self.final = out_dir / VERSIONS / self.version_id
+        self._key = f"{VERSIONS}/{self.folder.name}"  # the folder, as the storage names it
         self.files: dict[str, Any] = {}
         self.row_counts: dict[str, int] = {}
         self._index: Path | None = None
@@ -147,7 +148,7 @@ class VersionTransaction:
 
     def add_file(self, relative: str, text: str) -> None:
         """A file of the version beside its tables (its report, say), listed in its manifest."""
-        key = f"{VERSIONS}/{self.folder.name}/{relative}"
+        key = f"{self._key}/{relative}"
         self.storage.write_bytes(key, text.encode("utf-8"))
         self.files[relative] = file_digest(self.storage.path(key))
 
@@ -159,9 +160,12 @@ class VersionTransaction:
             self.add_file(relative, text)
         manifest = version_manifest(run, version_id=self.version_id, parent_id=self.parent_id,
                                     created_at=created_at, row_counts=self.row_counts, files=self.files)  # fmt: skip
-        write_manifest(self.folder, manifest)
+        # The manifest last, created only where none is: the version's own commit marker (on
+        # object storage, put-if-absent on it is what lets exactly one writer win an id).
+        if not self.storage.create_if_absent(f"{self._key}/{MANIFEST}", manifest_bytes(manifest)):
+            raise StoreError(f"{self.folder} holds another writer's manifest: nothing was published")
         fsync_dir(self.folder)
-        self.storage.rename(f"{VERSIONS}/{self.folder.name}", f"{VERSIONS}/{self.version_id}")
+        self.storage.rename(self._key, f"{VERSIONS}/{self.version_id}")
         self._moved = True
         point_latest(self.out_dir, self.version_id)
         self._committed = True
