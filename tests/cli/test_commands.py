@@ -1,127 +1,16 @@
-"""The command line: one real subprocess run, and the read-side commands in process."""
+"""What each command does, in process: `run` and `serve` without what they need, the read-side
+commands on two versions that differ, `export delta`'s output and refusals."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-from pipeline.errors import StoreWriteError
+from schemas import MODELS
 from tests.assembly import publish_frames
-from tests.conftest import ROOT
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory) -> Path:
-    """A dataset published by `python -m pipeline run --quiet` in a subprocess, as cron runs it."""
-    base = tmp_path_factory.mktemp("cli")
-    raw = base / "raw"
-    raw.mkdir()
-    shutil.copy(ROOT / "data" / "raw" / "listing_2026-11-26.txt", raw)
-    out = base / "processed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out), "--quiet"],
-        capture_output=True, text=True, env=env, cwd=base, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert "published new version 000001" in proc.stdout
-    assert "- rejects: 0" in proc.stdout
-    assert "| papers | 50 |" in proc.stdout
-    assert "Traceback" not in proc.stderr
-    assert "INFO" not in proc.stderr  # --quiet: warnings and the final summary only
-    return out
-
-
-def handoff(published: Path, tmp_path: Path) -> Path:
-    """A copy of the latest version, as a receiving team would get it."""
-    copy = tmp_path / "handoff"
-    shutil.copytree(published / "latest", copy)
-    return copy
-
-
-@pytest.mark.subprocess
-def test_run_prints_version_counts_and_rejects(published: Path) -> None:
-    assert (published / "latest" / "papers.parquet").is_file()
-
-
-@pytest.mark.subprocess
-def test_validate_accepts_a_published_version(published: Path, capsys) -> None:
-    assert main(["validate", str(published / "latest")]) == 0
-    assert "conforms" in capsys.readouterr().out
-
-
-@pytest.mark.subprocess
-def test_validate_names_a_corrupted_column(published: Path, tmp_path: Path, capsys) -> None:
-    copy = handoff(published, tmp_path)
-    papers = pq.read_table(copy / "papers.parquet")
-    scores = pa.array([500.0] * papers.num_rows, type=pa.float64())
-    pq.write_table(papers.set_column(papers.schema.get_field_index("score"), "score", scores), copy / "papers.parquet")
-    assert main(["validate", str(copy)]) == 1
-    err = capsys.readouterr().err
-    assert "does not conform" in err
-    assert "papers.score" in err
-
-
-@pytest.mark.subprocess
-def test_versions_lists_latest(published: Path, capsys) -> None:
-    assert main(["versions", "--out", str(published)]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("* 000001")
-    assert "papers=50" in out
-
-
-@pytest.mark.subprocess
-def test_duckdb_cli_reads_latest(published: Path) -> None:
-    duckdb_cli = Path(sys.executable).parent / "duckdb"
-    query = f"select count(*) from '{published}/latest/papers.parquet'"
-    proc = subprocess.run([str(duckdb_cli), "-csv", "-c", query], capture_output=True, text=True, check=True)
-    assert proc.stdout.splitlines()[-1] == "50"
-
-
-@pytest.mark.subprocess
-def test_diff_and_show_read_any_version(published: Path, capsys) -> None:
-    assert main(["diff", "000001", "000001", "--out", str(published)]) == 0
-    assert "0 added, 0 updated, 0 removed" in capsys.readouterr().out
-    assert main(["show", "--out", str(published), "--version", "000001", "--table", "authors", "--limit", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "version 000001 (no parent: the first version)" in out
-    assert "authors: 80 rows" in out
-    assert main(["diff", "000009", "--out", str(published)]) == 2
-    assert "does not exist" in capsys.readouterr().err
-
-
-@pytest.mark.subprocess
-def test_validate_names_a_column_of_the_wrong_type_and_a_missing_file(published: Path, tmp_path: Path, capsys) -> None:
-    copy = handoff(published, tmp_path)
-    papers = pq.read_table(copy / "papers.parquet")
-    as_text = papers.set_column(
-        papers.schema.get_field_index("published"), "published", pa.array(["2026-01-01"] * papers.num_rows)
-    )
-    pq.write_table(as_text, copy / "papers.parquet")
-    (copy / "rejects.parquet").unlink()
-    assert main(["validate", str(copy)]) == 1
-    err = capsys.readouterr().err
-    assert "papers.published: arrow_type(date32[day])" in err
-    assert "rejects.parquet: file_present" in err
-
-
-@pytest.mark.subprocess
-def test_validate_catches_rows_lost_against_the_manifest(published: Path, tmp_path: Path, capsys) -> None:
-    copy = handoff(published, tmp_path)
-    authors = pq.read_table(copy / "authors.parquet")
-    pq.write_table(authors.slice(0, 10), copy / "authors.parquet")
-    assert main(["validate", str(copy)]) == 1
-    err = capsys.readouterr().err
-    assert "authors: manifest_row_count(80)" in err
-    assert "foreign_key(authors.author_id)" in err
 
 
 def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> None:
@@ -138,50 +27,6 @@ def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> No
 def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
-
-
-def test_scale_out_options() -> None:
-    from pipeline.cli import build_parser
-
-    args = build_parser().parse_args(["run", "--workers", "2"])
-    assert (args.workers, args.dask_address) == (2, None)
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["run", "--workers", "2", "--dask-address", "tcp://127.0.0.1:8786"])
-    with pytest.raises(SystemExit):
-        build_parser().parse_args(["run", "--workers", "0"])
-
-
-def test_version_flag_prints_the_package_version(capsys) -> None:
-    from importlib.metadata import version
-
-    from pipeline import __version__
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--version"])
-    assert exit_info.value.code == 0
-    assert capsys.readouterr().out.strip() == f"paper-listings {__version__}"
-    assert version("paper-listings") == __version__  # the installed metadata says the same
-
-
-def test_folders_default_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys) -> None:
-    from pipeline.cli import build_parser
-
-    monkeypatch.setenv("PIPELINE_RAW_DIR", str(tmp_path / "raw"))
-    monkeypatch.setenv("PIPELINE_OUT_DIR", str(tmp_path / "out"))
-    args = build_parser().parse_args(["run"])
-    assert (args.raw, args.out) == (tmp_path / "raw", tmp_path / "out")
-    assert build_parser().parse_args(["run", "--out", "elsewhere"]).out == Path("elsewhere")  # a flag wins
-    assert build_parser().parse_args(["versions"]).out == tmp_path / "out"
-    assert main(["run"]) == 2  # the environment's raw folder is the one used, and it is missing
-    assert str(tmp_path / "raw") in capsys.readouterr().err
-    monkeypatch.setenv("PIPELINE_OUT_DIR", "")  # empty counts as unset
-    assert build_parser().parse_args(["versions"]).out == Path("data/processed")
-
-
-def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
-    with pytest.raises(SystemExit):
-        main(["run", "--as-of", "26/11/2026"])
-    assert "not a YYYY-MM-DD date" in capsys.readouterr().err
 
 
 # --- read-side commands on hostile or unusual folders --------------------------------------------
@@ -210,52 +55,21 @@ def two_versions(sample_tables, tmp_path_factory) -> Path:
     return out
 
 
-def test_diff_of_two_different_versions_lists_each_change(two_versions: Path, capsys) -> None:
+def test_diff_of_two_different_versions_lists_each_change(two_versions: Path, capsys, gold) -> None:
     assert main(["diff", "000001", "000002", "--out", str(two_versions)]) == 0
     out = capsys.readouterr().out
-    assert "50 → 49 papers" in out
+    assert f"{gold.papers} → {gold.papers - 1} papers" in out  # one paper removed
     assert "0 added, 2 updated, 1 removed" in out
     assert "(score)" in out
     assert "(title)" in out
     assert max(len(line) for line in out.splitlines()) < 200
 
 
-def test_show_keeps_lines_short(two_versions: Path, capsys) -> None:
-    assert main(["show", "--out", str(two_versions), "--table", "papers", "--limit", "50"]) == 0
+def test_show_keeps_lines_short(two_versions: Path, capsys, gold) -> None:
+    assert main(["show", "--out", str(two_versions), "--table", "papers", "--limit", str(gold.papers)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 3 + 1 + 49  # summary lines, the header row, the rows
+    assert len(lines) == 3 + 1 + gold.papers - 1  # summary lines, the header row, the rows (one paper removed)
     assert max(len(line) for line in lines) < 400
-
-
-@pytest.fixture(scope="module")
-def big_version(reference, tmp_path_factory) -> Path:
-    """A version of 3,000 real papers: more rows than a pipe buffer holds once printed."""
-    from datetime import UTC, date, datetime
-
-    from benchmarks.render import load_records, render_listing
-    from tests.assembly import assembled
-
-    text, _ = render_listing(load_records()[:3000], date(2026, 11, 26))
-    tables = assembled(tmp_path_factory.mktemp("big-work"), [("big.txt", date(2026, 11, 26), text)])
-    out = tmp_path_factory.mktemp("big")
-    publish_frames(out, tables, {"fingerprint": "f"}, datetime(2026, 11, 26, tzinfo=UTC))
-    return out
-
-
-@pytest.mark.subprocess
-def test_show_piped_into_head_stops_quietly(big_version: Path, tmp_path: Path) -> None:
-    """A reader that leaves after one line, as `| head -1` does, while rows are still coming."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "pipeline", "show", "--out", str(big_version), "--limit", "100000"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    proc.stdout.close()
-    _, err = proc.communicate(timeout=300)
-    assert first.startswith(b"version 000001")
-    assert proc.returncode == 0, err
-    assert b"Traceback" not in err
-    assert b"BrokenPipeError" not in err
 
 
 def test_versions_of_a_missing_folder_is_an_error(tmp_path: Path, capsys) -> None:
@@ -263,58 +77,6 @@ def test_versions_of_a_missing_folder_is_an_error(tmp_path: Path, capsys) -> Non
     assert "no dataset folder" in capsys.readouterr().err
     assert main(["versions", "--out", str(tmp_path)]) == 0
     assert "no versions published" in capsys.readouterr().out
-
-
-def test_an_unexpected_error_has_its_own_exit_code(two_versions: Path, monkeypatch, capsys) -> None:
-    from pipeline.cli import commands
-
-    def broken(out: Path) -> list[str]:
-        raise RuntimeError("a bug")
-
-    monkeypatch.setattr(commands, "version_ids", broken)
-    assert main(["versions", "--out", str(two_versions)]) == 4
-    err = capsys.readouterr().err
-    assert "RuntimeError: a bug" in err
-    assert "internal error (a bug)" in err
-
-
-@pytest.mark.subprocess
-def test_quiet_refusal_prints_one_line(cli_env: dict[str, str], tmp_path: Path) -> None:
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    good, bad = "LGMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n", "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n"
-    (raw / "listing_2026-01-01.txt").write_text(good + bad, encoding="utf-8")
-    proc = subprocess.run(
-        # --workers 1: Dask's own INFO logs are silenced too
-        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(tmp_path / "out"), "--quiet",
-         "--workers", "1"],
-        capture_output=True, text=True, env=cli_env, cwd=tmp_path, timeout=600, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 1
-    assert proc.stdout == ""
-    assert proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.stderr.startswith("error: 1 of 2 records rejected (50.0% > 5.0%); nothing was published.")
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["serve", "--cron", "not a cron"],
-        ["run", "--lock-timeout", "nan"],
-        ["run", "--lock-timeout", "-1"],
-        ["run", "--max-removed-rate", "2"],
-        ["run", "--max-reject-rate", "nan"],
-        ["run", "--as-of", "0001-01-01"],
-        ["run", "--keep", "abc"],
-        ["show", "--limit", "-2"],
-        ["diff", "000001", "--limit", "-1"],
-    ],
-)
-def test_bad_option_values_are_usage_errors(argv: list[str], capsys) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-    assert exit_.value.code == 2
-    assert "Traceback" not in capsys.readouterr().err
 
 
 @pytest.mark.flow
@@ -340,53 +102,69 @@ def test_losing_the_prefect_api_after_publishing_says_so(
     assert last.endswith("version 000001 was published before the failure, and is complete")
 
 
-@pytest.mark.flow
-def test_reports_that_cannot_reach_prefect_do_not_fail_a_published_run(
-    prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch
-) -> None:
-    import httpx
-
-    from pipeline.orchestrate import steps
-    from tests.conftest import run_flow
-
-    def unreachable(**kwargs):
-        raise httpx.ConnectError("All connection attempts failed")
-
-    monkeypatch.setattr(steps, "create_markdown_artifact", unreachable)
-    summary = run_flow(raw_dir, tmp_path / "out")
-    assert (summary.published, summary.version_id) == (True, "000001")
+# --- export delta --------------------------------------------------------------------------------
 
 
-@pytest.mark.flow
-def test_a_version_that_cannot_be_pruned_is_a_warning(
-    prefect_server, raw_dir: Path, tmp_path: Path, monkeypatch
-) -> None:
-    from pipeline.orchestrate import steps
-    from tests.conftest import run_flow
+@pytest.fixture(scope="module")
+def dataset(sample_tables, tmp_path_factory) -> Path:
+    """OUT with versions 000001 to 000003, each with one paper less than the one before (shared:
+    tests that change OUT take `out`)."""
+    from datetime import UTC, datetime
 
-    out = tmp_path / "out"
-    run_flow(raw_dir, out)
+    from tests.assembly import successive_editions
+    from tests.validation import validate_dataset
 
-    def refuse(out_dir: Path, keep: int) -> list[str]:
-        raise StoreWriteError("cannot write versions/000001: Operation not permitted")
-
-    monkeypatch.setattr(steps, "prune_versions", refuse)
-    summary = run_flow(raw_dir, out, force=True, keep=1)
-    assert (summary.published, summary.version_id, summary.pruned) == (True, "000002", [])
-
-
-def test_parsing_uses_every_core_unless_told_otherwise(tmp_path: Path) -> None:
-    from pipeline.cli import flow_parameters
-
-    assert flow_parameters(tmp_path, tmp_path)["workers"] == (os.cpu_count() or 1)
-    assert flow_parameters(tmp_path, tmp_path, workers=1)["workers"] == 1
-    on_dask = flow_parameters(tmp_path, tmp_path, dask=True, workers=4)
-    assert on_dask["workers"] == 1  # each Dask worker parses its files itself
-    assert on_dask["batch_bytes"] < flow_parameters(tmp_path, tmp_path)["batch_bytes"]
+    out = tmp_path_factory.mktemp("dataset")
+    editions = successive_editions(validate_dataset(sample_tables))[:3]
+    when = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ids = [
+        publish_frames(out, tables, {"fingerprint": f"f{n}"}, when).version_id for n, tables in enumerate(editions, 1)
+    ]
+    assert ids == ["000001", "000002", "000003"]
+    return out
 
 
-def test_processes_must_be_a_positive_number(capsys) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["run", "--processes", "0"])
-    assert exit_.value.code == 2
-    assert "--processes" in capsys.readouterr().err
+@pytest.fixture
+def out(dataset: Path, tmp_path: Path) -> Path:
+    """A copy of `dataset` of this test's own."""
+    copy = tmp_path / "out"
+    shutil.copytree(dataset, copy, symlinks=True)
+    return copy
+
+
+def _edited(file: Path) -> None:
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x04
+    file.write_bytes(bytes(data))
+
+
+def test_cli_prints_progress_on_stderr_and_one_summary_line(dataset: Path, tmp_path: Path, capsys, gold) -> None:
+    command = ["export", "delta", str(tmp_path / "delta"), "--out", str(dataset)]
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [
+        f"exported 3 version(s) (000001 to 000003) to {tmp_path / 'delta'}: {len(MODELS)} Delta tables, "
+        f"{3 * len(MODELS)} commits; 0 version(s) were already there"
+    ]
+    assert f"000002 papers: {gold.papers - 1} rows → Delta version 1" in printed.err.splitlines()
+
+    assert main(command) == 0
+    printed = capsys.readouterr()
+    assert printed.out.splitlines() == [
+        f"{tmp_path / 'delta'} is up to date: 3 version(s) in {len(MODELS)} Delta tables, nothing new to export"
+    ]
+    assert printed.err == ""
+
+
+def test_cli_refusals_are_one_line_with_exit_2(dataset: Path, out: Path, tmp_path: Path, capsys) -> None:
+    inside = ["export", "delta", str(dataset / "versions" / "x"), "--out", str(dataset)]
+    assert main(inside) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {dataset / 'versions' / 'x' / 'papers'} would be written inside the dataset's own")
+
+    _edited(out / "versions" / "000001" / "papers.parquet")
+    assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(out)]) == 2
+    assert "differs from the sha256 in its manifest" in capsys.readouterr().err
+
+    assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(tmp_path / "missing")]) == 2
+    assert "no dataset folder" in capsys.readouterr().err

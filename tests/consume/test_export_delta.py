@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+import deltalake
 import pandas as pd
 import polars as pl
 import pyarrow as pa
@@ -18,8 +19,6 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 from polars.testing import assert_frame_equal
 
-from pipeline.cli import main
-from pipeline.consume import export_delta as export_module
 from pipeline.consume.export_delta import (
     PARENT_KEY,
     ROWS_KEY,
@@ -36,7 +35,7 @@ from pipeline.storage.local import file_digest
 from pipeline.storage.lock import writer_lock
 from schemas import MODELS, arrow_schema
 from schemas.tables import plain_schema
-from tests.assembly import publish_frames
+from tests.assembly import publish_frames, successive_editions
 from tests.conftest import ROOT
 from tests.validation import validate_dataset
 
@@ -56,31 +55,10 @@ KEYS = {
 }
 
 
-def without_paper(tables: Tables, paper_id: str) -> dict[str, pd.DataFrame]:
-    """`tables` with one paper and its author and organisation rows removed."""
-    kept = dict(tables)
-    for name in ("papers", "paper_authors", "paper_organizations"):
-        frame = tables[name]
-        kept[name] = frame[frame["paper_id"] != paper_id].reset_index(drop=True)
-    return kept
-
-
-def with_paper_value(tables: Tables, row: int, column: str, value: object) -> dict[str, pd.DataFrame]:
-    papers = tables["papers"].copy()
-    papers.loc[row, column] = value
-    return {**tables, "papers": papers}
-
-
 @pytest.fixture(scope="module")
 def editions(sample_tables) -> list[dict[str, pd.DataFrame]]:
     """Four successive states of the dataset, each with other papers than the one before."""
-    first = validate_dataset(sample_tables)
-    ids = first["papers"]["paper_id"]
-    second = with_paper_value(without_paper(first, ids[0]), 0, "score", 12.5)
-    third = with_paper_value(without_paper(second, ids[2]), 1, "title", "A Title Edited Since")
-    third["changes"] = third["changes"].iloc[0:0]  # an empty table among non-empty versions of it
-    fourth = with_paper_value(without_paper(third, ids[4]), 2, "score", 77.0)
-    return [first, second, third, fourth]
+    return successive_editions(validate_dataset(sample_tables))
 
 
 def publish(out: Path, tables: Tables, number: int) -> str:
@@ -134,7 +112,7 @@ def mapping(target: Path, name: str, key: str = VERSION_KEY) -> dict[int, object
     return {commit["version"]: commit.get(key) for commit in DeltaTable(str(target / name)).history()}
 
 
-def test_each_delta_version_reads_back_as_its_project_version(dataset: Path, tmp_path: Path) -> None:
+def test_each_delta_version_reads_back_as_its_project_version(dataset: Path, tmp_path: Path, gold) -> None:
     lines: list[str] = []
     result = export_delta(dataset, tmp_path / "delta", on_progress=lines.append)
     assert (result.exported, result.already, result.commits, result.shifted) == (THREE, (), 3 * len(MODELS), ())
@@ -144,8 +122,9 @@ def test_each_delta_version_reads_back_as_its_project_version(dataset: Path, tmp
         for name in MODELS:
             got = delta_table(tmp_path / "delta", name, delta_version)
             assert by_key(got, name).equals(by_key(project_table(dataset, version_id, name), name)), (name, version_id)
-    # the versions do differ, so reading the wrong one would fail above
-    assert [delta_table(tmp_path / "delta", "papers", v).num_rows for v in range(3)] == [50, 49, 48]
+    # the versions do differ, so reading the wrong one would fail above (each has one paper less)
+    papers = [delta_table(tmp_path / "delta", "papers", v).num_rows for v in range(3)]
+    assert papers == [gold.papers - v for v in range(3)]
 
 
 def test_polars_time_travels_to_an_old_version(exported: Path, dataset: Path) -> None:
@@ -200,16 +179,16 @@ class Interrupted(BaseException):
 
 
 def test_an_interrupted_export_is_completed_table_by_table(dataset: Path, tmp_path: Path, monkeypatch) -> None:
-    real = export_module._committed
-    made: list[Path] = []
+    real = deltalake.write_deltalake
+    made: list[object] = []
 
-    def committed(deltalake, path, table, file, metadata):
+    def commit(table_or_uri, data, **options):  # one call per Delta commit
         if len(made) == len(MODELS) + 2:  # all of 000001, then papers and authors of 000002
             raise Interrupted
-        made.append(path)
-        return real(deltalake, path, table, file, metadata)
+        made.append(table_or_uri)
+        return real(table_or_uri, data, **options)
 
-    monkeypatch.setattr(export_module, "_committed", committed)
+    monkeypatch.setattr(deltalake, "write_deltalake", commit)
     target = tmp_path / "delta"
     with pytest.raises(Interrupted):
         export_delta(dataset, target)
@@ -372,42 +351,3 @@ def test_the_rest_of_the_package_never_imports_deltalake() -> None:
     code = f"import sys, {modules}; print('deltalake' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert found.stdout.strip() == "False"
-
-
-def test_cli_prints_progress_on_stderr_and_one_summary_line(dataset: Path, tmp_path: Path, capsys) -> None:
-    command = ["export", "delta", str(tmp_path / "delta"), "--out", str(dataset)]
-    assert main(command) == 0
-    printed = capsys.readouterr()
-    assert printed.out.splitlines() == [
-        f"exported 3 version(s) (000001 to 000003) to {tmp_path / 'delta'}: {len(MODELS)} Delta tables, "
-        f"{3 * len(MODELS)} commits; 0 version(s) were already there"
-    ]
-    assert "000002 papers: 49 rows → Delta version 1" in printed.err.splitlines()
-
-    assert main(command) == 0
-    printed = capsys.readouterr()
-    assert printed.out.splitlines() == [
-        f"{tmp_path / 'delta'} is up to date: 3 version(s) in {len(MODELS)} Delta tables, nothing new to export"
-    ]
-    assert printed.err == ""
-
-
-def test_cli_refusals_are_one_line_with_exit_2(dataset: Path, out: Path, tmp_path: Path, capsys) -> None:
-    inside = ["export", "delta", str(dataset / "versions" / "x"), "--out", str(dataset)]
-    assert main(inside) == 2
-    (line,) = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"error: {dataset / 'versions' / 'x' / 'papers'} would be written inside the dataset's own")
-
-    _edited(out / "versions" / "000001" / "papers.parquet")
-    assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(out)]) == 2
-    assert "differs from the sha256 in its manifest" in capsys.readouterr().err
-
-    assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(tmp_path / "missing")]) == 2
-    assert "no dataset folder" in capsys.readouterr().err
-
-
-def test_cli_knows_only_the_delta_format(tmp_path: Path, capsys) -> None:
-    with pytest.raises(SystemExit) as exit_code:
-        main(["export", "iceberg", str(tmp_path / "x")])
-    assert exit_code.value.code == 2
-    assert "invalid choice: 'iceberg'" in capsys.readouterr().err

@@ -1,53 +1,27 @@
-"""What consumers read: `pipeline.load` per engine with proper dtypes, `load_duckdb`'s views,
-and Parquet files that describe themselves (footer metadata, sort order, dictionaries)."""
+"""What consumers read: `pipeline.load` per engine with proper dtypes, and `load_duckdb`'s views."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline import __version__, load, load_duckdb
+from pipeline import load, load_duckdb
 from pipeline.consume.read import LINEAGE, TABLES
 from pipeline.errors import StoreError, VersionDamagedError
-from pipeline.published.manifest import read_manifest
-from pipeline.published.validate import check_version_folder
-from pipeline.published.versions import version_ids
-from pipeline.storage.local import file_digest
-from schemas import arrow_schema
-from schemas.contract import table_contract_json
-from schemas.tables import SORTED_BY
-from tests.conftest import run_flow
 
 pytestmark = pytest.mark.flow
 
-P1 = "LGMar 1, 2025\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract one.\n"
-P2 = "CLMar 2, 2025\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
-P2_NEW = "91.0CLMar 2, 2025Code\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
-P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
-P4 = "ROMar 4, 2025\nRobots Without ChangeDee Park\nAbstract four.\n"
-STRAY = "a stray line\n"
 
-
-@pytest.fixture(scope="module")
-def out(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two versions: 000001 (P1, P2, P4 and a reject), 000002 (P2 re-captured with a score, P4
-    re-captured as it was, P3 added)."""
-    root = tmp_path_factory.mktemp("read")
-    raw, out = root / "raw", root / "out"
-    raw.mkdir()
-    (raw / "listing_2026-01-01.txt").write_text(P1 + P2 + P4 + STRAY, encoding="utf-8")
-    run_flow(raw, out, max_reject_rate=1.0)
-    (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3 + P4, encoding="utf-8")
-    run_flow(raw, out, max_reject_rate=1.0)
-    assert version_ids(out) == ["000001", "000002"]
-    return out
+@pytest.fixture
+def out(flow_versions: Path) -> Path:
+    """Two versions published by the flow (`flow_versions`): P1, P2, P4 and a reject, then P2
+    re-captured with a score, P4 re-captured as it was and P3 added."""
+    return flow_versions
 
 
 def test_pandas_gets_proper_dtypes(out: Path) -> None:
@@ -145,63 +119,3 @@ def test_the_documented_diff_statement_finds_only_real_changes(out: Path) -> Non
     naive = statement.replace(f"EXCLUDE ({excluded})", "EXCLUDE (version)")
     flagged = sorted(row[0] for row in con.sql(f"select title from ({naive})").fetchall())
     assert flagged == ["Language Models Revisited", "Robots Without Change", "Vision at Scale"]
-
-
-# --- files that describe themselves -----------------------------------------------------------
-
-
-def test_every_file_names_its_version_table_contract_and_pipeline(out: Path) -> None:
-    for version_id in version_ids(out):
-        folder = out / "versions" / version_id
-        manifest = read_manifest(folder)
-        for table in TABLES:
-            said = pq.read_metadata(folder / f"{table}.parquet").metadata
-            footer = {k.decode(): v.decode() for k, v in said.items() if k.startswith(b"paper_listings.")}
-            assert footer == {
-                "paper_listings.version_id": version_id,
-                "paper_listings.table": table,
-                "paper_listings.pipeline_version": __version__,
-                "paper_listings.schema_fingerprint": manifest["schema_fingerprint"],
-                "paper_listings.contract": table_contract_json(table),
-            }
-            assert json.loads(footer["paper_listings.contract"])["columns"].keys() == set(arrow_schema(table).names)
-
-
-def test_sorted_tables_declare_their_order_and_hold_it(out: Path) -> None:
-    folder = out / "latest"
-    for table in TABLES:
-        file = folder / f"{table}.parquet"
-        declared = pq.read_metadata(file).row_group(0).sorting_columns if pq.read_metadata(file).num_row_groups else ()
-        columns = SORTED_BY.get(table, ())
-        data = pq.read_table(file)
-        assert [data.schema.names[c.column_index] for c in declared or ()] == list(columns), table
-        assert all(not c.descending for c in declared or ())
-        if columns:
-            rows = list(zip(*(data.column(c).to_pylist() for c in columns), strict=True))
-            assert rows == sorted(rows), table
-
-
-def test_low_cardinality_strings_are_dictionaries_for_every_reader(out: Path) -> None:
-    file = out / "latest" / "papers.parquet"
-    schema = pq.read_schema(file)
-    assert pa.types.is_dictionary(schema.field("category").type)
-    assert not pa.types.is_dictionary(schema.field("title").type)
-    assert isinstance(pd.read_parquet(file)["category"].dtype, pd.CategoricalDtype)
-    assert pl.read_parquet(file)["category"].dtype == pl.Categorical
-    assert sorted(load("papers", engine="duckdb", out=out).select("category").fetchall())[0] == ("cs.CL",)
-
-
-def test_validate_checks_each_footer_against_the_manifest(out: Path, tmp_path: Path) -> None:
-    """A file moved in from another version (its sha256 put in the manifest, as a careless
-    hand-off would) is caught by what its footer says."""
-    assert check_version_folder(out / "versions" / "000002").empty
-    copy = tmp_path / "000002"
-    shutil.copytree(out / "versions" / "000002", copy)
-    moved = copy / "categories.parquet"
-    shutil.copyfile(out / "versions" / "000001" / "categories.parquet", moved)
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
-    manifest["files"]["categories.parquet"] = file_digest(moved)
-    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    report = check_version_folder(copy)
-    assert report["check"].tolist() == ["footer(paper_listings.version_id=000002)"]
-    assert report["failure_case"].tolist() == ["000001"]

@@ -8,6 +8,7 @@ leading row groups of the parent, their bytes must be the parent's own.
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,12 @@ GROUP_ROWS = 4  # papers rows per row group in these tests: a 50-paper sample ma
 RECORDS = [
     "\n".join(lines) + "\n" for lines in zip(*[iter(SAMPLE.read_text(encoding="utf-8").splitlines())] * 3, strict=True)
 ]
+FIRST = 30  # records of the sample in the first version of most scenarios
+
+
+def whole_groups(rows: int) -> int:
+    """The leading rows of `rows` that fill whole row groups: what a refresh can copy of the parent."""
+    return rows // GROUP_ROWS * GROUP_ROWS
 
 
 @pytest.fixture(autouse=True)
@@ -100,22 +107,24 @@ def _refresh_both_ways(
 def test_a_new_capture_appends_and_keeps_the_parent_row_groups(tmp_path: Path, encoded_from: list[int]) -> None:
     out, slow = _refresh_both_ways(
         tmp_path,
-        {"listing_2026-11-26.txt": RECORDS[:30]},
-        {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]},
+        {"listing_2026-11-26.txt": RECORDS[:FIRST]},
+        {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]},
     )
     parent, fast = out / "versions" / "000001", out / "versions" / "000002"
     # 30 parent rows: 7 whole groups of 4 are copied; the short 8th is written again with the rest.
-    assert pq.read_metadata(fast / "papers.parquet").num_row_groups == 13
+    kept = whole_groups(FIRST)
+    groups = kept // GROUP_ROWS + math.ceil((len(RECORDS) - kept) / GROUP_ROWS)
+    assert pq.read_metadata(fast / "papers.parquet").num_row_groups == groups
     layout = footer_layout(footer_bytes(parent / "papers.parquet")[0])
-    assert _kept_bytes(parent / "papers.parquet", fast / "papers.parquet") == layout.ends[6]
+    assert _kept_bytes(parent / "papers.parquet", fast / "papers.parquet") == layout.ends[kept // GROUP_ROWS - 1]
     # First version, then the refresh with the index (28 rows kept), then the one without.
-    assert encoded_from == [0, 28, 0]
+    assert encoded_from == [0, kept, 0]
     # Encoding is deterministic: the slow path wrote the very same bytes.
     assert (fast / "papers.parquet").read_bytes() == (slow / "versions" / "000002" / "papers.parquet").read_bytes()
     changes = pq.read_table(fast / "changes.parquet").to_pylist()
     assert {c["change"] for c in changes} == {"added"}
-    assert len(changes) == 20
-    assert pq.read_table(fast / "papers.parquet").num_rows == 50
+    assert len(changes) == len(RECORDS[FIRST:])
+    assert pq.read_table(fast / "papers.parquet").num_rows == len(RECORDS)
     # The same as one run over both files from nothing, but for the changes.
     scratch = tmp_path / "scratch"
     run(tmp_path / "raw", scratch)
@@ -125,12 +134,13 @@ def test_a_new_capture_appends_and_keeps_the_parent_row_groups(tmp_path: Path, e
 
 
 def test_a_paper_captured_again_with_a_new_abstract_is_updated(tmp_path: Path, encoded_from: list[int]) -> None:
-    head, body, _abstract = RECORDS[5].split("\n", 2)
+    row = 5
+    head, body, _abstract = RECORDS[row].split("\n", 2)
     edited = f"{head}\n{body}\nA rewritten abstract.\n"
     out, _ = _refresh_both_ways(
         tmp_path,
-        {"listing_2026-11-26.txt": RECORDS[:30]},
-        {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": [edited, *RECORDS[30:40]]},
+        {"listing_2026-11-26.txt": RECORDS[:FIRST]},
+        {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": [edited, *RECORDS[FIRST:40]]},
     )
     fast = out / "versions" / "000002"
     changes = {c["paper_id"]: c for c in pq.read_table(fast / "changes.parquet").to_pylist()}
@@ -138,7 +148,7 @@ def test_a_paper_captured_again_with_a_new_abstract_is_updated(tmp_path: Path, e
     assert len(updated) == 1
     assert updated[0]["changed_fields"] == "abstract,abstract_text"
     # Row 5 left the first capture's run of rows: only the first group (rows 0-3) is the parent's.
-    assert encoded_from == [0, 4, 0]
+    assert encoded_from == [0, whole_groups(row), 0]
 
 
 def test_a_removed_capture_removes_its_papers(tmp_path: Path) -> None:
@@ -150,9 +160,9 @@ def test_a_removed_capture_removes_its_papers(tmp_path: Path) -> None:
     )
     fast = out / "versions" / "000002"
     changes = pq.read_table(fast / "changes.parquet").to_pylist()
-    assert len(changes) == 20
+    assert len(changes) == len(RECORDS[20:40])
     assert {c["change"] for c in changes} == {"removed"}
-    assert pq.read_metadata(fast / "papers.parquet").num_rows == 20
+    assert pq.read_metadata(fast / "papers.parquet").num_rows == len(RECORDS[:20])
 
 
 def test_an_earlier_capture_added_later_reorders_and_keeps_nothing(tmp_path: Path, encoded_from: list[int]) -> None:
@@ -166,46 +176,39 @@ def test_an_earlier_capture_added_later_reorders_and_keeps_nothing(tmp_path: Pat
 
 def test_an_unusable_index_is_ignored(tmp_path: Path, encoded_from: list[int]) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
     index = out / INDEX / "000001.parquet"
     index.write_bytes(b"PAR1 not an index PAR1")
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     summary = run(raw, out)
-    assert summary.changes == {"added": 20}
+    assert summary.changes == {"added": len(RECORDS[FIRST:])}
     assert encoded_from == [0, 0]
 
 
 def test_a_parent_papers_file_edited_behind_its_manifest_is_refused(tmp_path: Path) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
     papers = out / "versions" / "000001" / "papers.parquet"
     data = bytearray(papers.read_bytes())
     data[100] ^= 0x01  # inside the first row group, which the refresh would copy
     papers.chmod(0o644)
     papers.write_bytes(bytes(data))
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     with pytest.raises(VersionDamagedError, match="differs from the sha256 in its manifest"):
         run(raw, out)
     assert latest_id(out) == "000001"
     assert not any(p.name.startswith(".tmp") for p in (out / "versions").iterdir())
 
 
-def test_papers_out_of_capture_and_line_order_are_refused() -> None:
-    batch = pa.record_batch({batches.ORDINAL_COLUMN: [0, 0, 1], "source_line": [1, 4, 1]})
-    assert batches.check_order(batch, None) == (1, 1)
-    with pytest.raises(RuntimeError, match="out of capture and line order"):
-        batches.check_order(batch, (0, 7))
-    with pytest.raises(RuntimeError):
-        batches.check_order(pa.record_batch({batches.ORDINAL_COLUMN: [0, 0], "source_line": [4, 1]}), None)
-
-
 def test_a_listing_edited_in_place_is_compared_not_kept(tmp_path: Path, encoded_from: list[int]) -> None:
     """The same name, other bytes: a new staged capture, none of whose rows is the parent's."""
     head, body, _abstract = RECORDS[2].split("\n", 2)
-    edited = [*RECORDS[:2], f"{head}\n{body}\nA rewritten abstract.\n", *RECORDS[3:30]]
-    out, _ = _refresh_both_ways(tmp_path, {"listing_2026-11-26.txt": RECORDS[:30]}, {"listing_2026-11-26.txt": edited})
+    edited = [*RECORDS[:2], f"{head}\n{body}\nA rewritten abstract.\n", *RECORDS[3:FIRST]]
+    out, _ = _refresh_both_ways(
+        tmp_path, {"listing_2026-11-26.txt": RECORDS[:FIRST]}, {"listing_2026-11-26.txt": edited}
+    )
     assert encoded_from == [0, 0, 0]
     changes = pq.read_table(out / "versions" / "000002" / "changes.parquet").to_pylist()
     assert [(c["change"], c["changed_fields"]) for c in changes] == [("updated", "abstract,abstract_text")]
@@ -219,14 +222,14 @@ def test_other_code_keeps_nothing_of_the_parent(
     from pipeline.staged import stage
 
     raw, out = tmp_path / "raw", tmp_path / "out"
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
     for module in (steps, stage, sources):
         if hasattr(module, "code_fingerprint"):
             monkeypatch.setattr(module, "code_fingerprint", lambda: "other code")
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     summary = run(raw, out)
-    assert summary.changes == {"added": 20}
+    assert summary.changes == {"added": len(RECORDS[FIRST:])}
     assert encoded_from == [0, 0]
 
 
@@ -235,7 +238,7 @@ def test_a_missing_or_truncated_parent_is_damage_not_a_write_error(
     tmp_path: Path, encoded_from: list[int], damage: str
 ) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
     papers = out / "versions" / "000001" / "papers.parquet"
     papers.chmod(0o644)
@@ -243,7 +246,7 @@ def test_a_missing_or_truncated_parent_is_damage_not_a_write_error(
         papers.unlink()
     else:
         papers.write_bytes(papers.read_bytes()[:-100])
-    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:30], "listing_2026-11-27.txt": RECORDS[30:]})
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     with pytest.raises(VersionDamagedError, match=r"papers\.parquet"):
         run(raw, out)
     assert latest_id(out) == "000001"

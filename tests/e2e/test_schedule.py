@@ -22,7 +22,9 @@ from tests.conftest import ROOT, SAMPLE
 pytestmark = [pytest.mark.server, pytest.mark.subprocess]
 
 
-def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(prefect_api_url: str, tmp_path: Path) -> None:
+def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(
+    prefect_api_url: str, tmp_path: Path, gold
+) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     shutil.copy(SAMPLE, raw / SAMPLE.name)
@@ -56,4 +58,4 @@ def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(prefect_ap
         serving.wait(timeout=60)
         log.close()
     assert latest_id(out) == "000001"
-    assert read_manifest(out / "latest")["row_counts"]["papers"] == 50
+    assert read_manifest(out / "latest")["row_counts"]["papers"] == gold.papers

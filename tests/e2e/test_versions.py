@@ -1,10 +1,7 @@
-"""Versions consumers can trust: accumulating refreshes, changes, thresholds, retention, concurrency."""
+"""Versions consumers can trust: accumulating refreshes, changes, time travel by folder, retention."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -13,12 +10,10 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from pipeline.errors import RejectRateExceededError
 from pipeline.published.manifest import read_manifest
 from pipeline.published.verify import read_tables
 from pipeline.published.versions import latest_id, version_ids
-from pipeline.storage.lock import writer_lock
-from tests.conftest import LineWatcher, run_flow
+from tests.conftest import run_flow
 
 pytestmark = pytest.mark.flow
 
@@ -89,20 +84,6 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     assert added == [(1,)]
 
 
-def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_server, tmp_path: Path) -> None:
-    raw, out = tmp_path / "raw", tmp_path / "out"
-    raw.mkdir()
-    (raw / "listing_2026-01-01.txt").write_text(P1 + "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n", encoding="utf-8")
-    with pytest.raises(RejectRateExceededError, match=r"1 of 2 records rejected \(50.0% > 5.0%\)") as err:
-        run_flow(raw, out)
-    assert version_ids(out) == []
-    assert latest_id(out) is None
-    csv = Path(str(err.value).rsplit(" ", 1)[-1])
-    assert csv.is_file()
-    assert pd.read_csv(csv)["rule"].tolist() == ["unknown_category"]
-    assert run_flow(raw, out, max_reject_rate=0.5).published
-
-
 def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server, tmp_path: Path) -> None:
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
@@ -115,56 +96,3 @@ def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server,
     assert summary.pruned == ["000001", "000002"]
     assert version_ids(out) == ["000003", "000004"]
     assert latest_id(out) == "000004"
-
-
-@pytest.mark.subprocess
-def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, str], tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    raws = []
-    for name, text in (("a", P1 + P2), ("b", P3)):
-        raw = tmp_path / name
-        raw.mkdir()
-        (raw / f"listing_2026-01-0{len(raws) + 1}.txt").write_text(text, encoding="utf-8")
-        raws.append(raw)
-
-    # Hold the writer lock until both runs have parsed their input and say they wait for it.
-    with writer_lock(out, timeout_s=5):
-        procs = [
-            subprocess.Popen(
-                # each run replaces the other's papers: allow the removal
-                [
-                    sys.executable,
-                    "-m",
-                    "pipeline",
-                    "run",
-                    "--raw",
-                    str(raw),
-                    "--out",
-                    str(out),
-                    "--max-removed-rate",
-                    "1",
-                ],
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=cli_env,
-            )
-            for raw in raws
-        ]
-        watchers = [LineWatcher(p.stderr, "waiting for the writer lock") for p in procs]
-        for proc, watcher in zip(procs, watchers, strict=True):
-            assert watcher.seen.wait(timeout=600), (proc.poll(), watcher.lines)
-    outputs = [p.communicate(timeout=600)[0] for p in procs]
-    logs = [w.join() for w in watchers]
-    assert [p.returncode for p in procs] == [0, 0], logs
-    published = sorted(re.search(r"published new version (\d+)", o).group(1) for o in outputs)  # type: ignore[union-attr]
-    assert published == ["000001", "000002"]
-    assert version_ids(out) == ["000001", "000002"]
-    first, second = (read_manifest(out / "versions" / v) for v in ("000001", "000002"))
-    assert (first["parent_id"], second["parent_id"]) == (None, "000001")
-    for manifest in (first, second):
-        # never a mix: every paper of a version comes from that version's own inputs
-        papers = read_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
-        assert set(papers["source_file"]) == {i["path"] for i in manifest["inputs"]}
-        assert len(manifest["inputs"]) == 1
-    assert set(read_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}

@@ -25,7 +25,7 @@ from pipeline.errors import PrefectUnavailableError
 from pipeline.orchestrate.prefect_api import (
     start_temporary_server,
 )
-from pipeline.settings import ALLOWANCE_SETTING, DEFAULT_STARTUP_ALLOWANCE_S, startup_allowance
+from pipeline.settings import ALLOWANCE_SETTING
 from pipeline.storage.lock import writer_lock
 from tests.conftest import QUIET_SETTINGS, ROOT, SAMPLE, LineWatcher
 
@@ -44,17 +44,6 @@ def servers_of(home: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
-
-
-def test_the_startup_allowance_is_generous_unless_the_user_set_one(monkeypatch) -> None:
-    monkeypatch.delenv(ALLOWANCE_SETTING, raising=False)
-    assert startup_allowance() == DEFAULT_STARTUP_ALLOWANCE_S >= 600
-    monkeypatch.setenv(ALLOWANCE_SETTING, "42")
-    assert startup_allowance() == 42
-    for bad in ("soon", "0.5", "0", "-3"):  # Prefect reads the same setting as a whole number
-        monkeypatch.setenv(ALLOWANCE_SETTING, bad)
-        with pytest.raises(PrefectUnavailableError, match="not a whole number of seconds"):
-            startup_allowance()
 
 
 @pytest.fixture

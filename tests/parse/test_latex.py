@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pylatexenc
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
+from pylatexenc.latex2text import LatexNodes2Text
 
 from pipeline.parse import latex, normalize
 from pipeline.parse.latex import abstract_text, fast_latex_to_text, has_latex, latex_to_text
@@ -163,7 +165,16 @@ def test_where_pylatexenc_raises_the_fast_renderer_renders_the_runs(monkeypatch:
     source = r"See \href{http://x.org}{our code} with $\alpha$ and \textbf{bold} words."
     expected = latex_to_text(source)
     calls: list[str] = []
-    monkeypatch.setattr(latex, "_whole", lambda text: calls.append(text))
+    real = LatexNodes2Text.latex_to_text
+
+    def spy(self: LatexNodes2Text, text: str, **options: object) -> str:
+        calls.append(text)
+        return real(self, text, **options)
+
+    monkeypatch.setattr(LatexNodes2Text, "latex_to_text", spy)
+    assert latex_to_text(source) == expected  # the spy sees pylatexenc's renderer when it is used
+    assert calls
+    calls.clear()
     assert render(source) == expected
     assert calls == []
 
@@ -228,3 +239,53 @@ def _path(text: str) -> str:
     if not has_latex(text):
         return "no LaTeX sign"
     return "pylatexenc" if fast_latex_to_text(text) is None else "fast renderer"
+
+
+# --- abstract_text on plain examples, the sample and real titles -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("latex", "text"),
+    [
+        (r"as initiated by \textbf{TinyStories} -- a model", "as initiated by TinyStories – a model"),
+        (r"costs $O(n^2)$ with $\alpha$-divergence", "costs O(n^2) with α-divergence"),
+        ("improves by 5% on GSM8k, then 80% more", "improves by 5% on GSM8k, then 80% more"),
+        (r"an \emph{open}   question", "an open question"),
+        ("plain text stays", "plain text stays"),
+    ],
+)
+def test_abstract_text_renders_latex(latex: str, text: str) -> None:
+    assert abstract_text(latex) == text
+
+
+# Well-formed pieces of LaTeX, some spanning several words; any sequence of them is well-formed.
+WORDS = st.sampled_from(
+    [
+        "plain", "words", "GPT-4's", "e.g.,", "(LLMs)", "5%", "\\textbf{TinyStories}", "\\textbf{two words}",
+        "$O(n^2)$", "$a + b$", "$$x$$", "``quoted''", "--", "---", "a~b", "\\alpha", "\\LaTeX", "is",
+        "R\\&D", "{\\em x}", "\\cite{a}", "$x_1$", "$a^2$", "\\%", "\\emph{open}", "#1", "\\\\",
+        "\\textit{a {nested} group}", "$\\{x\\}$",
+    ]
+)  # fmt: skip
+
+
+@given(st.lists(WORDS, max_size=25))
+def test_abstract_fast_path_equals_pylatexenc_on_the_whole_text(words: list[str]) -> None:
+    text = " ".join(words)
+    assert abstract_text.__wrapped__(text) == latex_to_text(text)
+
+
+def test_abstract_fast_path_equals_pylatexenc_on_the_sample() -> None:
+    from tests.conftest import GOLD
+
+    for line in GOLD.read_text(encoding="utf-8").splitlines():
+        abstract = json.loads(line)["abstract"]
+        assert abstract_text.__wrapped__(abstract) == latex_to_text(abstract)
+
+
+def test_abstract_fast_path_equals_pylatexenc_on_real_titles() -> None:
+    from benchmarks.render import load_records
+
+    titles = [r["title"] for r in load_records() if "$" in r["title"] or "\\" in r["title"]]
+    assert len(titles) > 500
+    assert [t for t in titles if abstract_text.__wrapped__(t) != latex_to_text(t)] == []

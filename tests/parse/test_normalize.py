@@ -1,8 +1,8 @@
-"""Normalisers: dates, categories, author names, organisations, abstracts and ids."""
+"""Normalisers: dates, categories, author names, organisations and ids; the committed sample parsed
+and normalised exactly as its hand-checked gold file says."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import pytest
@@ -12,16 +12,14 @@ from hypothesis import strategies as st
 from pipeline.parse.listing import Reject, parse_listing
 from pipeline.parse.normalize import (
     NormalizationError,
-    abstract_text,
     author_name,
     category_code,
     fold,
-    latex_to_text,
-    name_parts,
     normalize_listing,
     paper_id,
     published_date,
 )
+from tests.conftest import gold_records
 
 # --- dates -----------------------------------------------------------------------------------
 
@@ -190,7 +188,8 @@ def test_display_name_keeps_diacritics_and_key_folds_them() -> None:
     ],
 )
 def test_name_parts(name: str, given: str | None, family: str | None) -> None:
-    assert name_parts(name) == (given, family)
+    author = author_name(name)
+    assert (author.given_name, author.family_name) == (given, family)
 
 
 @given(st.text(min_size=1, max_size=40))
@@ -209,23 +208,6 @@ def test_paper_id_ignores_whitespace_case_and_diacritics() -> None:
         "sparks of agi: gpt-4 ", author_name("Sebastien BUBECK").name_key
     )
     assert paper_id("Sparks of AGI", first) != paper_id("Sparks of AGI 2", first)
-
-
-# --- abstracts -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("latex", "text"),
-    [
-        (r"as initiated by \textbf{TinyStories} -- a model", "as initiated by TinyStories – a model"),
-        (r"costs $O(n^2)$ with $\alpha$-divergence", "costs O(n^2) with α-divergence"),
-        ("improves by 5% on GSM8k, then 80% more", "improves by 5% on GSM8k, then 80% more"),
-        (r"an \emph{open}   question", "an open question"),
-        ("plain text stays", "plain text stays"),
-    ],
-)
-def test_abstract_text_renders_latex(latex: str, text: str) -> None:
-    assert abstract_text(latex) == text
 
 
 # --- whole listings --------------------------------------------------------------------------
@@ -268,41 +250,48 @@ def test_value_problems_cost_their_record_not_the_run(reference) -> None:
     assert "the score 150 is outside 0–100" in rejects[0].reason
 
 
-# Well-formed pieces of LaTeX, some spanning several words; any sequence of them is well-formed.
-WORDS = st.sampled_from(
-    [
-        "plain", "words", "GPT-4's", "e.g.,", "(LLMs)", "5%", "\\textbf{TinyStories}", "\\textbf{two words}",
-        "$O(n^2)$", "$a + b$", "$$x$$", "``quoted''", "--", "---", "a~b", "\\alpha", "\\LaTeX", "is",
-        "R\\&D", "{\\em x}", "\\cite{a}", "$x_1$", "$a^2$", "\\%", "\\emph{open}", "#1", "\\\\",
-        "\\textit{a {nested} group}", "$\\{x\\}$",
-    ]
-)  # fmt: skip
-
-
-@given(st.lists(WORDS, max_size=25))
-def test_abstract_fast_path_equals_pylatexenc_on_the_whole_text(words: list[str]) -> None:
-    text = " ".join(words)
-    assert abstract_text.__wrapped__(text) == latex_to_text(text)
-
-
-def test_abstract_fast_path_equals_pylatexenc_on_the_sample() -> None:
-    from tests.conftest import GOLD
-
-    for line in GOLD.read_text(encoding="utf-8").splitlines():
-        abstract = json.loads(line)["abstract"]
-        assert abstract_text.__wrapped__(abstract) == latex_to_text(abstract)
-
-
-def test_abstract_fast_path_equals_pylatexenc_on_real_titles() -> None:
-    from benchmarks.render import load_records
-
-    titles = [r["title"] for r in load_records() if "$" in r["title"] or "\\" in r["title"]]
-    assert len(titles) > 500
-    assert [t for t in titles if abstract_text.__wrapped__(t) != latex_to_text(t)] == []
-
-
 @pytest.mark.parametrize(("year", "rule"), [(1, "invalid_date"), (1990, "invalid_date"), (2027, "future_date")])
 def test_dates_before_arxiv_or_after_the_capture_are_rejected(year: int, rule: str) -> None:
     with pytest.raises(NormalizationError) as err:
         published_date(1, 1, year, date(2026, 11, 26))
     assert err.value.rule == rule
+
+
+# --- the committed sample, as its hand-checked gold file says --------------------------------
+
+CAPTURE = date(2026, 11, 26)
+GOLD_RECORDS = gold_records()
+
+
+@pytest.fixture(scope="module")
+def gold_papers(sample_text, reference):
+    items = list(normalize_listing(parse_listing(sample_text), CAPTURE, reference))
+    assert [i for i in items if isinstance(i, Reject)] == []
+    return {p.row["source_line"]: p for p in items}
+
+
+def test_every_gold_record_is_parsed(gold_papers, gold) -> None:
+    assert sorted(gold_papers) == [g["source_line"] for g in GOLD_RECORDS]
+    assert len(gold_papers) == gold.papers
+
+
+@pytest.mark.parametrize("gold_record", GOLD_RECORDS, ids=lambda g: f"line{g['source_line']}")
+def test_every_field_matches_gold(gold_papers, gold_record: dict) -> None:
+    paper = gold_papers[gold_record["source_line"]]
+    row = paper.row
+    got = {
+        "source_line": row["source_line"],
+        "category": row["category"],
+        "category_suffix": row["category_suffix"],
+        "published": row["published"].isoformat(),  # type: ignore[attr-defined]
+        "year_inferred": row["published_year_inferred"],
+        "score": row["score"],
+        "has_code": row["has_code"],
+        "title": row["title"],
+        "authors": [listed for listed, _ in paper.authors],
+        "authors_truncated": row["authors_truncated"],
+        "affiliations": list(paper.organizations),
+        "abstract": row["abstract"],
+    }
+    assert got == gold_record
+    assert not row["author_split_ambiguous"]

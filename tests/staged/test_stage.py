@@ -1,9 +1,7 @@
-"""The staged layer: each listing parsed once, in parts on worker processes, verified before reuse."""
+"""The staged layer: each listing parsed once, in parts on worker processes; --refresh parses again."""
 
 from __future__ import annotations
 
-import pickle
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -11,26 +9,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.parse.tables import STAGED_TABLES
-from pipeline.published.cleanup import remove_legacy_cache
-from pipeline.published.layout import LEGACY_CACHE, STAGED
-from pipeline.raw.scan import read_chunk, scan_listing
-from pipeline.raw.sources import InputError, Source, discover_sources
-from pipeline.settings import DEFAULT_CHUNK_BYTES
-from pipeline.staged.capture import StagedCapture
+from pipeline.raw.sources import InputError
 from pipeline.staged.stage import stage_sources
 from pipeline.storage.local import file_digest
 from tests.conftest import ONE_RECORD as LISTING
-
-
-def record(n: int) -> str:
-    return f"LGMar {1 + n % 28}, 2025\nStudy Number {n} of GraphsAnn Lee, Bo Chen\nAbstract of study {n}: $x^{n}$.\n"
-
-
-def stage(
-    source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES, refresh: bool = False
-) -> StagedCapture:
-    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes)
-    return capture
+from tests.listings import contents, only_source, record, stage
 
 
 @pytest.fixture
@@ -41,38 +24,17 @@ def pool_for_any_size(monkeypatch):
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 0)
 
 
-def contents(capture: StagedCapture) -> dict[str, pa.Table]:
-    """A staged capture's tables, its parts concatenated in line order."""
-    return {t: pa.concat_tables([pq.read_table(f) for f in capture.files(t)]) for t in STAGED_TABLES}
-
-
-def only_source(raw: Path) -> Source:
-    (source,) = discover_sources(raw, None).sources
-    return source
-
-
-# --- parts: cut at record headers, numbered as in the file, the same result however many ------
-
-
-def test_parts_start_at_record_headers_and_number_lines_as_the_file_does(raw: Path) -> None:
-    path = raw / "listing_2026-01-01.txt"
-    path.write_text("".join(record(n) for n in range(200)), encoding="utf-8")
-    scanned = scan_listing(only_source(raw), 2_000)
-    assert len(scanned.chunks) > 5
-    data = path.read_bytes()
-    assert sum(c.length for c in scanned.chunks) == len(data) == scanned.size_bytes
-    for chunk in scanned.chunks:
-        assert data[chunk.offset : chunk.offset + chunk.length].startswith(b"LGMar")
-        assert chunk.first_line == data[: chunk.offset].count(b"\n") + 1
+# --- parts: the same result however many, on however many worker processes -------------------
 
 
 def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
     raw: Path, tmp_path: Path, pool_for_any_size
 ) -> None:
     # CRLF line ends, blank lines, a stray line, a truncated record and a bad date among them.
-    text = "\ufeff" + "".join(record(n) for n in range(300)).replace("\n", "\r\n")
+    before, after = range(300), range(300, 330)  # the records that make papers, either side of the bad lines
+    text = "\ufeff" + "".join(record(n) for n in before).replace("\n", "\r\n")
     text += "stray line\r\n\r\n" + "LGMar 3, 2025\r\n" + "LGFeb 30, 2025\r\nA TitleAnn Lee\r\nAbs.\r\n"
-    text += "".join(record(n) for n in range(300, 330))
+    text += "".join(record(n) for n in after)
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
     source = only_source(raw)
     whole = contents(stage(source, tmp_path / "whole"))
@@ -82,7 +44,7 @@ def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
     for table in STAGED_TABLES:
         assert contents(in_parts)[table].equals(whole[table]), table
         assert contents(on_two)[table].equals(whole[table]), table
-    assert whole["papers"].num_rows == 330
+    assert whole["papers"].num_rows == len(before) + len(after)
     assert sorted(whole["rejects"].column("rule").to_pylist()) == ["invalid_date", "stray_lines", "truncated_record"]
     assert in_parts.counts == stage(source, tmp_path / "whole").counts
 
@@ -102,32 +64,18 @@ def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_pa
     assert parts.counts.rejects_by_rule == {"duplicate_paper": 2}
 
 
-def test_a_file_without_headers_is_still_cut_into_bounded_parts(raw: Path) -> None:
-    (raw / "listing_2026-01-01.txt").write_text("no header here\n" * 2_000, encoding="utf-8")
-    scanned = scan_listing(only_source(raw), 1_000)
-    assert max(c.length for c in scanned.chunks) <= 4 * 1_000 + 100
-    assert sum(c.length for c in scanned.chunks) == 2_000 * 15
-
-
 def test_an_empty_listing_is_one_empty_part(raw: Path, tmp_path: Path) -> None:
     (raw / "listing_2026-01-01.txt").write_bytes(b"")
     capture = stage(only_source(raw), tmp_path / "staged")
     assert (capture.parts, capture.counts.records, capture.counts.size_bytes) == (1, 0, 0)
 
 
-def test_a_listing_changed_after_its_scan_is_an_input_error(raw: Path) -> None:
-    source = only_source(raw)
-    (chunk,) = scan_listing(source, DEFAULT_CHUNK_BYTES).chunks
-    source.path.write_text(LISTING.replace("Graphs", "Trees"), encoding="utf-8")
-    with pytest.raises(InputError, match="changed while it was being read"):
-        read_chunk(source, chunk)
-
-
 def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, monkeypatch) -> None:
     from pipeline import settings
     from pipeline.staged import stage as staging
 
-    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
+    records = range(100)
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in records), encoding="utf-8")
     used: list[int] = []
     real_pool = staging.worker_pool
 
@@ -139,31 +87,13 @@ def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, mo
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
     (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000)
     assert used == [2]
-    assert capture.counts.papers == 100
+    assert capture.counts.papers == len(records)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
     stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000)
     assert used == [2, 1]  # a small input is parsed in this process
 
 
-# --- the staged layer: data, never code; verified before use ----------------------------------
-
-
-def test_a_staged_capture_is_reused_and_a_tampered_one_parsed_again(raw: Path, tmp_path: Path) -> None:
-    source, staged = only_source(raw), tmp_path / "staged"
-    first = stage(source, staged)
-    assert not first.from_cache
-    assert stage(source, staged).from_cache
-    papers = first.files("papers")[0]
-    data = bytearray(papers.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    papers.write_bytes(bytes(data))
-
-    again = stage(source, staged)
-    assert not again.from_cache
-    assert again.note is not None
-    assert "staged parse ignored" in again.note
-    assert contents(again)["papers"].equals(contents(stage(source, tmp_path / "fresh"))["papers"])
-    assert stage(source, staged).from_cache  # rewritten, verified again
+# --- refresh: parsed again, whatever is staged ------------------------------------------------
 
 
 def test_refresh_parses_again_and_new_content_has_a_new_key(raw: Path, tmp_path: Path) -> None:
@@ -173,57 +103,6 @@ def test_refresh_parses_again_and_new_content_has_a_new_key(raw: Path, tmp_path:
     source.path.write_text(LISTING + "\n", encoding="utf-8")
     changed = stage(only_source(raw), staged)
     assert (changed.from_cache, changed.key != first.key) == (False, True)
-
-
-class Payload:
-    """Unpickling this runs code: it creates a marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    marker = tmp_path / "pwned"
-    source = only_source(raw)
-    staged = out / STAGED
-    first = stage(source, staged)
-    # Where an earlier release kept its cache, and in place of every staged file.
-    legacy = out / LEGACY_CACHE
-    legacy.mkdir()
-    (legacy / f"{first.key}.pickle").write_bytes(pickle.dumps(Payload(marker)))
-    for file in first.folder.iterdir():
-        file.write_bytes(pickle.dumps(Payload(marker)))
-
-    loaded = stage(source, staged)
-    assert remove_legacy_cache(out)
-    assert not marker.exists()
-    assert not legacy.exists()
-    assert not loaded.from_cache
-    assert loaded.counts.records == 1
-
-
-def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path) -> None:
-    source, staged = only_source(raw), tmp_path / "staged"
-    first = stage(source, staged)
-    shutil.rmtree(first.folder)
-    first.folder.write_text("not a folder", encoding="utf-8")
-    again = stage(source, staged)
-    assert (again.from_cache, again.note is not None) == (False, True)
-    assert stage(source, staged).from_cache
-
-
-def test_a_staged_capture_missing_a_part_is_parsed_again(raw: Path, tmp_path: Path) -> None:
-    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(30)), encoding="utf-8")
-    source, staged = only_source(raw), tmp_path / "staged"
-    first = stage(source, staged, chunk_bytes=500)
-    first.files("rejects")[-1].unlink()
-    again = stage(source, staged, chunk_bytes=500)
-    assert not again.from_cache
-    assert "missing" in (again.note or "")
 
 
 def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
@@ -250,24 +129,16 @@ def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
 
 
 def test_old_mac_line_ends_are_cut_into_parts_too(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
-    text = "".join(record(n) for n in range(120)).replace("\n", "\r")
+    records = range(120)
+    text = "".join(record(n) for n in records).replace("\n", "\r")
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
     source = only_source(raw)
     parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
     assert parts.parts > 5
     whole = contents(stage(source, tmp_path / "whole"))
-    assert whole["papers"].num_rows == 120
+    assert whole["papers"].num_rows == len(records)
     for table in STAGED_TABLES:
         assert contents(parts)[table].equals(whole[table]), table
-
-
-def test_one_endless_line_is_cut_at_the_limit_not_held_whole(raw: Path, tmp_path: Path) -> None:
-    (raw / "listing_2026-01-01.txt").write_text(LISTING + "x" * 50_000 + "\n" + LISTING, encoding="utf-8")
-    scanned = scan_listing(only_source(raw), 1_000)
-    assert max(c.length for c in scanned.chunks) <= 4 * 1_000
-    capture = stage(only_source(raw), tmp_path / "staged", chunk_bytes=1_000)
-    assert capture.counts.papers == 1  # the first record; the line is stray lines, the copy a duplicate
-    assert capture.counts.rejects_by_rule.get("duplicate_paper") == 1
 
 
 def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw: Path, tmp_path, monkeypatch) -> None:
