@@ -82,3 +82,33 @@ def publish_frames(
         tx.write_tables(sources, batch_failures)
         tx.add_file(REPORT_FILE, version_report_html(tx.table_files(), tx.version_id, parent, tx.folder))
         return tx.commit(manifest, created_at or datetime(2026, 11, 26, tzinfo=UTC))
+
+
+Tables = Mapping[str, pd.DataFrame]
+
+
+def without_paper(tables: Tables, paper_id: str) -> dict[str, pd.DataFrame]:
+    """`tables` with one paper and its author and organisation rows removed."""
+    kept = dict(tables)
+    for name in ("papers", "paper_authors", "paper_organizations"):
+        frame = tables[name]
+        kept[name] = frame[frame["paper_id"] != paper_id].reset_index(drop=True)
+    return kept
+
+
+def with_paper_value(tables: Tables, row: int, column: str, value: object) -> dict[str, pd.DataFrame]:
+    """`tables` with one value of one papers row changed."""
+    papers = tables["papers"].copy()
+    papers.loc[row, column] = value
+    return {**tables, "papers": papers}
+
+
+def successive_editions(first: Tables) -> list[dict[str, pd.DataFrame]]:
+    """Four successive states of a dataset from its `first` tables (validated): each has one paper
+    less than the one before and one value edited; the third has an empty changes table."""
+    ids = first["papers"]["paper_id"]
+    second = with_paper_value(without_paper(first, ids[0]), 0, "score", 12.5)
+    third = with_paper_value(without_paper(second, ids[2]), 1, "title", "A Title Edited Since")
+    third["changes"] = third["changes"].iloc[0:0]  # an empty table among non-empty versions of it
+    fourth = with_paper_value(without_paper(third, ids[4]), 2, "score", 77.0)
+    return [dict(first), second, third, fourth]

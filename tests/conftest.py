@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from anyascii import anyascii
 from hypothesis import settings
 
 # Shared, noisy machines: a slow example is not a failure; a wrong one is.
@@ -21,6 +25,49 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLE = ROOT / "data" / "raw" / "listing_2026-11-26.txt"
 GOLD = DATA / "gold_2026-11-26.jsonl"
+
+
+def gold_records() -> list[dict[str, Any]]:
+    """The hand-checked parse of the sample (GOLD): one record per paper, in listing order."""
+    return [json.loads(line) for line in GOLD.read_text(encoding="utf-8").splitlines()]
+
+
+def same_person(name: str) -> str:
+    """A listed name folded as a reader would match it (diacritics, case and spacing aside): the
+    test's own rule, not the pipeline's, so that counts made with it check the pipeline's identity."""
+    return " ".join(anyascii(name).casefold().split())
+
+
+@dataclass(frozen=True)
+class Gold:
+    """What the sample holds, counted from its gold file: tests derive the sample's counts from it."""
+
+    records: tuple[dict[str, Any], ...]
+
+    @property
+    def papers(self) -> int:
+        """Papers (and records: every record of the sample is a paper)."""
+        return len(self.records)
+
+    @property
+    def paper_authors(self) -> int:
+        """Author rows: each paper's listed authors (those shown before "et al.")."""
+        return sum(len(record["authors"]) for record in self.records)
+
+    @property
+    def authors(self) -> int:
+        """Distinct people and organisations among the listed authors, spellings of one folded together."""
+        return len({same_person(name) for record in self.records for name in record["authors"]})
+
+    def papers_of(self, author: str) -> int:
+        """Papers that list `author`, in any spelling of theirs."""
+        wanted = same_person(author)
+        return sum(any(same_person(name) == wanted for name in r["authors"]) for r in self.records)
+
+
+@pytest.fixture(scope="session")
+def gold() -> Gold:
+    return Gold(tuple(gold_records()))
 
 
 @pytest.fixture(scope="session")
@@ -123,6 +170,33 @@ def run_flow(raw: Path, out: Path, flow=None, **overrides):
     from pipeline.orchestrate.flow import refresh
 
     return (flow or refresh)(**{**flow_parameters(raw, out, lock_timeout_s=30.0), **overrides})
+
+
+# The listings of `flow_versions`: P2 is captured again with a score, P4 again as it was, P3 is new.
+P1 = "LGMar 1, 2025\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract one.\n"
+P2 = "CLMar 2, 2025\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P2_NEW = "91.0CLMar 2, 2025Code\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
+P4 = "ROMar 4, 2025\nRobots Without ChangeDee Park\nAbstract four.\n"
+STRAY = "a stray line\n"
+
+
+@pytest.fixture(scope="session")
+def flow_versions(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset folder of two versions published by the flow (read only: copy it to change it):
+    000001 (P1, P2, P4 and a reject), 000002 (P2 re-captured with a score, P4 re-captured as it
+    was, P3 added)."""
+    from pipeline.published.versions import version_ids
+
+    root = tmp_path_factory.mktemp("flow-versions")
+    raw, out = root / "raw", root / "out"
+    raw.mkdir()
+    (raw / "listing_2026-01-01.txt").write_text(P1 + P2 + P4 + STRAY, encoding="utf-8")
+    run_flow(raw, out, max_reject_rate=1.0)
+    (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3 + P4, encoding="utf-8")
+    run_flow(raw, out, max_reject_rate=1.0)
+    assert version_ids(out) == ["000001", "000002"]
+    return out
 
 
 def _free_port() -> int:

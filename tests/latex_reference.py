@@ -4,7 +4,7 @@
 test run. ``tests/data/abstracts_20k_text.jsonl.gz`` holds, after a header line recording the pylatexenc
 version and the SHA-256 of ``abstracts_20k.jsonl.gz``, one line ``{"id", "text"}`` per abstract, in the
 corpus's order; "text" is null where the rendering is the abstract with its whitespace collapsed (most
-abstracts: that keeps the file small). tests/test_latex.py checks the header against the installed
+abstracts: that keeps the file small). tests/parse/test_latex.py checks the header against the installed
 pylatexenc and the corpus, and recomputes a sample live.
 
 Regenerate (after a pylatexenc upgrade or a corpus change): ``.venv/bin/python -m tests.latex_reference``.

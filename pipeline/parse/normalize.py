@@ -211,17 +211,13 @@ def is_organization(name: str) -> bool:
     return len(tokens) == 1 and sum(ch.isupper() for ch in name) >= 2 and "." not in name
 
 
-def name_parts(name: str) -> tuple[str | None, str | None]:
-    """(given, family) of a display name; (None, None) for organisations.
+def _person_parts(name: str) -> tuple[str | None, str]:
+    """(given, family) of a person's display name.
 
     The family name is the last word with any lower-case particles before it
     (``Stéphane d'Ascoli`` → d'Ascoli, ``Ludwig van Beethoven`` → van Beethoven) and any
     generational suffix after it (``Jr.``). A single-word person is all family name.
     """
-    return (None, None) if is_organization(name) else _person_parts(name)
-
-
-def _person_parts(name: str) -> tuple[str | None, str]:
     tokens = name.split()
     suffix: list[str] = []
     while len(tokens) > 1 and tokens[-1] in GENERATIONAL:

@@ -188,7 +188,8 @@ class _Writer:
         self.out.append(0)
 
 
-def _decode(footer: bytes) -> list[Field]:
+def decode_footer(footer: bytes) -> list[Field]:
+    """A footer's bytes (Thrift compact FileMetaData) as its fields; FooterError when they are not one."""
     reader = _Reader(footer)
     fields = reader.struct()
     if reader.at != len(footer):
@@ -196,7 +197,8 @@ def _decode(footer: bytes) -> list[Field]:
     return fields
 
 
-def _encode(fields: list[Field]) -> bytes:
+def encode_footer(fields: list[Field]) -> bytes:
+    """Fields (as `decode_footer` gives them) as a footer's bytes again."""
     writer = _Writer()
     writer.struct(fields)
     return bytes(writer.out)
@@ -251,7 +253,7 @@ class FooterLayout:
 
 def footer_layout(footer: bytes) -> FooterLayout:
     """Rows and end offsets of every row group of a footer (FooterError when it cannot be spliced)."""
-    metadata = _decode(footer)
+    metadata = decode_footer(footer)
     _check_plain(metadata)
     rows, ends = [], []
     for group in _row_groups(metadata):
@@ -301,7 +303,7 @@ def spliced_footer(head: bytes, keep: int, tail: bytes, at: int) -> bytes:
     by as much, ordinals renumbered, row count summed. Everything else (schema, key-value
     metadata, writer) is the tail's, and the two schemas must be the same (FooterError otherwise)."""
     shift = at - len(MAGIC)
-    head_fields, tail_fields = _decode(head), _decode(tail)
+    head_fields, tail_fields = decode_footer(head), decode_footer(tail)
     _check_plain(head_fields)
     _check_plain(tail_fields)
     if _get(head_fields, _FMD_SCHEMA) != _get(tail_fields, _FMD_SCHEMA):
@@ -317,4 +319,4 @@ def spliced_footer(head: bytes, keep: int, tail: bytes, at: int) -> bytes:
     fields = _set(tail_fields, _FMD_NUM_ROWS, rows)
     if _get(fields, _FMD_ROW_GROUPS) is None:
         raise FooterError("the second file's footer lists no row groups")
-    return _encode(_set(fields, _FMD_ROW_GROUPS, (_STRUCT, groups)))
+    return encode_footer(_set(fields, _FMD_ROW_GROUPS, (_STRUCT, groups)))

@@ -31,15 +31,6 @@ class Chunk:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
-class Scanned:
-    """A listing read once: its digest, size and the parts it is parsed in."""
-
-    sha256: str
-    size_bytes: int
-    chunks: tuple[Chunk, ...]
-
-
 def _line_breaks(data: bytes | bytearray, end: int | None = None) -> int:
     """Lines ended in `data` (up to `end`), as `split_lines` counts them (LF, CRLF or a lone CR)."""
     end = len(data) if end is None else end
@@ -169,17 +160,9 @@ def each_chunk(scanning: Generator[Chunk, None, tuple[str, int]], handle: Callab
         handle(chunk)
 
 
-def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
-    """A listing read once: its sha256, size, and parts of about `chunk_bytes` that each start at
-    a record header."""
-    chunks: list[Chunk] = []
-    sha256, size = each_chunk(scan(source, chunk_bytes), chunks.append)
-    return Scanned(sha256, size, tuple(chunks))
-
-
 def listing_digest(source: Source) -> tuple[str, int]:
     """The sha256 and size of a listing, read in blocks: what finds it in the staged layer. Only a
-    listing not found there is scanned for its parts (`scan_listing`)."""
+    listing not found there is scanned for its parts (`scan`)."""
     digest, size = hashlib.sha256(), 0
     with _listing_fd(source) as fd:
         while block := os.read(fd, _READ_BLOCK):

@@ -15,8 +15,6 @@ import pyarrow.dataset
 import pyarrow.parquet as pq
 
 from pipeline.db import connect, is_plain_path, sql_text
-from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import verified_files
 from pipeline.settings import READER_MEMORY
 from schemas.tables import CHANGE_KINDS, MODELS
 
@@ -225,15 +223,6 @@ def report_data(
         rejects=tuple(RejectCause(str(rule), int(n), str(reason)) for rule, n, reason in rejects),
         nulls=tuple(nulls),
     )
-
-
-def folder_report_data(folder: Path, **options: Any) -> ReportData:
-    """The report of a published version folder: ids from its manifest, its files verified
-    against the manifest's sha256 first (VersionDamagedError otherwise)."""
-    manifest = read_manifest(folder)
-    files = verified_files(folder, list(MODELS))
-    parent = manifest.get("parent_id")
-    return report_data(files, str(manifest["id"]), str(parent) if parent is not None else None, **options)
 
 
 # --- the page: pure rendering -----------------------------------------------------------------

@@ -95,3 +95,24 @@ def test_file_batches_never_split_a_file_and_feed_every_worker() -> None:
     assert [len(b) for b in file_batches(sources, 25)] == [3, 3]
     assert [len(b) for b in file_batches(sources, 1_000, min_batches=3)] == [2, 2, 2]
     assert [s for batch in file_batches(sources, 1, min_batches=1) for s in batch] == sources
+
+
+def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
+    from pipeline.raw.sources import Source
+
+    sources = [Source(tmp_path / f"{n}.txt", f"{n}.txt", date(2026, 1, 1), "file name", size) for n, size in
+               enumerate([5, 5, 5, 20, 1, 1])]  # fmt: skip
+    batches = file_batches(sources, 10)
+    assert [[s.name for s in b] for b in batches] == [["0.txt", "1.txt"], ["2.txt", "3.txt"], ["4.txt", "5.txt"]]
+    assert len(file_batches(sources, 1)) == 6
+    assert file_batches([], 10) == []
+    # min_batches shrinks the batches so that every worker gets work
+    assert len(file_batches(sources, 1000, min_batches=3)) == 3
+    assert len(file_batches(sources, 1000, min_batches=100)) == 6
+
+
+def test_fingerprint_ignores_input_order() -> None:
+    a = {"path": "a.txt", "sha256": "1", "capture_date": "2026-01-01"}
+    b = {"path": "b.txt", "sha256": "2", "capture_date": "2026-01-02"}
+    assert run_fingerprint([a, b], "c", "s") == run_fingerprint([b, a], "c", "s")
+    assert run_fingerprint([a], "c", "s") != run_fingerprint([a], "c2", "s")

@@ -1,0 +1,75 @@
+"""The Prefect flow end to end, in process, against one session-wide temporary server."""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.published.verify import read_tables
+from pipeline.raw.sources import discover_sources
+from tests.conftest import run_flow as run
+
+pytestmark = pytest.mark.flow
+
+
+def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path, gold) -> None:
+    out = tmp_path / "processed"
+    summary = run(raw_dir, out)
+    assert summary.published
+    assert summary.version_id == "000001"
+    assert (summary.records, summary.rejects) == (gold.papers, 0)
+    assert summary.row_counts["papers"] == gold.papers
+
+    latest = out / "latest"
+    count = duckdb.sql(f"select count(*) from '{latest}/papers.parquet'").fetchall()
+    assert count == [(gold.papers,)]
+    joined = duckdb.sql(
+        f"""select p.title, a.name, pa.position
+            from '{latest}/papers.parquet' p
+            join '{latest}/paper_authors.parquet' pa using (paper_id)
+            join '{latest}/authors.parquet' a using (author_id)"""
+    ).df()
+    assert len(joined) == gold.paper_authors
+    # "Sebastien" in one paper, folded together
+    assert (joined["name"] == "Sébastien Bubeck").sum() == gold.papers_of("Sébastien Bubeck")
+
+    tables = read_tables(latest)
+    merged = tables["papers"].merge(tables["paper_authors"], on="paper_id").merge(tables["authors"], on="author_id")
+    assert len(merged) == gold.paper_authors
+    assert merged.groupby("paper_id")["position"].min().eq(1).all()
+
+    again = run(raw_dir, out)
+    assert (again.published, again.version_id) == (False, "000001")
+
+
+def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_path: Path) -> None:
+    (raw_dir / "extra.txt").write_text(
+        "XXMar 1, 2024\nSome TitleAnn Lee\nAbstract.\n"
+        "LGMar 2\nAnother Study of GraphsBo Chen, Cy Wu\nAbstract.\n"
+        "LGMar 3, 2024\n",
+        encoding="utf-8",
+    )
+    (raw_dir / "latin1.txt").write_bytes("LGMar 1, 2024\nTitleJosé Núñez\nAbs.\n".encode("latin-1"))  # line 2
+    out = tmp_path / "processed"
+    summary = run(raw_dir, out, as_of=date(2026, 1, 3), max_reject_rate=1.0)
+    inputs = {i["path"]: i for i in summary.inputs}
+    assert inputs["extra.txt"]["capture_date"] == "2026-01-03"
+    assert inputs["extra.txt"]["capture_date_from"] == "--as-of"
+    assert summary.rejects_by_rule == {"unknown_category": 1, "truncated_record": 1, "invalid_encoding": 1}
+    rejects = read_tables(out / "latest", ["rejects"])["rejects"]
+    assert set(zip(rejects["source_file"], rejects["rule"], strict=True)) == {
+        ("extra.txt", "unknown_category"), ("extra.txt", "truncated_record"), ("latin1.txt", "invalid_encoding"),
+    }  # fmt: skip
+    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    # captured (per --as-of) on 2026-01-03, "Mar 2" without a year is the previous March
+    assert papers.loc["Another Study of Graphs", "published"] == date(2025, 3, 2)
+
+    os.utime(raw_dir / "extra.txt", (0, 1_577_836_800))  # 2020-01-01
+    no_as_of = discover_sources(raw_dir, None).sources
+    assert {s.name: (s.capture_date, s.capture_date_from) for s in no_as_of}["extra.txt"] == (
+        date(2020, 1, 1), "modification time",
+    )  # fmt: skip

@@ -1,0 +1,98 @@
+"""Versions consumers can trust: accumulating refreshes, changes, time travel by folder, retention."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+from pipeline.published.manifest import read_manifest
+from pipeline.published.verify import read_tables
+from pipeline.published.versions import latest_id, version_ids
+from tests.conftest import run_flow
+
+pytestmark = pytest.mark.flow
+
+P1 = "LGMar 1, 2025\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract one.\n"
+P2 = "CLMar 2, 2025\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P2_NEW = "91.0CLMar 2, 2025Code\nLanguage Models RevisitedBo Chen, Cy Wu\nAbstract two.\n"
+P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
+
+
+def changes_of(out: Path, version_id: str) -> dict[str, str]:
+    """title → change, for one version's changes table."""
+    tables = read_tables(out / "versions" / version_id, ["changes", "papers"])
+    titles = dict(zip(tables["papers"]["paper_id"], tables["papers"]["title"], strict=True))
+    if version_id != "000001":
+        parent = read_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
+        titles.update({k: v for k, v in zip(parent["paper_id"], parent["title"], strict=True) if k not in titles})
+    return {titles[row.paper_id]: row.change for row in tables["changes"].itertuples()}
+
+
+def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    (raw / "listing_2026-01-01.txt").write_text(P1 + P2, encoding="utf-8")
+    first = run_flow(raw, out)
+    assert (first.version_id, first.changes) == ("000001", {"added": 2})
+
+    # a second, overlapping capture: P2 again with new fields, P3 new
+    (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3, encoding="utf-8")
+    second = run_flow(raw, out)
+    assert (second.version_id, second.parent_id) == ("000002", "000001")
+    assert changes_of(out, "000002") == {"Language Models Revisited": "updated", "Vision at Scale": "added"}
+    changes = read_tables(out / "latest", ["changes"])["changes"]
+    assert set(changes.loc[changes["change"] == "updated", "changed_fields"].iloc[0].split(",")) == {
+        "score",
+        "has_code",
+    }
+    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    assert papers.loc["Language Models Revisited", ["first_seen", "last_seen"]].tolist() == [
+        date(2026, 1, 1), date(2026, 2, 1),
+    ]  # fmt: skip
+    assert papers.loc["Language Models Revisited", "score"] == 91.0
+
+    # same inputs, same code: nothing new
+    again = run_flow(raw, out)
+    assert (again.published, again.version_id) == (False, "000002")
+    assert version_ids(out) == ["000001", "000002"]
+
+    # a capture deleted: its papers go unless another capture has them (1 of 3: past the 10%
+    # removal guard, so the removal is allowed explicitly)
+    (raw / "listing_2026-01-01.txt").unlink()
+    third = run_flow(raw, out, max_removed_rate=1.0)
+    assert changes_of(out, "000003") == {"A Study of Graphs": "removed"}
+    assert third.row_counts["papers"] == 2
+    manifest = read_manifest(out / "latest")
+    assert [i["path"] for i in manifest["inputs"]] == ["listing_2026-02-01.txt"]
+    assert manifest["parent_id"] == "000002"
+
+    # time travel by folder: every reader sees latest and an older version, offline
+    latest, old = out / "latest" / "papers.parquet", out / "versions" / "000001" / "papers.parquet"
+    assert duckdb.sql(f"select count(*) from '{latest}'").fetchall() == [(2,)]
+    assert duckdb.sql(f"select count(*) from '{old}'").fetchall() == [(2,)]
+    assert pl.read_parquet(latest).height == 2
+    assert pl.read_parquet(old)["published"].dtype == pl.Date
+    assert len(pd.read_parquet(old)) == 2
+    added = duckdb.sql(
+        f"select count(*) from '{out}/versions/000002/changes.parquet' where change = 'added'"
+    ).fetchall()
+    assert added == [(1,)]
+
+
+def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server, tmp_path: Path) -> None:
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    for n, text in enumerate([P1, P2, P3], start=1):
+        (raw / f"listing_2026-01-0{n}.txt").write_text(text, encoding="utf-8")
+        run_flow(raw, out)
+    assert version_ids(out) == ["000001", "000002", "000003"]
+    (raw / "listing_2026-01-04.txt").write_text(P2_NEW, encoding="utf-8")
+    summary = run_flow(raw, out, keep=1)
+    assert summary.pruned == ["000001", "000002"]
+    assert version_ids(out) == ["000003", "000004"]
+    assert latest_id(out) == "000004"

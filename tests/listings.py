@@ -1,0 +1,57 @@
+"""Test helpers: generated listing records, the one source of a raw folder, a listing scanned into
+its parts, and a source staged and read back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.parse.tables import STAGED_TABLES
+from pipeline.raw.scan import Chunk, each_chunk, scan
+from pipeline.raw.sources import Source, discover_sources
+from pipeline.settings import DEFAULT_CHUNK_BYTES
+from pipeline.staged.capture import StagedCapture
+from pipeline.staged.stage import stage_sources
+
+
+def record(n: int) -> str:
+    """The n-th of a run of distinct, well-formed records (three lines)."""
+    return f"LGMar {1 + n % 28}, 2025\nStudy Number {n} of GraphsAnn Lee, Bo Chen\nAbstract of study {n}: $x^{n}$.\n"
+
+
+def only_source(raw: Path) -> Source:
+    """The one listing a raw folder holds."""
+    (source,) = discover_sources(raw, None).sources
+    return source
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """A listing read once: its sha256, size and the parts it is parsed in."""
+
+    sha256: str
+    size_bytes: int
+    chunks: tuple[Chunk, ...]
+
+
+def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
+    """A listing scanned as staging scans it, its parts (of about `chunk_bytes`) collected."""
+    chunks: list[Chunk] = []
+    sha256, size = each_chunk(scan(source, chunk_bytes), chunks.append)
+    return Scanned(sha256, size, tuple(chunks))
+
+
+def stage(
+    source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES, refresh: bool = False
+) -> StagedCapture:
+    """One source staged into the staged folder `staged`."""
+    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes)
+    return capture
+
+
+def contents(capture: StagedCapture) -> dict[str, pa.Table]:
+    """A staged capture's tables, its parts concatenated in line order."""
+    return {t: pa.concat_tables([pq.read_table(f) for f in capture.files(t)]) for t in STAGED_TABLES}

@@ -1,0 +1,42 @@
+"""Fixtures of the published layer's tests: the sample's tables, published as a version, and a copy of it to damage."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pipeline.published.transaction import PublishOutcome
+from tests.assembly import publish_frames
+from tests.validation import validate_dataset
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def tables(sample_tables):
+    """The sample's tables, validated (shared by a module: copy a frame before changing it)."""
+    return validate_dataset(sample_tables)
+
+
+def publish(out: Path, tables, fingerprint: str = "f1") -> PublishOutcome:
+    """`tables` published in `out` as the child of its latest version, created at NOW."""
+    return publish_frames(out, tables, {"fingerprint": fingerprint}, NOW)
+
+
+@pytest.fixture(scope="module")
+def published(sample_tables, tmp_path_factory) -> Path:
+    """A dataset folder holding the sample as version 000001 (shared by a module: copy before changing it)."""
+    out = tmp_path_factory.mktemp("published")
+    publish_frames(out, validate_dataset(sample_tables), {"fingerprint": "f1"}, datetime(2026, 11, 26, tzinfo=UTC))
+    return out
+
+
+@pytest.fixture
+def copy(published: Path, tmp_path: Path) -> Path:
+    """A copy of the version, as handed to another team."""
+    target = tmp_path / "handoff"
+    shutil.copytree(published / "latest", target)
+    return target

@@ -1,0 +1,149 @@
+"""The staged layer: each listing parsed once, in parts on worker processes; --refresh parses again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.parse.tables import STAGED_TABLES
+from pipeline.raw.sources import InputError
+from pipeline.staged.stage import stage_sources
+from pipeline.storage.local import file_digest
+from tests.conftest import ONE_RECORD as LISTING
+from tests.listings import contents, only_source, record, stage
+
+
+@pytest.fixture
+def pool_for_any_size(monkeypatch):
+    """Worker processes even for the small listings of these tests."""
+    from pipeline import settings
+
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 0)
+
+
+# --- parts: the same result however many, on however many worker processes -------------------
+
+
+def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
+    raw: Path, tmp_path: Path, pool_for_any_size
+) -> None:
+    # CRLF line ends, blank lines, a stray line, a truncated record and a bad date among them.
+    before, after = range(300), range(300, 330)  # the records that make papers, either side of the bad lines
+    text = "\ufeff" + "".join(record(n) for n in before).replace("\n", "\r\n")
+    text += "stray line\r\n\r\n" + "LGMar 3, 2025\r\n" + "LGFeb 30, 2025\r\nA TitleAnn Lee\r\nAbs.\r\n"
+    text += "".join(record(n) for n in after)
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
+    source = only_source(raw)
+    whole = contents(stage(source, tmp_path / "whole"))
+    in_parts = stage(source, tmp_path / "parts-1", workers=1, chunk_bytes=3_000)
+    assert in_parts.parts > 5
+    on_two = stage(source, tmp_path / "parts-2", workers=2, chunk_bytes=3_000)
+    for table in STAGED_TABLES:
+        assert contents(in_parts)[table].equals(whole[table]), table
+        assert contents(on_two)[table].equals(whole[table]), table
+    assert whole["papers"].num_rows == len(before) + len(after)
+    assert sorted(whole["rejects"].column("rule").to_pylist()) == ["invalid_date", "stray_lines", "truncated_record"]
+    assert in_parts.counts == stage(source, tmp_path / "whole").counts
+
+
+def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
+    text = "".join(record(n) for n in range(40)) + record(3) + "".join(record(n) for n in range(40, 60)) + record(3)
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8")
+    source = only_source(raw)
+    whole = contents(stage(source, tmp_path / "whole"))
+    parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
+    assert parts.parts > 3
+    for table in STAGED_TABLES:
+        assert contents(parts)[table].equals(whole[table]), table
+    rejects = whole["rejects"].to_pylist()
+    assert [(r["source_line"], r["rule"]) for r in rejects] == [(121, "duplicate_paper"), (184, "duplicate_paper")]
+    assert all("line 10" in r["reason"] for r in rejects)
+    assert parts.counts.rejects_by_rule == {"duplicate_paper": 2}
+
+
+def test_an_empty_listing_is_one_empty_part(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_bytes(b"")
+    capture = stage(only_source(raw), tmp_path / "staged")
+    assert (capture.parts, capture.counts.records, capture.counts.size_bytes) == (1, 0, 0)
+
+
+def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, monkeypatch) -> None:
+    from pipeline import settings
+    from pipeline.staged import stage as staging
+
+    records = range(100)
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in records), encoding="utf-8")
+    used: list[int] = []
+    real_pool = staging.worker_pool
+
+    def spy(workers: int):
+        used.append(workers)
+        return real_pool(workers)
+
+    monkeypatch.setattr(staging, "worker_pool", spy)
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
+    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000)
+    assert used == [2]
+    assert capture.counts.papers == len(records)
+    monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
+    stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000)
+    assert used == [2, 1]  # a small input is parsed in this process
+
+
+# --- refresh: parsed again, whatever is staged ------------------------------------------------
+
+
+def test_refresh_parses_again_and_new_content_has_a_new_key(raw: Path, tmp_path: Path) -> None:
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    assert not stage(source, staged, refresh=True).from_cache
+    source.path.write_text(LISTING + "\n", encoding="utf-8")
+    changed = stage(only_source(raw), staged)
+    assert (changed.from_cache, changed.key != first.key) == (False, True)
+
+
+def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
+    """A staged entry edited in place (its digests rewritten too, so that it verifies) is not used
+    by --refresh: the fresh parse takes its place."""
+    import json
+
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    papers = first.files("papers")[0]
+    table = pq.read_table(papers)
+    edited = table.set_column(1, "title", pa.array(["STALE TITLE"], pa.string()).cast(table.schema.field(1).type))
+    pq.write_table(edited.cast(table.schema), papers)
+    meta_file = first.folder / "capture.json"
+    meta = json.loads(meta_file.read_text())
+    meta["files"][papers.name] = file_digest(papers)
+    meta_file.write_text(json.dumps(meta))
+    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["STALE TITLE"]  # trusted
+
+    fresh = stage(source, staged, refresh=True)
+    assert not fresh.from_cache
+    assert contents(fresh)["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+
+
+def test_old_mac_line_ends_are_cut_into_parts_too(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
+    records = range(120)
+    text = "".join(record(n) for n in records).replace("\n", "\r")
+    (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
+    source = only_source(raw)
+    parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
+    assert parts.parts > 5
+    whole = contents(stage(source, tmp_path / "whole"))
+    assert whole["papers"].num_rows == len(records)
+    for table in STAGED_TABLES:
+        assert contents(parts)[table].equals(whole[table]), table
+
+
+def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw: Path, tmp_path, monkeypatch) -> None:
+    from pipeline.staged import stage as staging
+
+    monkeypatch.setattr(staging, "listing_digest", lambda source: ("0" * 64, 0))  # what was read first
+    with pytest.raises(InputError, match="changed while it was being read"):
+        stage(only_source(raw), tmp_path / "staged")

@@ -1,0 +1,117 @@
+"""The DuckDB connection factory and SQL literals: quoting, plain paths, connections closed and
+spilling into their own temporary folder, DuckDB's write failures as the store's."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.db import check_plain_path, connect, is_plain_path, reading, sql_files, sql_text
+from pipeline.errors import StoreError, StoreWriteError, UnreadableInputError
+
+HOSTILE_TEXTS = ["plain", "it's", "''", "'); DROP TABLE papers; --", "back\\slash", "a\nb", "é ✓", ""]
+
+
+def test_sql_text_quotes_a_quote_by_doubling_it() -> None:
+    assert sql_text("it's") == "'it''s'"
+    assert sql_text("") == "''"
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_sql_text_reads_back_as_the_text_itself(text: str) -> None:
+    assert duckdb.execute(f"SELECT {sql_text(text)}").fetchone() == (text,)
+
+
+def test_sql_files_is_a_list_literal_duckdb_reads_the_files_of(tmp_path: Path) -> None:
+    paths = [tmp_path / "one.parquet", tmp_path / "it's two.parquet"]
+    for n, path in enumerate(paths):
+        pq.write_table(pa.table({"n": [n]}), path)
+    assert sql_files(paths) == f"['{paths[0]}', '{tmp_path}/it''s two.parquet']"
+    rows = duckdb.execute(f"SELECT n FROM read_parquet({sql_files(paths)}) ORDER BY n").fetchall()
+    assert rows == [(0,), (1,)]
+    assert sql_files([]) == "[]"
+
+
+@pytest.mark.parametrize("name", ["out[1]", "out*", "what?", "a{b,c}", "back\\slash", "x]"])
+def test_a_path_duckdb_would_read_as_a_pattern_is_not_plain(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    assert not is_plain_path(path)
+    with pytest.raises(StoreError, match="DuckDB reads as a file pattern or option") as err:
+        check_plain_path(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_path_with_spaces_quotes_and_commas_is_plain(tmp_path: Path) -> None:
+    path = tmp_path / "out (1), it's fine"
+    assert is_plain_path(path)
+    check_plain_path(path)
+
+
+def test_a_relative_path_is_judged_by_where_it_leads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    odd = tmp_path / "work[1]"
+    odd.mkdir()
+    monkeypatch.chdir(odd)
+    assert not is_plain_path(Path("out"))
+    with pytest.raises(StoreError, match=r"\[ \]"):
+        check_plain_path(Path("out"))
+
+
+def test_connect_closes_the_connection_and_removes_its_spill_folder() -> None:
+    with connect() as con:
+        (spill,) = con.execute("SELECT current_setting('temp_directory')").fetchone() or (None,)
+        folder = Path(str(spill))
+        assert folder.name.startswith("pipeline-duckdb-")
+        assert folder.is_dir()
+        with connect() as other:  # each connection spills into a folder of its own
+            assert other.execute("SELECT current_setting('temp_directory')").fetchone() != (spill,)
+    assert not folder.exists()
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("SELECT 1")
+
+
+def test_connect_spills_where_it_is_told_and_leaves_that_folder_alone(tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (spill / "keep.txt").write_text("mine", encoding="utf-8")
+    with connect(spill=spill) as con:
+        assert con.execute("SELECT current_setting('temp_directory')").fetchone() == (str(spill),)
+    assert (spill / "keep.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_connect_read_only_writes_no_spill_folder(tmp_path: Path) -> None:
+    database = tmp_path / "db.duckdb"
+    with connect(database) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS n")
+    with connect(database, read_only=True) as con:
+        (spill,) = con.execute("SELECT current_setting('temp_directory')").fetchone() or (None,)
+        assert not Path(str(spill)).name.startswith("pipeline-duckdb-")
+        assert con.execute("SELECT n FROM t").fetchall() == [(1,)]
+        with pytest.raises(duckdb.Error):
+            con.execute("CREATE TABLE u AS SELECT 2 AS n")
+
+
+def test_duckdb_write_failures_are_store_write_errors() -> None:
+    with pytest.raises(StoreWriteError, match="No space left") as err, reading():
+        raise duckdb.IOException('Could not write file "x.duckdb.wal": No space left on device')
+    assert err.value.permanent
+
+
+def test_a_write_failure_of_unknown_cause_may_be_retried() -> None:
+    with pytest.raises(StoreWriteError, match="Input/output error") as err, reading():
+        raise duckdb.IOException('Could not write file "x.duckdb.wal": Input/output error')
+    assert (err.value.errno, err.value.permanent) == (None, False)
+    with pytest.raises(StoreWriteError, match="Read-only file system") as err, reading():
+        raise duckdb.IOException('Could not write file "x.duckdb.wal": Read-only file system')
+    assert (err.value.errno, err.value.permanent) == (errno.EROFS, True)
+
+
+def test_values_duckdb_cannot_read_are_unreadable_input(tmp_path: Path) -> None:
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"title": pa.array([b"\xff"], pa.binary()).view(pa.string())}), path)
+    with pytest.raises(UnreadableInputError, match="a Parquet file cannot be read"), reading():
+        duckdb.execute(f"SELECT * FROM read_parquet({sql_text(str(path))})").fetchall()
