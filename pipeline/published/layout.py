@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.db import check_plain_path
 from pipeline.errors import StoreError
 from pipeline.storage.local import remove, tmp_name, write_error
+from pipeline.storage.lock import LOCK_FILE
 from schemas import MODELS
 
 VERSIONS = "versions"
@@ -25,13 +26,12 @@ REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
 STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
 INDEX = "index"  # OUT/index/<id>.parquet: where each papers row of version <id> came from, hashed
 LEGACY_CACHE = ".cache"  # pickles of an earlier release: deleted unread
-LOCK = ".lock"
 VERSION_ID = re.compile(r"[0-9]{6}")
 
 # The kind each of OUT's own entries must be: writing through a link would act outside OUT, and
 # a `latest` that is a real folder (copied with `cp -rL`) would keep readers on stale data.
 _LAYOUT = ((VERSIONS, "folder"), (STAGED, "folder"), (REJECTED, "folder"), (INDEX, "folder"), (LATEST, "link"),
-           (POINTER, "file"), (".lock", "file"))  # fmt: skip
+           (POINTER, "file"), (LOCK_FILE, "file"))  # fmt: skip
 
 
 def check_layout(out_dir: Path) -> None:

@@ -14,6 +14,7 @@ from pipeline.errors import StoreLockedError
 from pipeline.storage.local import write_error
 
 POLL_S = 0.2
+LOCK_FILE = ".lock"  # in the folder a lock guards
 
 
 def wait_for_lock(handle: IO[Any], timeout_s: float, on_busy: Callable[[], None] | None = None,
@@ -74,6 +75,3 @@ def writer_lock(folder: Path, timeout_s: float, on_wait: Callable[[str], None] |
                 handle.seek(0)
                 handle.truncate()  # so that a later holder that writes nothing is not named after us
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-LOCK_FILE = ".lock"
