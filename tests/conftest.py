@@ -164,6 +164,12 @@ class LineWatcher:
         return "".join(self.lines)
 
 
+def own_copy(folder: Path, target: Path) -> Path:
+    """A copy of the dataset folder `folder` at `target`, for one test to change (links kept as links)."""
+    shutil.copytree(folder, target, symlinks=True)
+    return target
+
+
 def run_flow(raw: Path, out: Path, flow=None, **overrides):
     """Call the flow (or a variant of it) with the CLI's defaults, overridden by keyword."""
     from pipeline.cli import flow_parameters

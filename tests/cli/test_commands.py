@@ -3,7 +3,6 @@ commands on two versions that differ, `export delta`'s output and refusals."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from pipeline.cli import main
 from schemas import MODELS
 from tests.assembly import publish_frames
+from tests.conftest import own_copy
 
 
 def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> None:
@@ -127,9 +127,7 @@ def dataset(sample_tables, tmp_path_factory) -> Path:
 @pytest.fixture
 def out(dataset: Path, tmp_path: Path) -> Path:
     """A copy of `dataset` of this test's own."""
-    copy = tmp_path / "out"
-    shutil.copytree(dataset, copy, symlinks=True)
-    return copy
+    return own_copy(dataset, tmp_path / "out")
 
 
 def _edited(file: Path) -> None:

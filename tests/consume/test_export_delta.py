@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -36,7 +35,7 @@ from pipeline.storage.lock import writer_lock
 from schemas import MODELS, arrow_schema
 from schemas.tables import plain_schema
 from tests.assembly import publish_frames, successive_editions
-from tests.conftest import ROOT
+from tests.conftest import ROOT, own_copy
 from tests.validation import validate_dataset
 
 Tables = Mapping[str, pd.DataFrame]
@@ -76,9 +75,7 @@ def dataset(editions, tmp_path_factory) -> Path:
 @pytest.fixture
 def out(dataset: Path, tmp_path: Path) -> Path:
     """A copy of `dataset` of this test's own."""
-    copy = tmp_path / "out"
-    shutil.copytree(dataset, copy, symlinks=True)
-    return copy
+    return own_copy(dataset, tmp_path / "out")
 
 
 @pytest.fixture(scope="module")
