@@ -60,14 +60,14 @@ def refresh(
     staged = steps.stage_all(found.sources, file_batches(found.sources, batch_bytes, min_tasks), out_dir / STAGED,
                              refresh_cache, workers, chunk_bytes)  # fmt: skip
     run = steps.describe(staged, found.notices)
-    if up_to_date(run, steps.latest_fingerprint(out_dir), force, max_reject_rate):
+    if up_to_date(run, fingerprint(out_dir, latest_id(out_dir)), force, max_reject_rate):
         return steps.report_up_to_date(out_dir, run, staged)
     with writer_lock(out_dir, lock_timeout_s, partial(steps.log_waiting, out_dir)), scratch_folder(out_dir) as scratch:
         staged = steps.restage_pruned(staged, out_dir / STAGED, workers, chunk_bytes)
         if rejected := too_many_rejects(run, max_reject_rate):
             steps.refuse_rejects(out_dir, rejected, run, staged)
         parent_id = latest_id(out_dir)
-        if up_to_date(run, fingerprint(out_dir, parent_id) if parent_id else None, force, max_reject_rate):
+        if up_to_date(run, fingerprint(out_dir, parent_id), force, max_reject_rate):
             return steps.report_up_to_date(out_dir, run, staged)
         built, parent = steps.assemble_version(scratch, staged, out_dir, parent_id)
         steps.guard_removals(built, run, parent_id, max_removed_rate, staged)

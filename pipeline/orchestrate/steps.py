@@ -31,7 +31,7 @@ from pipeline.published.manifest import read_manifest
 from pipeline.published.splice import KeptRows
 from pipeline.published.transaction import PublishOutcome
 from pipeline.published.verify import verified_files
-from pipeline.published.versions import fingerprint, latest_id, version_path
+from pipeline.published.versions import latest_id, version_path
 from pipeline.raw.sources import InputNotice, Source, code_fingerprint
 from pipeline.reported.summary import REJECT_SAMPLE, RunSummary, report_markdown
 from pipeline.staged.capture import StagedCapture
@@ -86,12 +86,6 @@ def describe(staged: list[StagedCapture], notices: list[InputNotice]) -> RunFact
     for warning in run.summary["warnings"]:
         get_run_logger().warning(warning)
     return run
-
-
-def latest_fingerprint(out_dir: Path) -> str | None:
-    """The content fingerprint of latest, when there is one."""
-    current = latest_id(out_dir)
-    return fingerprint(out_dir, current) if current else None
 
 
 def log_waiting(out_dir: Path, holder: str) -> None:

@@ -16,6 +16,7 @@ from pipeline.published.writer import conform
 from pipeline.settings import PARQUET_OPTIONS
 from pipeline.storage.local import move_into_place, remove, tmp_name, write_error
 from schemas import arrow_schema
+from schemas.contract import schema_fingerprint
 
 
 def write_rejected(out_dir: Path, rejects: Iterable[pa.RecordBatch], manifest: Mapping[str, Any]) -> Path:
@@ -36,7 +37,7 @@ def write_rejected(out_dir: Path, rejects: Iterable[pa.RecordBatch], manifest: M
                 batch = conform(raw, schema)
                 parquet.write_batch(batch)
                 csv.write_batch(batch)
-        write_manifest(staging, manifest)
+        write_manifest(staging, {**manifest, "schema_fingerprint": schema_fingerprint()})
         move_into_place(staging, folder)  # the same fingerprint: the same rejects
     except OSError as err:
         remove(staging)

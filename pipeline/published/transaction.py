@@ -22,7 +22,7 @@ from pipeline.published.pointer import point_latest, unpoint_latest
 from pipeline.published.splice import KeptRows, write_spliced_papers
 from pipeline.published.versions import version_ids
 from pipeline.published.writer import BatchCheck, Batches, footer_metadata, write_batches
-from pipeline.storage.local import LocalStorage, file_digest, fsync_dir, remove, tmp_name, write_error
+from pipeline.storage.local import LocalStorage, bytes_digest, fsync_dir, remove, tmp_name, write_error
 from schemas import MODELS
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
 
@@ -148,9 +148,9 @@ class VersionTransaction:
 
     def add_file(self, relative: str, text: str) -> None:
         """A file of the version beside its tables (its report, say), listed in its manifest."""
-        key = f"{self._key}/{relative}"
-        self.storage.write_bytes(key, text.encode("utf-8"))
-        self.files[relative] = file_digest(self.storage.path(key))
+        data = text.encode("utf-8")
+        self.storage.write_bytes(f"{self._key}/{relative}", data)
+        self.files[relative] = bytes_digest(data)  # of the bytes written, not read back
 
     def commit(self, run: Mapping[str, Any], created_at: datetime) -> PublishOutcome:
         """Make the version visible: its contract and manifest written last, the folder moved into

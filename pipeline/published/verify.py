@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -13,7 +11,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import VersionDamagedError
 from pipeline.published.manifest import read_manifest
-from pipeline.storage.local import file_digest
+from pipeline.storage.local import bytes_digest, file_digest
 from schemas import MODELS, arrow_schema
 from schemas.tables import plain_schema
 
@@ -28,7 +26,7 @@ def _read_parquet(file: Path, schema: pa.Schema | None = None, expected: object 
         data = file.read_bytes()
     except OSError as err:
         raise VersionDamagedError(f"{file} cannot be read: {err.strerror}") from None
-    if expected is not None and _digest(data) != expected:
+    if expected is not None and bytes_digest(data) != expected:
         raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
     try:
         table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
@@ -81,7 +79,3 @@ def verified_files(path: Path, tables: Sequence[str], check_types: bool = True) 
             raise VersionDamagedError(f"{file} cannot be read: {str(err)[:200]}") from None
         files[name] = file
     return files
-
-
-def _digest(data: bytes) -> dict[str, Any]:
-    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}

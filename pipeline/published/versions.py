@@ -60,7 +60,9 @@ def version_path(out_dir: Path, version_id: str | None = None) -> Path:
     return path
 
 
-def fingerprint(out_dir: Path, version_id: str) -> str | None:
-    """The content fingerprint recorded in a version's manifest."""
+def fingerprint(out_dir: Path, version_id: str | None) -> str | None:
+    """The content fingerprint recorded in a version's manifest (None for no version)."""
+    if version_id is None:
+        return None
     value = read_manifest(version_path(out_dir, version_id)).get("fingerprint")
     return str(value) if value is not None else None

@@ -88,6 +88,11 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
+def bytes_digest(data: bytes) -> dict[str, Any]:
+    """sha256 and size of bytes in memory, in `file_digest`'s shape."""
+    return {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+
+
 def file_digest(path: Path) -> dict[str, Any]:
     """sha256 and size of a file, read in blocks."""
     digest = hashlib.sha256()

@@ -3,6 +3,7 @@ too many rejects publish nothing."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +16,7 @@ from pipeline.published.manifest import read_manifest
 from pipeline.published.verify import read_tables
 from pipeline.published.versions import latest_id, version_ids
 from pipeline.reported.summary import report_markdown
+from schemas.contract import schema_fingerprint
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -130,4 +132,6 @@ def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_s
     csv = Path(str(err.value).rsplit(" ", 1)[-1])
     assert csv.is_file()
     assert pd.read_csv(csv)["rule"].tolist() == ["unknown_category"]
+    refused = json.loads((csv.parent / "manifest.json").read_text(encoding="utf-8"))
+    assert (refused["records"], refused["rejects"], refused["schema_fingerprint"]) == (2, 1, schema_fingerprint())
     assert run_flow(raw, out, max_reject_rate=0.5).published
