@@ -14,6 +14,8 @@ import pytest
 from anyascii import anyascii
 from hypothesis import settings
 
+from tests.s3server import BUCKET, S3Server, start_s3_server
+
 # Shared, noisy machines: a slow example is not a failure; a wrong one is.
 settings.register_profile("shared-machine", deadline=None)
 settings.load_profile("shared-machine")
@@ -270,3 +272,35 @@ def dask_address() -> Iterator[str]:
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[S3Server]:
+    """One real S3 server (SeaweedFS) for the session, started on 127.0.0.1 and stopped at the end."""
+    server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch, tmp_path: Path) -> S3Server:
+    """The S3 server, with this process configured for it through the standard AWS variables
+    (the client made anew for them) and a reader cache of the test's own."""
+    from pipeline.storage import s3 as s3_storage
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))
+    s3_storage.client.cache_clear()
+    yield s3_server
+    s3_storage.client.cache_clear()
+
+
+@pytest.fixture
+def s3_prefix(s3: S3Server, request) -> str:
+    """A URL of the test's own under the server's bucket."""
+    import re
+
+    return f"s3://{BUCKET}/{re.sub(r'[^a-z0-9-]+', '-', request.node.name.lower())[:60]}-{os.urandom(3).hex()}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -30,14 +31,16 @@ from pipeline.orchestrate.flow import refresh
 from pipeline.orchestrate.prefect_api import prefect_api, server_answers
 from pipeline.orchestrate.runners import task_runner
 from pipeline.parse.tables import CHANGE_INPUTS
-from pipeline.published.layout import check_writable
+from pipeline.published.layout import LATEST, VERSIONS, check_version_id, check_writable
 from pipeline.published.manifest import read_manifest
+from pipeline.published.remote import RemoteStore, readable
 from pipeline.published.validate import check_version_folder
 from pipeline.published.verify import read_tables, verified_files
 from pipeline.published.versions import latest_id, version_ids, version_path
-from pipeline.raw.sources import discover_sources
+from pipeline.raw.remote import find_listings
 from pipeline.reported.summary import report_markdown
 from pipeline.settings import startup_allowance
+from pipeline.storage.s3 import S3Location
 from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
 from schemas.validate import format_report
@@ -91,10 +94,14 @@ def _quiet_expected_failures(quiet: bool) -> None:
             handler.addFilter(_ExpectedFailureFilter(quiet))
 
 
-def _what_was_published(out: Path, before: str | None) -> str:
+def _latest(out: Path | S3Location) -> str | None:
+    return RemoteStore(out).latest_id() if isinstance(out, S3Location) else latest_id(out)
+
+
+def _what_was_published(out: Path | S3Location, before: str | None) -> str:
     """For a failure after the flow began: did a version go out before it?"""
     try:
-        now = latest_id(out)
+        now = _latest(out)
     except StoreError:
         now = before
     if now != before:
@@ -107,9 +114,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         allowance = startup_allowance()  # before Prefect reads the same setting
         # Fail fast, before Prefect's start-up, when there is nothing to read or nowhere to write.
-        discover_sources(args.raw, args.as_of)
-        check_writable(args.out)
-        latest_before = latest_id(args.out)
+        find_listings(args.raw, args.as_of)
+        if isinstance(args.out, S3Location):
+            RemoteStore(args.out).storage.check_usable()
+        else:
+            check_writable(args.out)
+        latest_before = _latest(args.out)
     except PipelineError as err:
         return error(err.message, err.exit_code)
     _quiet_expected_failures(args.quiet)
@@ -140,15 +150,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def validate(args: argparse.Namespace) -> int:
-    """`validate`: a version folder against the contract."""
+    """`validate`: a version folder, or a version's URL, against the contract."""
+    if isinstance(args.path, S3Location):
+        return _validate_remote(args.path)
     if not args.path.is_dir():
         return error(f"{args.path} is not a folder", EXIT_UNUSABLE)
-    report = check_version_folder(args.path)
+    return _report_validation(args.path, args.path)
+
+
+def _validate_remote(location: S3Location) -> int:
+    """`validate` of ``s3://.../versions/<id>`` (or ``.../latest``): every object of the version
+    copied into a temporary folder, then checked there as on disk."""
+    dataset, _, version = location.prefix.rpartition("/")
+    if dataset.endswith(f"/{VERSIONS}") or dataset == VERSIONS:
+        dataset = dataset[: -len(VERSIONS)].rstrip("/")
+    elif version != LATEST:
+        return error(f"{location.url} names no version: give .../{VERSIONS}/<id> or .../{LATEST}", EXIT_UNUSABLE)
+    store = RemoteStore(S3Location(location.bucket, dataset))
+    try:
+        chosen = store.latest_id() if version == LATEST else check_version_id(version)
+        if chosen is None:
+            raise StoreError(f"no version has been published under {store.url}")
+        with tempfile.TemporaryDirectory(prefix="paper-listings-validate-") as work:
+            return _report_validation(store.pull_all(chosen, Path(work)), store.version_url(chosen))
+    except StoreError as err:
+        return error(err, err.exit_code)
+
+
+def _report_validation(folder: Path, name: object) -> int:
+    report = check_version_folder(folder)
     if len(report):
-        print(f"{args.path} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
+        print(f"{name} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
         return EXIT_REFUSED
     print(
-        f"{args.path} conforms to the contract ({len(MODELS)} tables; files match the manifest's sha256; "
+        f"{name} conforms to the contract ({len(MODELS)} tables; files match the manifest's sha256; "
         "page checksums, types, keys and row counts checked)"
     )
     return EXIT_OK
@@ -156,19 +191,20 @@ def validate(args: argparse.Namespace) -> int:
 
 def versions(args: argparse.Namespace) -> int:
     """`versions`: every published version, `*` on latest."""
-    if not args.out.is_dir():
+    if isinstance(args.out, Path) and not args.out.is_dir():
         return error(f"no dataset folder at {args.out} (pass --out DIR)", EXIT_UNUSABLE)
     try:
-        current = latest_id(args.out)
+        folder = readable(args.out, names=[])
+        current = latest_id(folder)
     except StoreError as err:
         return error(err, err.exit_code)
-    ids = version_ids(args.out)
+    ids = version_ids(folder)
     if not ids:
         print(f"no versions published under {args.out}")
     for version_id in ids:
         marker = "*" if version_id == current else " "
         try:
-            manifest = read_manifest(version_path(args.out, version_id))
+            manifest = read_manifest(version_path(folder, version_id))
             counts, created = manifest["row_counts"], manifest["created_at"]
             print(f"{marker} {version_id}  {created}  papers={counts['papers']}  changes={counts['changes']}")
         except (StoreError, KeyError, TypeError):
@@ -191,19 +227,24 @@ def serve(args: argparse.Namespace) -> int:
         name=args.name,
         cron=args.cron,
         # stored in the deployment as JSON, and read from wherever the served process runs
-        parameters={**parameters, "raw_dir": str(args.raw.resolve()), "out_dir": str(args.out.resolve())},
+        parameters={**parameters, "raw_dir": _absolute(args.raw), "out_dir": _absolute(args.out)},
         description="Refresh the listings dataset from every capture in the raw folder.",
         print_starting_message=False,
     )
     return EXIT_OK
 
 
+def _absolute(location: Path | S3Location) -> str:
+    return location.url if isinstance(location, S3Location) else str(location.resolve())
+
+
 def diff(args: argparse.Namespace) -> int:
     """`diff`: what changed between two versions."""
     try:
-        check_plain_path(args.out)
-        old_path = version_path(args.out, args.old)
-        new_path = version_path(args.out, args.new)
+        out = readable(args.out, [f"{name}.parquet" for name in CHANGE_INPUTS])
+        check_plain_path(out)
+        old_path = version_path(out, args.old)
+        new_path = version_path(out, args.new)
         old, new = verified_files(old_path, CHANGE_INPUTS), verified_files(new_path, CHANGE_INPUTS)
         changes, before, after = changes_between(old, new)
     except StoreError as err:
@@ -230,7 +271,7 @@ def show(args: argparse.Namespace) -> int:
     if args.table not in MODELS:
         return error(f"no table {args.table!r}; tables: {', '.join(MODELS)}", EXIT_UNUSABLE)
     try:
-        path = version_path(args.out, args.version)
+        path = version_path(readable(args.out, [f"{args.table}.parquet"]), args.version)
         manifest = read_manifest(path)
         frame = read_tables(path, [args.table])[args.table]
     except StoreError as err:
@@ -256,7 +297,9 @@ def export(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        result = export_delta(args.out, args.dir, on_progress=progress)
+        if isinstance(args.dir, S3Location):
+            raise StoreError(f"{args.dir.url}: the Delta export writes to a local folder in this release")
+        result = export_delta(readable(args.out), args.dir, on_progress=progress)
     except PipelineError as err:
         return error(err.message, err.exit_code)
     tables = f"{len(result.tables)} Delta tables"

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import StoreError
 from pipeline.parse.normalize import EARLIEST_DATE, LATEST_CAPTURE_DATE, plausible_capture_date
 from pipeline.settings import (
     DEFAULT_BATCH_BYTES,
@@ -23,6 +24,7 @@ from pipeline.settings import (
     RAW_ENV,
     VERSION,
 )
+from pipeline.storage.s3 import S3Location, parse_location
 
 ONE_TASK = 1 << 62
 DESCRIPTION = "Paper listings → cleaned, validated, versioned Parquet."
@@ -39,8 +41,8 @@ def _iso_date(text: str) -> date:
 
 
 def flow_parameters(
-    raw_dir: Path,
-    out_dir: Path,
+    raw_dir: Path | S3Location,
+    out_dir: Path | S3Location,
     *,
     as_of: date | None = None,
     force: bool = False,
@@ -56,8 +58,8 @@ def flow_parameters(
 ) -> dict[str, Any]:
     """Every parameter of the `refresh` flow, the CLI's defaults filling those not given."""
     return {
-        "raw_dir": raw_dir,
-        "out_dir": out_dir,
+        "raw_dir": raw_dir.url if isinstance(raw_dir, S3Location) else raw_dir,
+        "out_dir": out_dir.url if isinstance(out_dir, S3Location) else out_dir,
         "as_of": as_of,
         "force": force,
         "lock_timeout_s": lock_timeout_s,
@@ -120,23 +122,32 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _folder_default(variable: str, default: Path) -> Path:
-    """The folder an environment variable names (an empty one counts as unset), else `default`."""
-    return Path(os.environ.get(variable) or default)
+def _folder_default(variable: str, default: Path) -> str:
+    """The folder or s3:// URL an environment variable names (an empty one counts as unset),
+    else `default`; argparse checks it with the option's type."""
+    return os.environ.get(variable) or str(default)
+
+
+def _location(text: str) -> Path | S3Location:
+    """A local folder, or an s3:// URL in its exact shape."""
+    try:
+        return parse_location(text)
+    except StoreError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _out_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--out", type=Path, default=_folder_default(OUT_ENV, DEFAULT_OUT),
-        help=f"dataset folder (default: ${OUT_ENV}, else {DEFAULT_OUT}; now %(default)s)",
+        "--out", type=_location, default=_folder_default(OUT_ENV, DEFAULT_OUT),
+        help=f"dataset folder or s3://bucket/prefix (default: ${OUT_ENV}, else {DEFAULT_OUT}; now %(default)s)",
     )  # fmt: skip
 
 
 def _refresh_args(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `serve`: what to read, where to publish, what to accept."""
     parser.add_argument(
-        "--raw", type=Path, default=_folder_default(RAW_ENV, DEFAULT_RAW),
-        help=f"folder of raw listings (default: ${RAW_ENV}, else {DEFAULT_RAW}; now %(default)s)",
+        "--raw", type=_location, default=_folder_default(RAW_ENV, DEFAULT_RAW),
+        help=f"folder or s3://bucket/prefix of raw listings (default: ${RAW_ENV}, else {DEFAULT_RAW}; now %(default)s)",
     )  # fmt: skip
     _out_arg(parser)
     parser.add_argument(
@@ -194,7 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     _refresh_args(serve)
 
     validate = commands.add_parser("validate", help="re-validate a version folder against the contract")
-    validate.add_argument("path", type=Path, help="a version folder, e.g. data/processed/latest")
+    validate.add_argument(
+        "path",
+        type=_location,
+        help="a version folder (data/processed/latest) or URL (s3://bucket/prefix/versions/000002)",
+    )
 
     versions = commands.add_parser("versions", help="list published versions")
     _out_arg(versions)
@@ -213,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="export every version as Delta tables, adding only new versions")
     export.add_argument("format", choices=["delta"], help="the format (Delta Lake; needs paper-listings[delta])")
-    export.add_argument("dir", type=Path, metavar="DIR", help="target folder: one Delta table per table, DIR/<table>")
+    export.add_argument(
+        "dir", type=_location, metavar="DIR", help="target folder: one Delta table per table, DIR/<table>"
+    )
     _out_arg(export)
     return parser

@@ -12,11 +12,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.db import new_connection, sql_text
+from pipeline.errors import StoreError
 from pipeline.parse.content import LINEAGE_COLUMNS
 from pipeline.published.layout import check_version_id
+from pipeline.published.remote import RemoteStore, readable
 from pipeline.published.verify import verified_files
 from pipeline.published.versions import version_ids, version_path
 from pipeline.settings import DEFAULT_OUT
+from pipeline.storage.s3 import parse_location
 from schemas.tables import MODELS, low_cardinality_columns
 
 Engine = Literal["pandas", "polars", "arrow", "duckdb"]
@@ -29,12 +32,25 @@ ALL_VERSIONS = "all_versions"
 
 
 def version_folder(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_OUT) -> Path:
-    """The folder of `version` (an id such as ``000003``, or ``"latest"``) under the dataset folder `out`.
+    """The folder of `version` (an id such as ``000003``, or ``"latest"``) of the dataset `out`:
+    a folder, or an ``s3://bucket/prefix`` URL, whose version is then copied (each file checked
+    against its manifest) into the reader cache (``PIPELINE_CACHE_DIR``, else ~/.cache/paper-listings).
 
     Raises `pipeline.errors.StoreError` when the id is not six digits or no such version exists.
     """
+    return _version_folder(version, out, None)
+
+
+def _version_folder(version: str, out: str | os.PathLike[str], names: list[str] | None) -> Path:
     chosen = None if version == "latest" else check_version_id(version)
-    return version_path(Path(out), chosen)
+    location = parse_location(out)
+    if isinstance(location, Path):
+        return version_path(location, chosen)
+    store = RemoteStore(location)
+    chosen = chosen or store.latest_id()
+    if chosen is None:
+        raise StoreError(f"no version has been published under {store.url}")
+    return store.cached_version(chosen, names)
 
 
 def _table_file(table: str, folder: Path) -> Path:
@@ -77,7 +93,7 @@ def load(
         engine: ``"pandas"`` (a DataFrame with proper dtypes, see `to_pandas`), ``"polars"`` (a
             polars DataFrame; needs ``pip install polars``), ``"arrow"`` (a `pyarrow.Table`) or
             ``"duckdb"`` (a lazy `duckdb.DuckDBPyRelation` on its own connection).
-        out: the dataset folder (`--out` of the CLI).
+        out: the dataset folder or ``s3://bucket/prefix`` URL (`--out` of the CLI).
 
     The file is first checked against the version's manifest (sha256, read in blocks) and the
     contract's types: a damaged or edited file raises `pipeline.errors.VersionDamagedError`, never reads.
@@ -85,7 +101,9 @@ def load(
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
-    file = _table_file(table, version_folder(version, out))
+    if table not in MODELS:
+        raise ValueError(f"unknown table {table!r}: one of {', '.join(TABLES)}")
+    file = _table_file(table, _version_folder(version, out, [f"{table}.parquet"]))
     if engine == "duckdb":
         return new_connection(memory_limit=None).read_parquet(str(file.absolute()))
     if engine == "polars":
@@ -114,8 +132,8 @@ def load_duckdb(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_O
     Every file a view reads is first checked against its version's manifest (sha256), so
     opening reads each papers file once: ~1 s per GB.
     """
-    out_dir = Path(out)
-    folder = version_folder(version, out_dir)
+    out_dir = readable(parse_location(out), ["papers.parquet"])
+    folder = version_folder(version, out)
     files = verified_files(folder, list(TABLES))
     con = new_connection(memory_limit=None)
     for table, file in files.items():

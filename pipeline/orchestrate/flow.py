@@ -4,7 +4,6 @@
 # pydantic model that Prefect builds from the flow's evaluated annotations.
 import logging
 from datetime import date
-from functools import partial
 from pathlib import Path
 
 from prefect import flow
@@ -12,11 +11,10 @@ from prefect import flow
 from pipeline.orchestrate import steps
 from pipeline.orchestrate.decisions import file_batches, too_many_rejects, up_to_date
 from pipeline.published.cleanup import scratch_folder
-from pipeline.published.layout import STAGED
-from pipeline.published.versions import fingerprint, latest_id
-from pipeline.raw.sources import discover_sources
+from pipeline.published.remote import open_output
+from pipeline.raw.remote import find_listings
 from pipeline.reported.summary import RunSummary
-from pipeline.storage.lock import writer_lock
+from pipeline.storage.s3 import parse_location
 
 # pylatexenc logs a warning for every malformed macro it meets: one hostile abstract would flood
 # the run's log (and Prefect's database) with thousands of lines; the rendering itself is kept.
@@ -25,8 +23,8 @@ logging.getLogger("pylatexenc").setLevel(logging.ERROR)
 
 @flow(name="listings-to-parquet", log_prints=False)
 def refresh(
-    raw_dir: Path,
-    out_dir: Path,
+    raw_dir: str | Path,
+    out_dir: str | Path,
     as_of: date | None,
     force: bool,
     lock_timeout_s: float,
@@ -39,7 +37,8 @@ def refresh(
     workers: int,
     chunk_bytes: int,
 ) -> RunSummary:
-    """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`.
+    """Parse every listing under `raw_dir` and publish the dataset as a new version of `out_dir`
+    (each a folder, or an ``s3://bucket/prefix`` URL).
 
     Every parameter is required: the defaults live at the entry points (`pipeline.cli`).
 
@@ -55,22 +54,24 @@ def refresh(
     DatasetInvalidError when validation fails (nothing is published in these cases), and
     InputError or StoreError when inputs or store are unusable.
     """
-    steps.prepare_output(out_dir)
-    found = discover_sources(raw_dir, as_of)
-    staged = steps.stage_all(found.sources, file_batches(found.sources, batch_bytes, min_tasks), out_dir / STAGED,
-                             refresh_cache, workers, chunk_bytes)  # fmt: skip
-    run = steps.describe(staged, found.notices)
-    if up_to_date(run, fingerprint(out_dir, latest_id(out_dir)), force, max_reject_rate):
-        return steps.report_up_to_date(out_dir, run, staged)
-    with writer_lock(out_dir, lock_timeout_s, partial(steps.log_waiting, out_dir)), scratch_folder(out_dir) as scratch:
-        staged = steps.restage_pruned(staged, out_dir / STAGED, workers, chunk_bytes)
-        if rejected := too_many_rejects(run, max_reject_rate):
-            steps.refuse_rejects(out_dir, rejected, run, staged)
-        parent_id = latest_id(out_dir)
-        if up_to_date(run, fingerprint(out_dir, parent_id), force, max_reject_rate):
-            return steps.report_up_to_date(out_dir, run, staged)
-        built, parent = steps.assemble_version(scratch, staged, out_dir, parent_id)
-        steps.guard_removals(built, run, parent_id, max_removed_rate, staged)
-        outcome = steps.publish_version(out_dir, parent_id, parent, built, run, staged)
-        pruned = steps.pruned_versions(out_dir, keep, {c.key for c in staged})
-    return steps.report_published(outcome, built, run, staged, pruned)
+    with open_output(out_dir) as out:
+        steps.prepare_output(out)
+        found = find_listings(parse_location(raw_dir), as_of)
+        place = steps.staged_place(out)
+        staged = steps.stage_all(found.sources, file_batches(found.sources, batch_bytes, min_tasks), place,
+                                 refresh_cache, workers, chunk_bytes)  # fmt: skip
+        run = steps.describe(staged, found.notices)
+        if up_to_date(run, steps.latest_fingerprint(out), force, max_reject_rate):
+            return steps.report_up_to_date(out, run, staged)
+        with steps.writer_lock(out, lock_timeout_s) as lease, scratch_folder(out.local) as scratch:
+            staged = steps.restage_missing(staged, place, workers, chunk_bytes)
+            if rejected := too_many_rejects(run, max_reject_rate):
+                steps.refuse_rejects(out, rejected, run, staged)
+            if up_to_date(run, steps.latest_fingerprint(out), force, max_reject_rate):
+                return steps.report_up_to_date(out, run, staged)
+            parent_id = steps.parent_id(out)
+            built, parent = steps.assemble_version(scratch, staged, out.local, parent_id)
+            steps.guard_removals(built, run, parent_id, max_removed_rate, staged)
+            outcome = steps.publish_version(out, lease, parent_id, parent, built, run, staged)
+            pruned = steps.pruned_versions(out, keep, {c.key for c in staged})
+        return steps.report_published(outcome, built, run, staged, pruned)

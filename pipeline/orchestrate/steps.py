@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import NoReturn
@@ -26,16 +28,21 @@ from pipeline.orchestrate.tasks import assemble, check_keys, publish, stage_list
 from pipeline.parse.tables import CHANGE_INPUTS
 from pipeline.published.cleanup import clean_incomplete, prune_versions, remove_legacy_cache
 from pipeline.published.index import paper_index
-from pipeline.published.layout import LEGACY_CACHE, REPORT_FILE, STAGED, check_writable
+from pipeline.published.layout import LEGACY_CACHE, REPORT_FILE, check_writable
 from pipeline.published.manifest import read_manifest
+from pipeline.published.remote import Output
 from pipeline.published.splice import KeptRows
 from pipeline.published.transaction import PublishOutcome
 from pipeline.published.verify import verified_files
-from pipeline.published.versions import latest_id, version_path
+from pipeline.published.versions import fingerprint, latest_id, version_path
 from pipeline.raw.sources import InputNotice, Source, code_fingerprint
 from pipeline.reported.summary import REJECT_SAMPLE, RunSummary, report_markdown
 from pipeline.staged.capture import StagedCapture
-from pipeline.staged.store import prune_staged, staged_present
+from pipeline.staged.remote import StagedPlace, pull_missing, this_process
+from pipeline.staged.store import STAGED, prune_staged
+from pipeline.storage.lease import Lease, object_lock
+from pipeline.storage.lock import LOCK_FILE
+from pipeline.storage.lock import writer_lock as local_writer_lock
 from schemas.contract import schema_fingerprint
 
 SUMMARY_ARTIFACT = "listings-run-summary"
@@ -46,8 +53,13 @@ REPORT_ARTIFACT = "listings-version-report"
 # --- raw → staged -------------------------------------------------------------------------------
 
 
-def prepare_output(out_dir: Path) -> None:
-    """OUT writable and of the right shape, with what interrupted runs left removed."""
+def prepare_output(out: Output) -> None:
+    """OUT writable and of the right shape, with what interrupted runs left removed (on object
+    storage, under the writer lock: see `writer_lock`)."""
+    if out.remote is not None:
+        out.remote.storage.check_usable()
+        return
+    out_dir = out.local
     logger = get_run_logger()
     check_writable(out_dir)
     for leftover in clean_incomplete(out_dir):
@@ -56,15 +68,21 @@ def prepare_output(out_dir: Path) -> None:
         logger.info("deleted the pickle cache of an earlier release (%s), unread", out_dir / LEGACY_CACHE)
 
 
+def staged_place(out: Output) -> StagedPlace:
+    """Where this run stages: OUT's staged layer, shared through object storage when OUT is there."""
+    location = out.remote.location if out.remote is not None else None
+    return StagedPlace(out.local / STAGED, location, this_process())
+
+
 def stage_all(
-    sources: list[Source], batches: list[list[Source]], staged_dir: Path, refresh_cache: bool, workers: int,
+    sources: list[Source], batches: list[list[Source]], place: StagedPlace, refresh_cache: bool, workers: int,
     chunk_bytes: int,
 ) -> list[StagedCapture]:  # fmt: skip
     """Every listing in the staged layer, in the order of `sources`, with progress per file."""
     logger = get_run_logger()
     logger.info("%d listing(s) in %d staging task(s), %d process(es) each", len(sources), len(batches), workers)
     futures = stage_listings.map(
-        batches, staged_dir=staged_dir, refresh_cache=refresh_cache, workers=workers, chunk_bytes=chunk_bytes
+        batches, place=place, refresh_cache=refresh_cache, workers=workers, chunk_bytes=chunk_bytes
     )
     by_name: dict[str, StagedCapture] = {}
     for future in as_completed(futures):
@@ -88,34 +106,73 @@ def describe(staged: list[StagedCapture], notices: list[InputNotice]) -> RunFact
     return run
 
 
-def log_waiting(out_dir: Path, holder: str) -> None:
-    """Say once that the run waits for another's writer lock."""
-    get_run_logger().info("waiting for the writer lock on %s (held by %s)", out_dir, holder)
+def latest_fingerprint(out: Output) -> str | None:
+    """The content fingerprint of the latest version (None when there is none)."""
+    if out.remote is None:
+        return fingerprint(out.local, latest_id(out.local))
+    current = out.remote.latest_id()
+    if current is None:
+        return None
+    value = read_manifest(out.remote.pull(current, out.local, names=[])).get("fingerprint")
+    return str(value) if value is not None else None
 
 
-def restage_pruned(
-    staged: list[StagedCapture], staged_dir: Path, workers: int, chunk_bytes: int
+@contextlib.contextmanager
+def writer_lock(out: Output, timeout_s: float) -> Iterator[Lease | None]:
+    """Hold OUT's writer lock: a file lock on disk; on object storage a leased lock object (see
+    `object_lock`), whose holder then removes what dead writers left."""
+
+    def waiting(holder: str) -> None:
+        get_run_logger().info("waiting for the writer lock on %s (held by %s)", out.name, holder)
+
+    if out.remote is None:
+        with local_writer_lock(out.local, timeout_s, waiting):
+            yield None
+        return
+    with object_lock(out.remote.storage, LOCK_FILE, timeout_s, waiting) as lease:
+        for leftover in out.remote.clean_uncommitted():
+            get_run_logger().info("removed %s, left by an interrupted run", leftover)
+        yield lease
+
+
+def restage_missing(
+    staged: list[StagedCapture], place: StagedPlace, workers: int, chunk_bytes: int
 ) -> list[StagedCapture]:
-    """The captures again, with those another run pruned from the staged layer while this one
-    waited for the lock (its raw folder differs) staged anew: under the lock, no run prunes them."""
-    gone = [c.source for c in staged if not staged_present(staged_dir, c.key)]
+    """The captures again, all whole in the driver's staged folder: those staged on other
+    machines pulled, and those another run pruned while this one waited for the lock (its raw
+    folder differs) staged anew: under the lock, no run prunes them."""
+    gone = pull_missing(staged, place)
     if not gone:
         return staged
-    get_run_logger().info("%d staged listing(s) were pruned by another run meanwhile: staging them again", len(gone))
-    again = {c.source.name: c for c in stage_listings(gone, staged_dir, False, workers, chunk_bytes)}
+    get_run_logger().info("%d staged listing(s) were pruned or damaged meanwhile: staging them again", len(gone))
+    again = {c.source.name: c for c in stage_listings(gone, place, False, workers, chunk_bytes)}
     return [again.get(c.source.name, c) for c in staged]
 
 
 # --- staged → assembled → published ---------------------------------------------------------------
 
 
-def refuse_rejects(out_dir: Path, why: str, run: RunFacts, staged: list[StagedCapture]) -> NoReturn:
+def refuse_rejects(out: Output, why: str, run: RunFacts, staged: list[StagedCapture]) -> NoReturn:
     """Write the rejects aside (under the lock: read from staged files no other run prunes now),
     then refuse the run."""
     captures = capture_files(staged)
-    folder = write_rejected(out_dir, captures, run.manifest)
-    reason = f"{why}; nothing was published. The rejects are in {folder / 'rejects.csv'}"
-    refuse(RejectRateExceededError(reason), latest_id(out_dir), run, captures)
+    folder = write_rejected(out.local, captures, run.manifest)
+    where = str(folder / "rejects.csv") if out.remote is None else f"{out.remote.push_rejected(folder)}/rejects.csv"
+    reason = f"{why}; nothing was published. The rejects are in {where}"
+    refuse(RejectRateExceededError(reason), out.remote.latest_id() if out.remote else latest_id(out.local), run,
+           captures)  # fmt: skip
+
+
+def parent_id(out: Output) -> str | None:
+    """The latest version, the new one's parent; on object storage, copied (verified) into the
+    working folder with its paper index, where assembly reads it."""
+    if out.remote is None:
+        return latest_id(out.local)
+    current = out.remote.latest_id()
+    if current is not None:
+        out.remote.pull(current, out.local)
+        out.remote.pull_index(current, out.local)
+    return current
 
 
 def parent_version(out_dir: Path, parent_id: str | None) -> ParentVersion | None:
@@ -169,39 +226,49 @@ def _wait(future: PrefectFuture[None]) -> None:
 
 
 def publish_version(
-    out_dir: Path, parent_id: str | None, parent: ParentVersion | None, built: Assembled, run: RunFacts,
-    staged: list[StagedCapture],
+    out: Output, lease: Lease | None, parent_id: str | None, parent: ParentVersion | None, built: Assembled,
+    run: RunFacts, staged: list[StagedCapture],
 ) -> PublishOutcome:  # fmt: skip
     """The new version, published while its keys are checked beside the writing (the commit
     waits for the checks)."""
     get_run_logger().info("checking keys while validating and publishing %d tables", len(built.row_counts))
     keys = check_keys.submit(built.database)
-    kept = kept_rows(out_dir, built.database, parent_id, parent, built)
-    return publish(out_dir, parent_id, built.database, run.manifest, capture_files(staged), kept, partial(_wait, keys))
+    kept = kept_rows(out.local, built.database, parent_id, parent, built)
+    return publish(out.local, parent_id, built.database, run.manifest, capture_files(staged), kept,
+                   partial(_wait, keys), out.remote, lease)  # fmt: skip
 
 
-def pruned_versions(out_dir: Path, keep: int | None, staged_keys: set[str]) -> list[str]:
-    """Versions removed by `--keep` (a failure to remove one is a warning: the new version is
-    already published), and staged captures of files no longer in the raw folder."""
+def pruned_versions(out: Output, keep: int | None, staged_keys: set[str]) -> list[str]:
+    """Versions removed by `--keep`, and staged captures of files no longer in the raw folder (a
+    failure to remove either is a warning: the new version is already published)."""
     pruned: list[str] = []
-    if keep is not None:
-        try:
-            pruned = prune_versions(out_dir, keep)
-        except StoreError as err:
-            get_run_logger().warning("could not prune old versions (--keep %d): %s", keep, err)
-    prune_staged(out_dir / STAGED, staged_keys)
+    try:
+        if keep is not None:
+            pruned = prune_versions(out.local, keep) if out.remote is None else out.remote.prune(keep)
+        if out.remote is not None:
+            out.remote.staged.prune(staged_keys)
+    except StoreError as err:
+        get_run_logger().warning("could not prune old versions or staged captures: %s", err)
+    prune_staged(out.local / STAGED, staged_keys)
     return pruned
 
 
 # --- reported -------------------------------------------------------------------------------------
 
 
-def report_up_to_date(out_dir: Path, run: RunFacts, staged: list[StagedCapture]) -> RunSummary:
+def report_up_to_date(out: Output, run: RunFacts, staged: list[StagedCapture]) -> RunSummary:
     """The summary of a run that found latest up to date."""
-    current = latest_id(out_dir)
+    current = latest_id(out.local) if out.remote is None else out.remote.latest_id()
     get_run_logger().info("up to date: version %s already has these inputs and code", current)
-    path = version_path(out_dir, current)
-    summary = RunSummary(current, path, False, current, row_counts=read_manifest(path)["row_counts"], **run.summary)
+    if out.remote is None or current is None:
+        path: Path | str = version_path(out.local, current)
+        counts = read_manifest(version_path(out.local, current))["row_counts"]
+    else:
+        path, counts = (
+            out.remote.version_url(current),
+            read_manifest(out.remote.pull(current, out.local, []))["row_counts"],
+        )
+    summary = RunSummary(current, path, False, current, row_counts=counts, **run.summary)
     publish_artifacts(summary, capture_files(staged))
     return summary
 
@@ -235,7 +302,9 @@ def publish_artifacts(summary: RunSummary, captures: list[CaptureFiles]) -> None
         create_markdown_artifact(markdown=report_markdown(summary), key=SUMMARY_ARTIFACT, description="Run summary")
         if summary.published and summary.path is not None:
             create_link_artifact(
-                link=(summary.path / REPORT_FILE).absolute().as_uri(),
+                link=(summary.path / REPORT_FILE).absolute().as_uri()
+                if isinstance(summary.path, Path)
+                else f"{summary.path}/{REPORT_FILE}",
                 link_text=f"report of version {summary.version_id}",
                 key=REPORT_ARTIFACT,
                 description="The version at a glance: counts, changes, papers per month, top names, rejects, nulls",

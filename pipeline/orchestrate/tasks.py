@@ -23,12 +23,14 @@ from pipeline.parse.reference import load_reference
 from pipeline.published import rejected
 from pipeline.published.index import IndexSource
 from pipeline.published.layout import REPORT_FILE
+from pipeline.published.remote import RemoteStore
 from pipeline.published.splice import KeptRows
 from pipeline.published.transaction import PublishOutcome, VersionTransaction
 from pipeline.raw.sources import Source
 from pipeline.reported.version_report import version_report_html
 from pipeline.staged.capture import StagedCapture
-from pipeline.staged.stage import stage_sources
+from pipeline.staged.remote import StagedPlace, stage_at
+from pipeline.storage.lease import Lease
 from schemas import MODELS
 from schemas.validate import batch_failures
 
@@ -47,10 +49,10 @@ def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
     name="stage-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
 )
 def stage_listings(
-    sources: list[Source], staged_dir: Path, refresh_cache: bool, workers: int, chunk_bytes: int
+    sources: list[Source], place: StagedPlace, refresh_cache: bool, workers: int, chunk_bytes: int
 ) -> list[StagedCapture]:
     """Parse a batch of raw listings into the staged layer (on `workers` processes), or find them there."""
-    return stage_sources(sources, staged_dir, refresh_cache, workers, chunk_bytes)
+    return stage_at(sources, place, refresh_cache, workers, chunk_bytes)
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
@@ -76,12 +78,14 @@ def publish(
     captures: list[CaptureFiles],
     kept: KeptRows | None,
     gate: Callable[[], None],
+    remote: RemoteStore | None,
+    lease: Lease | None,
 ) -> PublishOutcome:
     """Stream the assembled tables into a new version, validating each batch; write its report;
     commit once `gate` returns (the key checks that ran beside the writing)."""
     index = IndexSource(partial(table_batches, database, "paper_index"), index_schema(),
                         partial(index_metadata, captures))  # fmt: skip
-    with VersionTransaction(out_dir, parent_id) as tx:
+    with VersionTransaction(out_dir, parent_id, remote, lease) as tx:
         tx.write_tables({name: partial(table_batches, database, name) for name in MODELS}, batch_failures, kept, index)
         gate()
         tx.add_file(REPORT_FILE, version_report_html(tx.table_files(), tx.version_id, parent_id, tx.folder))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipeline.db import check_plain_path
 from pipeline.errors import StoreError
+from pipeline.staged.store import STAGED
 from pipeline.storage.local import remove, tmp_name, write_error
 from pipeline.storage.lock import LOCK_FILE
 from schemas import MODELS
@@ -23,7 +24,6 @@ CONTRACT_FILES = (f"{CONTRACT}/schema.json", f"{CONTRACT}/data_dictionary.md")
 REPORT_FILE = "report.html"
 VERSION_FILES = frozenset({f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES) | {REPORT_FILE})
 REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
-STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
 INDEX = "index"  # OUT/index/<id>.parquet: where each papers row of version <id> came from, hashed
 LEGACY_CACHE = ".cache"  # pickles of an earlier release: deleted unread
 VERSION_ID = re.compile(r"[0-9]{6}")

@@ -15,13 +15,15 @@ import pandas as pd
 
 from pipeline.errors import DatasetInvalidError, StoreError
 from pipeline.published.cleanup import clean_incomplete
-from pipeline.published.index import IndexSource, close_index, open_index, place_index
+from pipeline.published.index import IndexSource, close_index, index_path, open_index, place_index
 from pipeline.published.layout import CONTRACT, CONTRACT_FILES, INDEX, MANIFEST, VERSIONS
 from pipeline.published.manifest import manifest_bytes, read_manifest, version_manifest
 from pipeline.published.pointer import point_latest, unpoint_latest
+from pipeline.published.remote import RemoteStore
 from pipeline.published.splice import KeptRows, write_spliced_papers
 from pipeline.published.versions import version_ids
 from pipeline.published.writer import BatchCheck, Batches, footer_metadata, write_batches
+from pipeline.storage.lease import Lease
 from pipeline.storage.local import LocalStorage, bytes_digest, fsync_dir, remove, tmp_name, write_error
 from schemas import MODELS
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
@@ -35,7 +37,7 @@ class PublishOutcome:
     """What a publish did: the version that is now latest, and whether it is new."""
 
     version_id: str
-    path: Path
+    path: Path | str  # a local folder, or the URL of a version on object storage
     published: bool
     parent_id: str | None
 
@@ -57,9 +59,14 @@ class VersionTransaction:
     becomes StoreWriteError. An interrupt is left as a crash is, for the next writer to clean up.
     """
 
-    def __init__(self, out_dir: Path, parent_id: str | None) -> None:
+    def __init__(
+        self, out_dir: Path, parent_id: str | None, remote: RemoteStore | None = None, lease: Lease | None = None
+    ) -> None:
         self.out_dir = out_dir
         self.parent_id = parent_id
+        # With `remote`, `out_dir` is this machine's working copy of the remote dataset: the
+        # version is committed there first (under `lease`, the remote writer lock), then here.
+        self.remote, self.lease = remote, lease
         self.storage = LocalStorage(out_dir)
         existing = version_ids(out_dir)
         self.version_id = f"{int(existing[-1]) + 1 if existing else 1:06d}"
@@ -165,12 +172,19 @@ class VersionTransaction:
         if not self.storage.create_if_absent(f"{self._key}/{MANIFEST}", manifest_bytes(manifest)):
             raise StoreError(f"{self.folder} holds another writer's manifest: nothing was published")
         fsync_dir(self.folder)
+        if self.remote is not None and self.lease is not None:
+            self.remote.commit(self.folder, self.version_id, self.lease)
         self.storage.rename(self._key, f"{VERSIONS}/{self.version_id}")
         self._moved = True
         point_latest(self.out_dir, self.version_id)
         self._committed = True
         if self._index is not None:
             place_index(self.out_dir, self._index, self.version_id)
+            if self.remote is not None and index_path(self.out_dir, self.version_id).is_file():
+                with contextlib.suppress(StoreError):  # costs the next run time, never data
+                    self.remote.push_index(index_path(self.out_dir, self.version_id), self.version_id)
+        if self.remote is not None:
+            return PublishOutcome(self.version_id, self.remote.version_url(self.version_id), True, self.parent_id)
         return PublishOutcome(self.version_id, self.final, True, self.parent_id)
 
     def _roll_back(self) -> None:

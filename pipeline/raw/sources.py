@@ -18,6 +18,7 @@ from pipeline.errors import InputError
 from pipeline.parse.normalize import plausible_capture_date
 from pipeline.settings import VERSION
 from pipeline.storage.local import inside
+from pipeline.storage.s3 import S3Location
 
 DATE_IN_NAME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 LISTING_GLOB = "*.txt"
@@ -32,6 +33,7 @@ class Source:
     capture_date: date
     capture_date_from: str  # "file name", "--as-of" or "modification time"
     size_bytes: int
+    location: S3Location | None = None  # the raw prefix on object storage; `path` is then the key
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ class RunSummary:
     """What a run did, for the CLI, the Prefect artifacts and tests."""
 
     version_id: str | None
-    path: Path | None
+    path: Path | str | None  # a local folder, or a version's URL on object storage
     published: bool
     parent_id: str | None
     records: int
@@ -80,7 +80,7 @@ def report_markdown(summary: RunSummary) -> str:
     if summary.parent_id and summary.published:
         lines.append(f"- parent version: {summary.parent_id}")
     if summary.published and summary.path is not None:
-        lines.append(f"- report: {summary.path / REPORT_FILE} (open it in a browser; it needs no network)")
+        lines.append(f"- report: {summary.path}/{REPORT_FILE} (open it in a browser; it needs no network)")
     if summary.changes:
         counts = ", ".join(f"{summary.changes.get(k, 0)} {k}" for k in CHANGE_KINDS)
         lines.append(f"- changes since the parent: {counts}")

@@ -28,6 +28,7 @@ from pipeline.storage.local import (
     write_error,
 )
 
+STAGED = "staged"  # parsed captures, keyed on content: OUT/staged/<key>/
 STAGED_META = "capture.json"
 
 

@@ -64,6 +64,11 @@ def owner_alive(name: str) -> bool:
         return True
     if pid == os.getpid():
         return thread != threading.get_ident()
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process `pid` lives on this machine (another user's included)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -12,12 +12,13 @@ import pytest
 from pipeline.errors import StoreWriteError
 from pipeline.orchestrate.tasks import stage_listings
 from pipeline.raw.sources import discover_sources
+from pipeline.staged.remote import StagedPlace
 from tests.conftest import run_flow as run
 
 
 def test_staging_task_unit(raw_dir: Path, tmp_path: Path, gold) -> None:
     (source,) = discover_sources(raw_dir, None).sources
-    staged = tmp_path / "staged"
+    staged = StagedPlace(tmp_path / "staged")
     (capture,) = stage_listings.fn([source], staged, False, 1, 1 << 20)
     assert (capture.counts.records, capture.counts.rejects, capture.from_cache) == (gold.papers, 0, False)
     assert stage_listings.fn([source], staged, False, 1, 1 << 20)[0].from_cache
