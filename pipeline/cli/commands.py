@@ -297,9 +297,7 @@ def export(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr, flush=True)
 
     try:
-        if isinstance(args.dir, S3Location):
-            raise StoreError(f"{args.dir.url}: the Delta export writes to a local folder in this release")
-        result = export_delta(readable(args.out), args.dir, on_progress=progress)
+        result = export_delta(args.out, args.dir, on_progress=progress)
     except PipelineError as err:
         return error(err.message, err.exit_code)
     tables = f"{len(result.tables)} Delta tables"

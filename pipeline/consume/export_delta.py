@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import string
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +11,16 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.consume.delta_target import DeltaTarget, TablePlace
 from pipeline.errors import ExportError, VersionDamagedError
 from pipeline.published.layout import INDEX, REJECTED, STAGED, VERSION_ID, VERSIONS
 from pipeline.published.manifest import read_manifest
+from pipeline.published.remote import readable
 from pipeline.published.verify import verified_files
 from pipeline.published.versions import version_ids, version_path
 from pipeline.published.writer import decoded
 from pipeline.settings import DEFAULT_LOCK_TIMEOUT_S, METADATA_PREFIX
-from pipeline.storage.local import inside
-from pipeline.storage.lock import writer_lock
+from pipeline.storage.s3 import S3Location
 from schemas import MODELS
 from schemas.tables import plain_schema
 
@@ -36,14 +36,8 @@ TABLE_KEY = f"{METADATA_PREFIX}table"
 SHA256_KEY = f"{METADATA_PREFIX}sha256"  # of the version's Parquet file the commit was made from
 ROWS_KEY = f"{METADATA_PREFIX}rows"
 SCHEMA_KEY = f"{METADATA_PREFIX}schema_fingerprint"
-# deltalake 1.x reads a local path as a URL: a character that a URL escapes (a space, `#`, `%`,
-# any non-ASCII letter) makes it write or look for the files elsewhere, or panic
-# (delta-io/delta-rs#2425). These are the characters it was seen to write and read back as given.
-DELTA_PATH_CHARACTERS = frozenset(string.ascii_letters + string.digits + "/!$&'()*+,-.:;=@_~")
 # OUT's own folders: a table inside one would be written into a version, or deleted by a run.
 _OUT_FOLDERS = (VERSIONS, STAGED, INDEX, REJECTED)
-# What an interrupted first commit of a table can leave: data files that no log entry names yet.
-_DELTA_LOG = "_delta_log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +50,7 @@ class ExportResult:
     from OUT before they were exported: the commit metadata still names each one).
     """
 
-    target: Path
+    target: Path | S3Location
     tables: tuple[str, ...]
     exported: tuple[str, ...]
     already: tuple[str, ...]
@@ -73,14 +67,15 @@ class _Held:
 
 
 def export_delta(
-    out_dir: Path,
-    target: Path,
+    out: Path | S3Location,
+    target: Path | S3Location,
     on_progress: Callable[[str], None] | None = None,
     *,
     lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
 ) -> ExportResult:
-    """Export every version of the dataset at `out_dir` to Delta tables ``target/<table>``, adding
-    only the versions that each table does not hold yet.
+    """Export every version of the dataset at `out` (a folder, or an s3:// dataset read through its
+    verified local mirror) to Delta tables ``target/<table>`` (a folder, or an s3:// prefix written
+    with deltalake's conditional put), adding only the versions that each table does not hold yet.
 
     Each version, oldest first, becomes one overwrite commit per table holding that table's rows at
     that version, so that Delta version k−1 is project version k when every version from 000001 was
@@ -93,27 +88,30 @@ def export_delta(
     a damaged version stops the export (VersionDamagedError) with the versions before it exported.
     ExportError when deltalake is missing, when `target` overlaps OUT's own folders, or when a table
     there is not this dataset's export (no such metadata, a version OUT does not have, or a file
-    other than OUT's). One export writes to `target` at a time (``target/.lock``): another waits
-    up to `lock_timeout_s` seconds, then pipeline.errors.StoreLockedError. `on_progress` gets one line per commit.
+    other than OUT's). One export writes to `target` at a time (``target/.lock``, a leased lock
+    object on S3): another waits up to `lock_timeout_s` seconds, then
+    pipeline.errors.StoreLockedError. `on_progress` gets one line per commit.
     """
     deltalake = _deltalake()
     say = on_progress or (lambda _line: None)
-    ids = _published_ids(out_dir)
     tables = tuple(MODELS)
-    _check_target(out_dir, target, tables)
+    place = DeltaTarget.at(target)
+    place.check_apart_from(out, tables, _OUT_FOLDERS)  # before an s3:// OUT is downloaded
+    out_dir = readable(out)
+    ids = _published_ids(out_dir)
 
     def waiting(holder: str) -> None:
         say(f"waiting for another export to {target} ({holder})")
 
     # Two exports creating the same table at once could both commit its first version.
-    with writer_lock(target, lock_timeout_s, on_wait=waiting):
-        return _export_under_lock(deltalake, out_dir, target, ids, tables, say)
+    with place.locked(lock_timeout_s, waiting):
+        return _export_under_lock(deltalake, out_dir, place, ids, tables, say)
 
 
 def _export_under_lock(
     deltalake: ModuleType,
     out_dir: Path,
-    target: Path,
+    target: DeltaTarget,
     ids: list[str],
     tables: tuple[str, ...],
     say: Callable[[str], None],
@@ -122,9 +120,9 @@ def _export_under_lock(
     handles: dict[str, DeltaTable | None] = {}
     pending: dict[str, list[str]] = {}
     for name in tables:
-        handle, held = _opened(deltalake, target / name, name)
+        handle, held = _opened(deltalake, target.table(name), name)
         if held is not None:
-            _check_held(out_dir, ids, target / name, name, held)
+            _check_held(out_dir, ids, target.table(name), name, held)
         handles[name] = handle
         pending[name] = [v for v in ids if held is None or v > held.version_id]
     todo = sorted(set[str]().union(*pending.values()))
@@ -142,7 +140,7 @@ def _export_under_lock(
         files = verified_files(folder, wanted, check_types=False)
         for name in wanted:
             metadata = _commit_metadata(name, manifest, files[name])
-            handle = _committed(deltalake, target / name, handles[name], files[name], metadata)
+            handle = _committed(deltalake, target.table(name), handles[name], files[name], metadata)
             handles[name] = handle
             commits += 1
             delta_version = handle.version()
@@ -150,11 +148,11 @@ def _export_under_lock(
             if delta_version != int(version_id) - 1 and name not in shifted:
                 shifted.add(name)
                 say(
-                    f"note: {target / name} holds {version_id} as Delta version {delta_version}, not "
+                    f"note: {target.table(name)} holds {version_id} as Delta version {delta_version}, not "
                     f"{int(version_id) - 1}: versions before it were not exported while OUT had them; "
                     f"each commit's {VERSION_KEY} names its version"
                 )
-    return ExportResult(target, tables, tuple(todo), already, commits, tuple(n for n in tables if n in shifted))
+    return ExportResult(target.place, tables, tuple(todo), already, commits, tuple(n for n in tables if n in shifted))
 
 
 def _commit_metadata(table: str, manifest: Mapping[str, Any], file: Path) -> dict[str, Any]:
@@ -193,67 +191,37 @@ def _published_ids(out_dir: Path) -> list[str]:
     return ids
 
 
-def _check_target(out_dir: Path, target: Path, tables: Sequence[str]) -> None:
-    """ExportError when `target` is OUT itself (its lock is OUT's writer lock), when a table folder
-    of it (its links resolved) would lie in one of OUT's own folders or hold OUT, or when its path
-    is one deltalake would misread."""
-    unsafe = sorted(set(str(target.absolute())) - DELTA_PATH_CHARACTERS)
-    if unsafe:
-        shown = " ".join(repr(c) for c in unsafe)
-        raise ExportError(
-            f"{target}: its path holds {shown}, which deltalake reads as part of a URL (delta-io/delta-rs#2425); "
-            "use a folder whose path has only ASCII letters, digits and / ! $ & ' ( ) * + , - . : ; = @ _ ~"
-        )
-    out = out_dir.resolve()
-    if target.resolve() == out:
-        raise ExportError(f"{target} is the dataset folder itself: export to a folder of its own")
-    for name in tables:
-        table = (target / name).resolve()
-        if inside(out, table) or any(inside(table, out / folder) for folder in _OUT_FOLDERS):
-            raise ExportError(
-                f"{target / name} would be written inside the dataset's own folders ({out}); "
-                "export to a folder outside its versions, staged, index and rejected folders"
-            )
-
-
-def _opened(deltalake: ModuleType, path: Path, name: str) -> tuple[DeltaTable | None, _Held | None]:
-    """The Delta table at `path` and the newest version it holds; (None, None) when there is none
-    yet. ExportError when `path` holds something else, or a table this export did not write."""
-    if not path.exists() and not path.is_symlink():
+def _opened(deltalake: ModuleType, place: TablePlace, name: str) -> tuple[DeltaTable | None, _Held | None]:
+    """The Delta table at `place` and the newest version it holds; (None, None) when there is none
+    yet. ExportError when `place` holds something else, or a table this export did not write."""
+    if not place.exists():
         return None, None
-    if not path.is_dir():
-        raise ExportError(f"{path} is not a folder: refusing to export {name} there")
-    if not deltalake.DeltaTable.is_deltatable(str(path.absolute())):
-        foreign = [p.name for p in path.iterdir() if p.name != _DELTA_LOG and not _orphan_data_file(p)]
+    if not deltalake.DeltaTable.is_deltatable(place.uri, storage_options=place.options):
+        foreign = place.foreign()
         if foreign:
-            raise ExportError(f"{path} holds files ({foreign[0]}, ...) but no Delta table: refusing to write into it")
+            raise ExportError(f"{place} holds files ({foreign[0]}, ...) but no Delta table: refusing to write into it")
         return None, None
     try:
-        table = deltalake.DeltaTable(str(path.absolute()))
+        table = deltalake.DeltaTable(place.uri, storage_options=place.options)
         history = sorted(table.history(), key=lambda commit: int(commit.get("version", -1)), reverse=True)
     except deltalake.exceptions.DeltaError as err:
-        raise ExportError(f"{path} cannot be read as a Delta table: {_first_line(err)}") from None
+        raise ExportError(f"{place} cannot be read as a Delta table: {_first_line(err)}") from None
     # The newest commit of ours: maintenance commits after it (OPTIMIZE, VACUUM) change no version.
     ours = next((commit for commit in history if VERSION_KEY in commit), None)
     if ours is None:
         raise ExportError(
-            f"{path} is a Delta table that this export did not write (no commit carries {VERSION_KEY}); "
+            f"{place} is a Delta table that this export did not write (no commit carries {VERSION_KEY}); "
             "export to a new folder"
         )
     version_id, recorded, sha256 = ours.get(VERSION_KEY), ours.get(TABLE_KEY), ours.get(SHA256_KEY)
     if not isinstance(version_id, str) or not VERSION_ID.fullmatch(version_id) or not isinstance(sha256, str):
-        raise ExportError(f"{path}: its commit {ours.get('version')} does not record a version id and sha256")
+        raise ExportError(f"{place}: its commit {ours.get('version')} does not record a version id and sha256")
     if recorded != name:
-        raise ExportError(f"{path} holds the export of table {recorded!r}, not {name!r}: refusing to mix them")
+        raise ExportError(f"{place} holds the export of table {recorded!r}, not {name!r}: refusing to mix them")
     return table, _Held(version_id, sha256)
 
 
-def _orphan_data_file(path: Path) -> bool:
-    """A data file an interrupted first commit wrote before its log entry: no reader sees it."""
-    return path.is_file() and not path.is_symlink() and path.name.startswith("part-") and path.suffix == ".parquet"
-
-
-def _check_held(out_dir: Path, ids: Sequence[str], path: Path, name: str, held: _Held) -> None:
+def _check_held(out_dir: Path, ids: Sequence[str], path: TablePlace, name: str, held: _Held) -> None:
     """ExportError unless the version `path` holds is one of this dataset's: no newer than OUT's
     newest, and made from the very file OUT holds when OUT still has that version."""
     if held.version_id > ids[-1]:
@@ -273,9 +241,9 @@ def _check_held(out_dir: Path, ids: Sequence[str], path: Path, name: str, held: 
 
 
 def _committed(
-    deltalake: ModuleType, path: Path, table: DeltaTable | None, file: Path, metadata: Mapping[str, Any]
+    deltalake: ModuleType, place: TablePlace, table: DeltaTable | None, file: Path, metadata: Mapping[str, Any]
 ) -> DeltaTable:
-    """Commit the rows of `file` as the whole content of the Delta table at `path` (created when
+    """Commit the rows of `file` as the whole content of the Delta table at `place` (created when
     `table` is None); return the table, at its new version."""
     failures: list[BaseException] = []
     try:
@@ -286,10 +254,16 @@ def _committed(
         # Delta has no dictionary type: dictionary columns go in as the strings they hold.
         schema = plain_schema(parquet.schema_arrow)
         reader = pa.RecordBatchReader.from_batches(schema, _checked_batches(parquet, file, failures))
-        created = {} if table is not None else {"name": metadata[TABLE_KEY], "description": _description(metadata)}
+        created: dict[str, Any] = {}
+        if table is None:
+            created = {
+                "name": metadata[TABLE_KEY],
+                "description": _description(metadata),
+                "storage_options": place.options,
+            }
         try:
             deltalake.write_deltalake(
-                table if table is not None else str(path.absolute()),
+                table if table is not None else place.uri,
                 reader,
                 mode="overwrite",
                 schema_mode="overwrite",  # a version published under another contract has other columns
@@ -300,8 +274,8 @@ def _committed(
             # deltalake turns what the reader raised (damage, Ctrl-C) into its own error: raise the cause.
             if failures:
                 raise failures[0] from None
-            raise ExportError(f"cannot write {path}: {_first_line(err)}") from None
-    return table if table is not None else deltalake.DeltaTable(str(path.absolute()))
+            raise ExportError(f"cannot write {place}: {_first_line(err)}") from None
+    return table if table is not None else deltalake.DeltaTable(place.uri, storage_options=place.options)
 
 
 def _checked_batches(parquet: pq.ParquetFile, file: Path, failures: list[BaseException]) -> Iterator[pa.RecordBatch]:

@@ -74,6 +74,7 @@ class RemoteStore:
         check_version_id(version_id)
         prefix = f"{VERSIONS}/{version_id}"
         if self.storage.size(f"{prefix}/{MANIFEST}") is None:
+            self.storage.check_bucket()
             raise StoreError(f"version {version_id} does not exist under {self.url}")
         folder = into / VERSIONS / version_id
         folder.mkdir(parents=True, exist_ok=True)

@@ -115,6 +115,31 @@ def endpoint() -> str:
     return str(client().meta.endpoint_url)
 
 
+def object_store_options() -> dict[str, str]:
+    """This process's S3 configuration (as `client` resolves it) in the form Rust's object_store
+    takes, for deltalake's `storage_options`: the credentials, region and endpoint, and conditional
+    put by ETag (`If-None-Match` / `If-Match`), which makes concurrent Delta commits safe with no
+    DynamoDB. The values are secrets: never log or show them."""
+    session = boto3.session.Session()
+    found = session.get_credentials()
+    if found is None:
+        raise StoreError("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+    credentials = found.get_frozen_credentials()
+    options = {
+        "aws_access_key_id": credentials.access_key,
+        "aws_secret_access_key": credentials.secret_key,
+        "aws_region": session.region_name or str(client().meta.region_name),
+        "aws_conditional_put": "etag",
+    }
+    if credentials.token:
+        options["aws_session_token"] = credentials.token
+    url = endpoint()
+    if not url.endswith(".amazonaws.com"):  # AWS itself is object_store's default, with its own URL style
+        options["aws_endpoint"] = url
+        options["aws_allow_http"] = str(url.startswith("http://")).lower()
+    return options
+
+
 def error_code(err: Exception) -> str | None:
     """The S3 error code of a failed request (None when it is not a service error)."""
     if isinstance(err, boto_errors.ClientError):
@@ -285,9 +310,9 @@ class S3Storage:
         with translated(f"cannot read {self.url(key)}"):
             client().download_file(self.bucket, self._key(key), str(path), Config=_TRANSFER)
 
-    def check_usable(self) -> None:
-        """StoreError, in one line, unless the bucket answers and takes a write under the prefix
-        (bad credentials, a missing bucket, an endpoint that does not answer)."""
+    def check_bucket(self) -> None:
+        """StoreError, in one line, unless the bucket exists and answers (a missing object and a
+        missing bucket look alike to a HEAD request: this tells them apart)."""
         try:
             client().head_bucket(Bucket=self.bucket)
         except _FAILURES as err:
@@ -296,6 +321,11 @@ class S3Storage:
                     f"{self.location.url}: the bucket does not exist (create it, or fix the URL)"
                 ) from None
             raise s3_error(self.location.url, err) from None
+
+    def check_usable(self) -> None:
+        """StoreError, in one line, unless the bucket answers and takes a write under the prefix
+        (bad credentials, a missing bucket, an endpoint that does not answer)."""
+        self.check_bucket()
         probe = f".probe-{os.getpid()}-{os.urandom(4).hex()}"
         self.write_bytes(probe, b"probe")
         with translated(self.url(probe)):

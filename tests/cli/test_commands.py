@@ -166,3 +166,58 @@ def test_cli_refusals_are_one_line_with_exit_2(dataset: Path, out: Path, tmp_pat
 
     assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(tmp_path / "missing")]) == 2
     assert "no dataset folder" in capsys.readouterr().err
+
+
+def _unusable_s3(monkeypatch, fault: str) -> str:
+    """Point this process at S3 with one fault; the URL to use."""
+    from pipeline.storage import s3 as s3_storage
+    from tests.s3server import SECRET_KEY, free_port
+
+    if fault == "bad credentials":
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + SECRET_KEY)
+    elif fault == "dead endpoint":
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    s3_storage.client.cache_clear()
+    return "s3://no-such-bucket/papers" if fault == "missing bucket" else "s3://listings/papers"
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [("bad credentials", "access denied"), ("missing bucket", "bucket does not exist"),
+     ("dead endpoint", "does not answer")],
+)  # fmt: skip
+@pytest.mark.parametrize("command", ["run --out", "run --raw", "versions", "validate", "export"])
+def test_an_unusable_s3_store_is_one_line_with_exit_2(s3, raw_dir, tmp_path, monkeypatch, capsys, fault, said, command):
+    from tests.s3server import SECRET_KEY
+
+    url = _unusable_s3(monkeypatch, fault)
+    argv = {
+        "run --out": ["run", "--raw", str(raw_dir), "--out", url],
+        "run --raw": ["run", "--raw", url, "--out", str(tmp_path / "out")],
+        "versions": ["versions", "--out", url],
+        "validate": ["validate", f"{url}/versions/000001"],
+        "export": ["export", "delta", str(tmp_path / "delta"), "--out", url],
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert said in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert SECRET_KEY not in err
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "delta").exists()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    "argv",
+    [["validate", "s3://listings/papers/versions/../x"], ["diff", "../000001", "--out", "s3://listings/papers"],
+     ["show", "--table", "../papers", "--out", "s3://listings/papers"], ["run", "--out", "s3://listings/a/./b"]],
+)  # fmt: skip
+def test_a_name_that_would_escape_an_s3_prefix_is_refused_with_exit_2(s3, argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as usage:  # refused by the option's type, as a usage error
+        code = usage.code
+    assert code == 2
+    assert "Traceback" not in capsys.readouterr().err

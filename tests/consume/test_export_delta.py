@@ -348,3 +348,45 @@ def test_the_rest_of_the_package_never_imports_deltalake() -> None:
     code = f"import sys, {modules}; print('deltalake' in sys.modules)"
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert found.stdout.strip() == "False"
+
+
+@pytest.mark.server
+def test_an_s3_target_takes_each_new_version_with_conditional_put(s3, s3_prefix, out: Path, editions) -> None:
+    from pipeline.storage.s3 import S3Storage, object_store_options, parse_s3_url
+    from tests.s3server import SECRET_KEY
+
+    target = parse_s3_url(f"{s3_prefix}/delta")
+    lines: list[str] = []
+    first = export_delta(out, target, on_progress=lines.append)
+    assert (first.exported, first.commits, first.target) == (THREE, 3 * len(MODELS), target)
+    assert publish(out, editions[3], 4) == "000004"
+    fourth = export_delta(out, target)
+    assert (fourth.exported, fourth.already) == (("000004",), THREE)
+    options = object_store_options()
+    assert options["aws_conditional_put"] == "etag"  # deltalake's own put-if-absent for each commit
+    for name in MODELS:
+        table = DeltaTable(target.child(name).url, storage_options=options)
+        assert table.version() == 3
+        assert {c["version"]: c.get(VERSION_KEY) for c in table.history()} == dict(enumerate((*THREE, "000004")))
+        got = DeltaTable(target.child(name).url, version=1, storage_options=options).to_pyarrow_table()
+        assert by_key(got, name).equals(by_key(project_table(out, "000002", name), name))
+    assert S3Storage(target).size(".lock") is None  # the export's lock object is released
+    assert SECRET_KEY not in "".join(lines) + repr(first)
+    other = parse_s3_url(f"{s3_prefix}/other")
+    S3Storage(other).write_bytes("papers/notes.txt", b"someone else's")
+    with pytest.raises(ExportError, match="no Delta table"):
+        export_delta(out, other)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("inside", ["", "/versions", "/versions/000001", "/staged/x"])
+def test_an_s3_target_inside_an_s3_dataset_is_refused(s3, s3_prefix, inside: str) -> None:
+    from pipeline.consume.delta_target import DeltaTarget
+    from pipeline.storage.s3 import parse_s3_url
+
+    dataset = parse_s3_url(f"{s3_prefix}/out")
+    with pytest.raises(ExportError, match=r"dataset folder itself|inside the dataset's own folders"):
+        DeltaTarget.at(parse_s3_url(f"{dataset.url}{inside}")).check_apart_from(
+            dataset, tuple(MODELS), ("versions", "staged", "index", "rejected")
+        )
+    DeltaTarget.at(parse_s3_url(f"{s3_prefix}/delta")).check_apart_from(dataset, tuple(MODELS), ("versions",))

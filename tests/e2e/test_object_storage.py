@@ -54,7 +54,9 @@ def test_a_run_to_s3_publishes_the_tables_of_a_local_run(s3, s3_prefix, raw_dir,
     assert main(["versions", "--out", s3_prefix]) == 0
     assert main(["show", "--out", s3_prefix, "--table", "authors"]) == 0
     assert main(["diff", "000001", "--out", s3_prefix]) == 0
+    assert main(["export", "delta", f"{s3_prefix}/delta", "--out", s3_prefix]) == 0  # S3 to S3
     printed = capsys.readouterr()
+    assert "exported 2 version(s) (000001 to 000002)" in printed.out
     assert "* 000002" in printed.out
     assert "conforms to the contract" in printed.out
     assert SECRET_KEY.encode() not in _everything_under(s3_prefix, tmp_path)
@@ -86,6 +88,19 @@ def test_consumers_read_a_version_straight_from_s3_with_their_own_tools(s3, s3_p
     options = {"aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY, "aws_region": REGION,
                "aws_endpoint_url": os.environ["AWS_ENDPOINT_URL"], "aws_allow_http": "true"}  # fmt: skip
     assert pl.read_parquet(f"s3://{store.bucket}/{key}", storage_options=options).height == 50
+
+
+def test_load_reads_an_s3_version_with_every_engine(s3, s3_prefix, raw_dir, prefect_server):
+    run_flow(raw_dir, s3_prefix)
+    expected = load("paper_authors", engine="arrow", out=s3_prefix).num_rows
+    assert expected > 50
+    assert len(load("paper_authors", out=s3_prefix)) == expected  # pandas
+    assert load("paper_authors", engine="polars", out=s3_prefix).height == expected
+    assert len(load("paper_authors", engine="duckdb", out=s3_prefix).fetchall()) == expected
+    assert len(load("papers", version="000001", engine="polars", out=s3_prefix)) == 50
+    con = load_duckdb(version="000001", out=s3_prefix)
+    assert con.sql("SELECT count(*) FROM papers").fetchall() == [(50,)]
+    assert con.sql("SELECT DISTINCT version FROM all_versions").fetchall() == [("000001",)]
 
 
 def test_a_tampered_file_on_s3_is_never_read(s3, s3_prefix, raw_dir, prefect_server, tmp_path):
