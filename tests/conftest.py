@@ -123,9 +123,17 @@ SERVER_STARTUP_ALLOWANCE_S = 600
 
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
-    """One temporary Prefect server for every flow test of the session (start-up costs ~7 s)."""
+    """One Prefect server for every flow test of the session: the one .ci/run started
+    (PIPELINE_TEST_PREFECT_API_URL), else a temporary one (its start-up costs 7-30 s)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    given = os.environ.get("PIPELINE_TEST_PREFECT_API_URL")
+    if given:
+        assert _wait_healthy(given, 180), f"no Prefect server at {given}"
+        with temporary_settings(updates={PREFECT_API_URL: given}):
+            yield
+        return
     with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_ALLOWANCE_S):
         yield
 
@@ -207,14 +215,6 @@ def flow_versions(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> P
     return out
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait_healthy(url: str, timeout_s: float) -> bool:
     import time
     import urllib.request
@@ -231,34 +231,13 @@ def _wait_healthy(url: str, timeout_s: float) -> bool:
 
 
 @pytest.fixture(scope="session")
-def prefect_api_url(tmp_path_factory) -> Iterator[str]:
-    """A real Prefect server: the one .ci/run started (PIPELINE_TEST_PREFECT_API_URL), else our own."""
-    import subprocess
-    import sys
+def prefect_api_url(prefect_server) -> str:
+    """The URL of the session's Prefect server (`prefect_server`), for subprocesses and API clients."""
+    from prefect.settings import PREFECT_API_URL
 
-    given = os.environ.get("PIPELINE_TEST_PREFECT_API_URL")
-    if given:
-        assert _wait_healthy(given, 180), f"no Prefect server at {given}"
-        yield given
-        return
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
-    prefect = Path(sys.executable).parent / "prefect"
-    log = (home / "server.log").open("w")
-    server = subprocess.Popen(
-        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        assert _wait_healthy(url, 120), (home / "server.log").read_text()
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
+    url = PREFECT_API_URL.value()
+    assert url, "the session's Prefect server has no URL"
+    return str(url)
 
 
 @pytest.fixture(scope="session")

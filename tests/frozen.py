@@ -82,13 +82,19 @@ def row_digests(frame: pd.DataFrame) -> list[str]:
 ABSTRACT_TEXT = "papers.abstract_text"
 
 
-def digests_frame(corpus: str, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The frozen form of one corpus's tables: (corpus, table, row digest) rows, papers without
-    abstract_text; then per paper its abstract_text digest and whether it is the reference."""
+def table_digests(tables: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Each table's sorted row digests, papers without abstract_text (as `frozen_digests` gives them)."""
     shown = {
         name: (frame.drop(columns=["abstract_text"]) if name == "papers" else frame) for name, frame in tables.items()
     }
-    rows = [(corpus, name, d) for name, frame in sorted(shown.items()) for d in row_digests(frame)]
+    return {name: row_digests(frame) for name, frame in sorted(shown.items())}
+
+
+def digests_frame(corpus: str, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The frozen form of one corpus's tables: (corpus, table, row digest) rows, papers without
+    abstract_text; then per paper its abstract_text digest and whether it is the reference (the
+    reference rendering of every abstract: slow, for freezing only)."""
+    rows = [(corpus, name, d) for name, digests in table_digests(tables).items() for d in digests]
     frame = pd.DataFrame(rows, columns=["corpus", "table", "row_digest"])
     papers = tables["papers"]
     texts = pd.DataFrame(

@@ -95,3 +95,74 @@ def start_s3_server(folder: Path, timeout_s: float = 120.0) -> S3Server:
             raise RuntimeError(f"weed mini did not start:\n{(folder / 'weed.log').read_text(errors='replace')[-3000:]}")
         time.sleep(0.2)
     return server
+
+
+_FAULT_CODES = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}
+
+
+class FaultyProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real S3 server that answers the next requests with
+    the given error statuses (503 SlowDown, 500, 403 ...) and forwards the rest unchanged, their
+    Host header kept so that the signatures still hold. `requests` counts what reached it."""
+
+    def __init__(self, upstream: str) -> None:
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import urlsplit
+
+        proxy = self
+        self.faults: list[int] = []
+        self.requests = 0
+        self._lock = threading.Lock()
+        target = urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                with proxy._lock:
+                    proxy.requests += 1
+                    fault = proxy.faults.pop(0) if proxy.faults else None
+                if fault is not None:
+                    xml = f"<Error><Code>{_FAULT_CODES[fault]}</Code><Message>injected</Message></Error>".encode()
+                    self.send_response(fault)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(xml)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(xml)
+                    return
+                connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                connection.request(self.command, self.path, body, headers=dict(self.headers.items()))
+                answer = connection.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in {"transfer-encoding", "connection", "content-length"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                connection.close()
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _answer  # noqa: N815
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def fail_next(self, *statuses: int) -> None:
+        """Answer the next len(statuses) requests with these statuses; count requests from zero."""
+        with self._lock:
+            self.faults = list(statuses)
+            self.requests = 0
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

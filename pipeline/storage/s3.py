@@ -29,7 +29,7 @@ _SEGMENT = re.compile(r"[^\x00-\x1f\x7f/\\]+")
 # What botocore's "standard" retry mode retries: throttling, 5xx and dropped connections; a 4xx
 # (denied, missing, precondition failed) fails at once. Four attempts, then one clear error.
 _CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=5, read_timeout=60, tcp_keepalive=True
+    retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=5, read_timeout=60, tcp_keepalive=True
 )
 _TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4)
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",

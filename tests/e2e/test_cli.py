@@ -19,17 +19,17 @@ from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, gold) -> Path:
-    """A dataset published by `python -m pipeline run --quiet` in a subprocess, as cron runs it."""
+def published(tmp_path_factory, gold, cli_env) -> Path:
+    """A dataset published by `python -m pipeline run --quiet` in a subprocess, as cron runs it
+    (against the session's Prefect server: the temporary server's start is tests/orchestrate/test_prefect_api's)."""
     base = tmp_path_factory.mktemp("cli")
     raw = base / "raw"
     raw.mkdir()
     shutil.copy(ROOT / "data" / "raw" / "listing_2026-11-26.txt", raw)
     out = base / "processed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--raw", str(raw), "--out", str(out), "--quiet"],
-        capture_output=True, text=True, env=env, cwd=base, timeout=300, check=False,
+        capture_output=True, text=True, env=cli_env, cwd=base, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "published new version 000001" in proc.stdout

@@ -83,3 +83,29 @@ def test_an_unusable_store_is_one_line_without_the_secret(s3, monkeypatch):
     for failure in (missing, denied, silent):
         assert "\n" not in str(failure.value)
         assert SECRET_KEY not in str(failure.value)
+
+
+@pytest.mark.server
+def test_throttling_and_server_errors_are_retried_and_a_refusal_is_not(s3, s3_prefix, monkeypatch):
+    from pipeline.storage import s3 as s3_storage
+    from tests.s3server import FaultyProxy
+
+    proxy = FaultyProxy(s3.endpoint)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        s3_storage.client.cache_clear()
+        storage = S3Storage(parse_s3_url(s3_prefix))
+        proxy.fail_next(503, 500)  # throttled, then a server error: both cured by a retry
+        storage.write_bytes("x", b"data")
+        assert proxy.requests == 3
+        assert storage.read_bytes("x") == b"data"
+        proxy.fail_next(503, 503, 503, 503)  # four attempts, then one line
+        with pytest.raises(StoreError, match="SlowDown"):
+            storage.write_bytes("y", b"data")
+        assert proxy.requests == 4
+        proxy.fail_next(403)  # a refusal is final: never sent again
+        with pytest.raises(StoreError, match="access denied"):
+            storage.read_bytes("x")
+        assert proxy.requests == 1
+    finally:
+        proxy.stop()
