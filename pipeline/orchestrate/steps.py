@@ -34,7 +34,7 @@ from pipeline.published.remote import Output
 from pipeline.published.splice import KeptRows
 from pipeline.published.transaction import PublishOutcome
 from pipeline.published.verify import verified_files
-from pipeline.published.versions import fingerprint, latest_id, version_path
+from pipeline.published.versions import version_path
 from pipeline.raw.sources import InputNotice, Source, code_fingerprint
 from pipeline.reported.summary import REJECT_SAMPLE, RunSummary, report_markdown
 from pipeline.staged.capture import StagedCapture
@@ -108,12 +108,8 @@ def describe(staged: list[StagedCapture], notices: list[InputNotice]) -> RunFact
 
 def latest_fingerprint(out: Output) -> str | None:
     """The content fingerprint of the latest version (None when there is none)."""
-    if out.remote is None:
-        return fingerprint(out.local, latest_id(out.local))
-    current = out.remote.latest_id()
-    if current is None:
-        return None
-    value = read_manifest(out.remote.pull(current, out.local, names=[])).get("fingerprint")
+    current = out.latest_id()
+    value = out.manifest(current).get("fingerprint") if current is not None else None
     return str(value) if value is not None else None
 
 
@@ -159,17 +155,14 @@ def refuse_rejects(out: Output, why: str, run: RunFacts, staged: list[StagedCapt
     folder = write_rejected(out.local, captures, run.manifest)
     where = str(folder / "rejects.csv") if out.remote is None else f"{out.remote.push_rejected(folder)}/rejects.csv"
     reason = f"{why}; nothing was published. The rejects are in {where}"
-    refuse(RejectRateExceededError(reason), out.remote.latest_id() if out.remote else latest_id(out.local), run,
-           captures)  # fmt: skip
+    refuse(RejectRateExceededError(reason), out.latest_id(), run, captures)
 
 
 def parent_id(out: Output) -> str | None:
     """The latest version, the new one's parent; on object storage, copied (verified) into the
     working folder with its paper index, where assembly reads it."""
-    if out.remote is None:
-        return latest_id(out.local)
-    current = out.remote.latest_id()
-    if current is not None:
+    current = out.latest_id()
+    if current is not None and out.remote is not None:
         out.remote.pull(current, out.local)
         out.remote.pull_index(current, out.local)
     return current
@@ -258,17 +251,12 @@ def pruned_versions(out: Output, keep: int | None, staged_keys: set[str]) -> lis
 
 def report_up_to_date(out: Output, run: RunFacts, staged: list[StagedCapture]) -> RunSummary:
     """The summary of a run that found latest up to date."""
-    current = latest_id(out.local) if out.remote is None else out.remote.latest_id()
+    current = out.latest_id()
+    if current is None:  # up to date means a latest whose fingerprint matched
+        raise StoreError(f"no version under {out.name}")
     get_run_logger().info("up to date: version %s already has these inputs and code", current)
-    if out.remote is None or current is None:
-        path: Path | str = version_path(out.local, current)
-        counts = read_manifest(version_path(out.local, current))["row_counts"]
-    else:
-        path, counts = (
-            out.remote.version_url(current),
-            read_manifest(out.remote.pull(current, out.local, []))["row_counts"],
-        )
-    summary = RunSummary(current, path, False, current, row_counts=counts, **run.summary)
+    path = version_path(out.local, current) if out.remote is None else out.remote.version_url(current)
+    summary = RunSummary(current, path, False, current, row_counts=out.manifest(current)["row_counts"], **run.summary)
     publish_artifacts(summary, capture_files(staged))
     return summary
 

@@ -6,7 +6,6 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,12 @@ from typing import Any
 from pipeline.errors import StoreError
 from pipeline.published.layout import INDEX, MANIFEST, POINTER, REJECTED, VERSION_ID, VERSIONS, check_version_id
 from pipeline.published.manifest import read_manifest
+from pipeline.published.versions import latest_id, version_path
 from pipeline.staged.remote import RemoteStaged
 from pipeline.storage.lease import Lease
 from pipeline.storage.local import atomic_text, file_digest, remove
-from pipeline.storage.s3 import S3Location, S3Storage, check_relative, parse_location
+from pipeline.storage.s3 import S3Location, S3Storage, check_relative, concurrently, parse_location
 
-TRANSFER_THREADS = 4
 CACHE_SETTING = "PIPELINE_CACHE_DIR"
 
 
@@ -102,8 +101,7 @@ class RemoteStore:
                 remove(target)
                 raise StoreError(f"{self.url}/{prefix}/{name} differs from its manifest's sha256: damaged or edited")
 
-        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-            list(pool.map(fetch, sorted(wanted)))
+        concurrently(fetch, sorted(wanted))
 
     def clean_uncommitted(self) -> list[str]:
         """Delete what dead writers left: version folders without a manifest. Call under the
@@ -124,12 +122,7 @@ class RemoteStore:
         if self.storage.size(manifest_key) is not None:
             raise StoreError(f"version {version_id} already exists under {self.url}: nothing was published")
         names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
-        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-            list(
-                pool.map(
-                    lambda n: self.storage.upload(folder / n, f"{prefix}/{n}"), [n for n in names if n != MANIFEST]
-                )
-            )
+        concurrently(lambda n: self.storage.upload(folder / n, f"{prefix}/{n}"), [n for n in names if n != MANIFEST])
         lease.check()
         if not self.storage.create_if_absent(manifest_key, (folder / MANIFEST).read_bytes()):
             raise StoreError(f"version {version_id} was committed under {self.url} by another writer: "
@@ -166,8 +159,7 @@ class RemoteStore:
         ids = self.version_ids()
         protected = set(ids[-1:])
         if ids:
-            with_parent = self.pull(ids[-1], reader_cache() / "manifests" / self._cache_name(), names=[])
-            parent = read_manifest(with_parent).get("parent_id")
+            parent = read_manifest(self.cached_version(ids[-1], names=[])).get("parent_id")
             if isinstance(parent, str) and VERSION_ID.fullmatch(parent):
                 protected.add(parent)
         removable = [v for v in ids if v not in protected]
@@ -215,6 +207,16 @@ class Output:
     def name(self) -> str:
         """The dataset's folder or URL, for messages."""
         return self.remote.url if self.remote is not None else str(self.local)
+
+    def latest_id(self) -> str | None:
+        """The latest version: what `latest` names on disk; on object storage the newest committed."""
+        return latest_id(self.local) if self.remote is None else self.remote.latest_id()
+
+    def manifest(self, version_id: str) -> dict[str, Any]:
+        """A version's manifest; on object storage first copied (verified) into the working folder."""
+        if self.remote is None:
+            return read_manifest(version_path(self.local, version_id))
+        return read_manifest(self.remote.pull(version_id, self.local, names=[]))
 
 
 @contextlib.contextmanager

@@ -7,7 +7,6 @@ import dataclasses
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from pipeline.staged.capture import StagedCapture
 from pipeline.staged.stage import stage_sources
 from pipeline.staged.store import STAGED, STAGED_META, discard_staged, read_staged, staged_present
 from pipeline.storage.local import HOST, remove, temporary_folder
-from pipeline.storage.s3 import S3Location, S3Storage
-
-TRANSFER_THREADS = 4
+from pipeline.storage.s3 import S3Location, S3Storage, concurrently
 
 
 def this_process() -> str:
@@ -55,8 +52,7 @@ class RemoteStaged:
     def push(self, folder: Path, key: str) -> None:
         """Upload the staged entry in `folder` as `key`: parts, then capture.json."""
         parts = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != STAGED_META)
-        with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-            list(pool.map(lambda name: self.storage.upload(folder / name, f"{STAGED}/{key}/{name}"), parts))
+        concurrently(lambda name: self.storage.upload(folder / name, f"{STAGED}/{key}/{name}"), parts)
         self.storage.upload(folder / STAGED_META, f"{STAGED}/{key}/{STAGED_META}")
 
     def pull(self, key: str, staged_dir: Path) -> bool:
@@ -67,8 +63,7 @@ class RemoteStaged:
             return False
         with temporary_folder(staged_dir, f"pull-{key}") as folder:
             files = [n for n in names if "/" not in n]
-            with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-                list(pool.map(lambda n: self.storage.download(f"{STAGED}/{key}/{n}", folder / n), files))
+            concurrently(lambda n: self.storage.download(f"{STAGED}/{key}/{n}", folder / n), files)
             remove(staged_dir / key)
             folder.rename(staged_dir / key)
         return True

@@ -6,7 +6,8 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date
 from functools import cache
@@ -32,6 +33,10 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=5, read_timeout=60, tcp_keepalive=True
 )
 _TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4)
+# Whole files moved at once by `concurrently` (each of them streamed in parts by boto3).
+TRANSFER_THREADS = 4
+_NO_BUCKET = "the bucket does not exist (create it, or fix the URL)"
+_NO_CREDENTIALS = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
                      "InvalidToken", "TokenRefreshRequired", "403", "Forbidden"})  # fmt: skip
 _PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
@@ -96,6 +101,12 @@ def parse_location(value: str | os.PathLike[str]) -> Path | S3Location:
     return parse_s3_url(value) if isinstance(value, str) and is_s3_url(value) else Path(value)
 
 
+def concurrently(transfer: Callable[[str], None], names: Iterable[str]) -> None:
+    """`transfer` of each name, `TRANSFER_THREADS` at a time; the first failure is raised."""
+    with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
+        list(pool.map(transfer, names))
+
+
 # --- the client ------------------------------------------------------------------------------------
 
 
@@ -123,7 +134,7 @@ def object_store_options() -> dict[str, str]:
     session = boto3.session.Session()
     found = session.get_credentials()
     if found is None:
-        raise StoreError("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE")
+        raise StoreError(_NO_CREDENTIALS)
     credentials = found.get_frozen_credentials()
     options = {
         "aws_access_key_id": credentials.access_key,
@@ -153,15 +164,14 @@ def s3_error(where: str, err: Exception) -> StoreError:
     botocore's own messages are not repeated: some echo what was signed."""
     code = error_code(err)
     if code == "NoSuchBucket":
-        return StoreError(f"{where}: the bucket does not exist (create it, or fix the URL)")
+        return StoreError(f"{where}: {_NO_BUCKET}")
     if code in _DENIED:
         return StoreError(f"{where}: access denied ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                           "or AWS_PROFILE, and the bucket's policy")  # fmt: skip
     if code is not None:
         return StoreWriteError(f"{where}: the S3 server answered {code}")
     if isinstance(err, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
-        return StoreError(f"{where}: no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                          "or AWS_PROFILE")  # fmt: skip
+        return StoreError(f"{where}: {_NO_CREDENTIALS}")
     if isinstance(err, boto_errors.EndpointConnectionError | boto_errors.ConnectionError):
         return StoreError(f"{where}: the S3 endpoint {endpoint()} does not answer ({type(err).__name__})")
     return StoreError(f"{where}: {type(err).__name__}")
@@ -317,9 +327,7 @@ class S3Storage:
             client().head_bucket(Bucket=self.bucket)
         except _FAILURES as err:
             if error_code(err) in {"404", "NoSuchBucket"}:
-                raise StoreError(
-                    f"{self.location.url}: the bucket does not exist (create it, or fix the URL)"
-                ) from None
+                raise StoreError(f"{self.location.url}: {_NO_BUCKET}") from None
             raise s3_error(self.location.url, err) from None
 
     def check_usable(self) -> None:
