@@ -40,9 +40,12 @@ lint: $(DEV)
 bench-split: $(DEV)
 	$(PY) -m benchmarks.split_accuracy
 
-# The CLI on 200k and 1M generated papers, this checkout beside the design before the rewrite
-# (~1.7 GB of inputs under /tmp; options: $(PY) -m benchmarks.scale --help).
+# The CLI on 200k and 1M generated papers (~1.7 GB of inputs under /tmp): first as a user runs it
+# (no Prefect server configured: each run starts its own; 3 rounds, medians; also the refresh and
+# the sample), then against one warm server, beside the design before the rewrite. Options:
+# $(PY) -m benchmarks.user_way --help, $(PY) -m benchmarks.scale --help.
 bench-scale: $(DEV)
+	$(PY) -m benchmarks.user_way --work /tmp/pipeline-bench-scale
 	$(PY) -m benchmarks.scale
 
 dictionary: $(DEV)

@@ -28,16 +28,20 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from benchmarks.scale import BARE_FLOW, CAPTURE, ROOT, TreeRssSampler, generated_listing, log, machine, measured
+from benchmarks.scale import (
+    BARE_FLOW,
+    CAPTURE,
+    ROOT,
+    TreeRssSampler,
+    generated_listing,
+    log,
+    machine,
+    measured,
+    user_env,
+)  # fmt: skip
 from tests.s3server import BUCKET, start_s3_server
 
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "pipeline-bench-object-storage"
-
-
-def user_env() -> dict[str, str]:
-    """The environment of a user with no Prefect server configured (each run starts its own)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "PIPELINE_"))}
-    return {**env, "PYTHONPATH": str(ROOT)}
 
 
 def one_run(target: str, raw: Path, out: str, env: dict[str, str], logs: Path, server: Any) -> dict[str, Any]:

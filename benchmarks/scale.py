@@ -154,6 +154,12 @@ def link_or_copy(source: Path, target: Path) -> None:
         shutil.copyfile(source, target)
 
 
+def user_env() -> dict[str, str]:
+    """The environment of a user with no Prefect server configured (each run starts its own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_", "PIPELINE_"))}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
 # --- processes: time, peak RSS of the tree --------------------------------------------------
 
 
@@ -563,7 +569,7 @@ def markdown(report: dict[str, Any]) -> str:
 # --- main -----------------------------------------------------------------------------------
 
 
-def _sizes(text: str) -> list[int]:
+def sizes_option(text: str) -> list[int]:
     try:
         sizes = sorted({int(part.replace("_", "")) for part in text.split(",") if part.strip()})
     except ValueError:
@@ -579,10 +585,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     parser.add_argument(
-        "--sizes", type=_sizes, default=[200_000, 1_000_000], help="papers per NEW run (default: 200000,1000000)"
+        "--sizes", type=sizes_option, default=[200_000, 1_000_000], help="papers per NEW run (default: 200000,1000000)"
     )
     parser.add_argument(
-        "--old-sizes", type=_sizes, default=[200_000],
+        "--old-sizes", type=sizes_option, default=[200_000],
         help="papers per OLD run ('' for none; the old design needs ~12 KB RAM per paper) (default: 200000)",
     )  # fmt: skip
     parser.add_argument("--old-commit", default=OLD_COMMIT, help="the OLD design (default: %(default)s)")

@@ -14,7 +14,7 @@ from pipeline.raw.scan import Chunk, each_chunk, scan
 from pipeline.raw.sources import Source, discover_sources
 from pipeline.settings import DEFAULT_CHUNK_BYTES
 from pipeline.staged.capture import StagedCapture
-from pipeline.staged.stage import stage_sources
+from pipeline.staged.stage import no_meter, stage_sources
 
 
 def record(n: int) -> str:
@@ -48,7 +48,7 @@ def stage(
     source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES, refresh: bool = False
 ) -> StagedCapture:
     """One source staged into the staged folder `staged`."""
-    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes)
+    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes, no_meter)
     return capture
 
 

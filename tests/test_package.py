@@ -11,14 +11,18 @@ SOURCES = sorted((ROOT / "pipeline").rglob("*.py")) + sorted((ROOT / "schemas").
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 # Imported inside a function, each for its reason: the optional extras (deltalake, polars, the
-# Dask task runner), and Prefect in the CLI, which must not be imported before --quiet has set
-# its logging settings in the environment.
+# Dask task runner), Prefect in the CLI, which must not be imported before --quiet has set its
+# logging settings in the environment, and boto3, which a run on local disk never needs.
 DEFERRED_IMPORTS = {
     ("pipeline/consume/export_delta.py", "deltalake"),
     ("pipeline/consume/read.py", "polars"),
     ("pipeline/orchestrate/runners.py", "prefect_dask"),
     ("pipeline/cli/__init__.py", "pipeline.cli.commands"),
     ("pipeline/cli/parser.py", "prefect.client.schemas.schedules"),
+    ("pipeline/storage/s3.py", "boto3"),
+    ("pipeline/storage/s3.py", "botocore.exceptions"),
+    ("pipeline/storage/s3.py", "boto3.s3.transfer"),
+    ("pipeline/storage/s3.py", "botocore.config"),
 }
 
 

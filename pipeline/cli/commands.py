@@ -38,8 +38,10 @@ from pipeline.published.validate import check_version_folder
 from pipeline.published.verify import read_tables, verified_files
 from pipeline.published.versions import latest_id, version_ids, version_path
 from pipeline.raw.remote import find_listings
+from pipeline.raw.sources import discover_sources
 from pipeline.reported.summary import report_markdown
 from pipeline.settings import startup_allowance
+from pipeline.staged.stage import start_parsers, worth_starting_parsers
 from pipeline.storage.s3 import S3Location
 from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
@@ -133,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
         max_reject_rate=args.max_reject_rate, max_removed_rate=args.max_removed_rate, keep=args.keep,
         refresh_cache=args.refresh, dask=runner is not None, workers=args.processes, min_tasks=min_tasks,
     )  # fmt: skip
+    if runner is None and isinstance(args.raw, Path):
+        _start_parsers_early(args.raw, parameters["workers"])
     try:
         with prefect_api(allowance):
             summary = flow(**parameters)
@@ -147,6 +151,18 @@ def run(args: argparse.Namespace) -> int:
         return error(f"internal error (a bug): the traceback above says where; {published}", EXIT_INTERNAL)
     print(report_markdown(summary), end="")
     return EXIT_OK
+
+
+def _start_parsers_early(raw: Path, workers: int) -> None:
+    """Start the parsers' forkserver while Prefect's server starts, when the listings are big
+    enough to be parsed on worker processes (those the staged layer holds are counted too: a
+    forkserver started for nothing costs CPU that is idle while the server starts)."""
+    try:
+        size = sum(source.size_bytes for source in discover_sources(raw, None).sources)
+    except PipelineError:
+        return  # the run reports it
+    if worth_starting_parsers(size, workers):
+        start_parsers()
 
 
 def validate(args: argparse.Namespace) -> int:

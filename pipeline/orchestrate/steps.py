@@ -227,8 +227,9 @@ def publish_version(
     get_run_logger().info("checking keys while validating and publishing %d tables", len(built.row_counts))
     keys = check_keys.submit(built.database)
     kept = kept_rows(out.local, built.database, parent_id, parent, built)
+    to_check = sum(built.row_counts.values()) - (kept.rows if kept is not None else 0)
     return publish(out.local, parent_id, built.database, run.manifest, capture_files(staged), kept,
-                   partial(_wait, keys), out.remote, lease)  # fmt: skip
+                   partial(_wait, keys), out.remote, lease, to_check)  # fmt: skip
 
 
 def pruned_versions(out: Output, keep: int | None, staged_keys: set[str]) -> list[str]:

@@ -19,6 +19,7 @@ from pipeline.assembled.captures import Assembled, CaptureFiles, ParentVersion
 from pipeline.assembled.index import index_metadata, index_schema
 from pipeline.assembled.keys import key_failures
 from pipeline.errors import PERMANENT_ERRNOS, DatasetInvalidError, StoreWriteError
+from pipeline.orchestrate.progress import progress_meter
 from pipeline.parse.reference import load_reference
 from pipeline.published import rejected
 from pipeline.published.index import IndexSource
@@ -51,8 +52,10 @@ def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
 def stage_listings(
     sources: list[Source], place: StagedPlace, refresh_cache: bool, workers: int, chunk_bytes: int
 ) -> list[StagedCapture]:
-    """Parse a batch of raw listings into the staged layer (on `workers` processes), or find them there."""
-    return stage_at(sources, place, refresh_cache, workers, chunk_bytes)
+    """Parse a batch of raw listings into the staged layer (on `workers` processes), or find them
+    there; the parsing's progress shown as it goes."""
+    return stage_at(sources, place, refresh_cache, workers, chunk_bytes,
+                    partial(progress_meter, "parsing", "bytes", "papers"))  # fmt: skip
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
@@ -80,16 +83,29 @@ def publish(
     gate: Callable[[], None],
     remote: RemoteStore | None,
     lease: Lease | None,
+    rows: int,
 ) -> PublishOutcome:
-    """Stream the assembled tables into a new version, validating each batch; write its report;
-    commit once `gate` returns (the key checks that ran beside the writing)."""
+    """Stream the assembled tables into a new version, validating each batch (progress shown over
+    the `rows` to check); write its report; commit once `gate` returns (the key checks that ran
+    beside the writing)."""
     index = IndexSource(partial(table_batches, database, "paper_index"), index_schema(),
                         partial(index_metadata, captures))  # fmt: skip
-    with VersionTransaction(out_dir, parent_id, remote, lease) as tx:
-        tx.write_tables({name: partial(table_batches, database, name) for name in MODELS}, batch_failures, kept, index)
+    with (
+        progress_meter("validating and publishing", "rows", "rows", rows) as advance,
+        VersionTransaction(out_dir, parent_id, remote, lease) as tx,
+    ):
+        tables = {name: partial(table_batches, database, name) for name in MODELS}
+        tx.write_tables(tables, partial(_counted_check, advance), kept, index)
         gate()
         tx.add_file(REPORT_FILE, version_report_html(tx.table_files(), tx.version_id, parent_id, tx.folder))
         return tx.commit(run, datetime.now(UTC))
+
+
+def _counted_check(advance: Callable[[int, int], None], table: str, batch: Any, offset: int) -> Any:
+    """`batch_failures`, each batch counted once checked."""
+    found = batch_failures(table, batch, offset)
+    advance(batch.num_rows, batch.num_rows)
+    return found
 
 
 @task(

@@ -15,7 +15,7 @@ from pipeline.raw.remote import local_copies
 from pipeline.raw.scan import listing_digest
 from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
 from pipeline.staged.capture import StagedCapture
-from pipeline.staged.stage import stage_sources
+from pipeline.staged.stage import OpenMeter, stage_sources
 from pipeline.staged.store import STAGED, STAGED_META, discard_staged, read_staged, staged_present
 from pipeline.storage.local import HOST, remove, temporary_folder
 from pipeline.storage.s3 import S3Location, S3Storage, concurrently
@@ -92,13 +92,13 @@ def _staging_dir(place: StagedPlace) -> Iterator[Path]:
 
 
 def stage_at(
-    sources: Sequence[Source], place: StagedPlace, refresh: bool, workers: int, chunk_bytes: int
+    sources: Sequence[Source], place: StagedPlace, refresh: bool, workers: int, chunk_bytes: int, meter: OpenMeter
 ) -> list[StagedCapture]:
     """Every listing of `sources` in the staged layer of `place` (see `stage_sources`): raw
     listings on object storage are read from local copies, entries staged elsewhere are pulled,
     and what this call parses is pushed for every other machine."""
     if place.remote is None:
-        return stage_sources(sources, place.local, refresh, workers, chunk_bytes)
+        return stage_sources(sources, place.local, refresh, workers, chunk_bytes, meter)
     remote = RemoteStaged(place.remote)
     with tempfile.TemporaryDirectory(prefix="paper-listings-raw-") as raw, _staging_dir(place) as staged_dir:
         local = local_copies(sources, Path(raw))
@@ -107,7 +107,7 @@ def stage_at(
                 key = listing_cache_key(source, listing_digest(source)[0], code_fingerprint())
                 if not staged_present(staged_dir, key):
                     remote.pull(key, staged_dir)
-        captures = stage_sources(local, staged_dir, refresh, workers, chunk_bytes)
+        captures = stage_sources(local, staged_dir, refresh, workers, chunk_bytes, meter)
         for capture in captures:
             if not capture.from_cache or not remote.present(capture.key):
                 remote.push(capture.folder, capture.key)

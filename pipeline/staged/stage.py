@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,14 @@ from pipeline.staged.store import (
     write_staged_part,
 )
 from schemas.tables import HEADERLESS_RULES
+
+# Opens the progress of parsing `total` bytes: a function told (bytes, papers) as each part is done.
+OpenMeter = Callable[[int], AbstractContextManager[Callable[[int, int], None]]]
+
+
+def no_meter(total: int) -> AbstractContextManager[Callable[[int, int], None]]:
+    """A meter that shows nothing (callers with no one to tell)."""
+    return nullcontext(lambda done, papers: None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +83,24 @@ class _Inline(Executor):
         return future
 
 
+def _parsers_context() -> Any:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["pipeline.staged.stage", "pipeline.staged.worker"])
+    return context
+
+
+def worth_starting_parsers(listing_bytes: int, workers: int) -> bool:
+    """Whether a run with `listing_bytes` of listings may parse on `workers` processes."""
+    return workers > 1 and listing_bytes >= settings.MIN_PARALLEL_BYTES
+
+
+def start_parsers() -> None:
+    """Start the server process that forks the parsers now, while the run is still starting: it
+    loads the parser and builds what every part needs (~6 s), and the first part waits for it."""
+    _parsers_context()
+    multiprocessing.forkserver.ensure_running()
+
+
 @contextmanager
 def worker_pool(workers: int) -> Iterator[Executor]:
     """`workers` processes for parsing parts (this process alone when 1). They are forked from a
@@ -81,9 +109,7 @@ def worker_pool(workers: int) -> Iterator[Executor]:
     if workers <= 1:
         yield _Inline()
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipeline.staged.stage"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_parsers_context()) as pool:
         yield pool
 
 
@@ -160,23 +186,28 @@ def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkR
     return StagedCapture(source, todo.key, todo.sha256, staged_dir / todo.key, len(results), counts, False, todo.note)
 
 
-def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes: int) -> dict[str, StagedCapture]:
+def _parse(
+    todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes: int, meter: OpenMeter
+) -> dict[str, StagedCapture]:
     """Parse the parts of every listing of `todo` on up to `workers` processes (all parts of all
     files in one pool, so that small files keep every core busy too), then stage each listing.
 
     Each part goes to the workers as soon as the scan finds it: the scan of a large file runs
-    beside the parsing of its first parts, not before it."""
+    beside the parsing of its first parts, not before it. The meter hears of each part as it ends."""
     size = sum(t.size_bytes for t in todo)
     with ExitStack() as stack:
         folders = [stack.enter_context(staging_folder(staged_dir, t.key)) for t in todo]
         chunks: list[list[Chunk]] = [[] for _ in todo]
         futures: list[list[Future[ChunkResult]]] = [[] for _ in todo]
+        advance = stack.enter_context(meter(size))
         with worker_pool(workers if size >= settings.MIN_PARALLEL_BYTES else 1) as pool:
             for t, folder, found, parts in zip(todo, folders, chunks, futures, strict=True):
 
                 def submit(chunk: Chunk, t: _ToParse = t, folder: Path = folder, found: list[Chunk] = found,
                            parts: list[Future[ChunkResult]] = parts) -> None:  # fmt: skip
-                    parts.append(pool.submit(stage_chunk, t.source, chunk, folder, len(found)))
+                    future = pool.submit(stage_chunk, t.source, chunk, folder, len(found))
+                    future.add_done_callback(partial(_count, size=chunk.length, advance=advance))
+                    parts.append(future)
                     found.append(chunk)
 
                 if each_chunk(scan(t.source, chunk_bytes), submit)[0] != t.sha256:
@@ -192,11 +223,18 @@ def _parse(todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes
     return staged
 
 
+def _count(part: Future[ChunkResult], size: int, advance: Callable[[int, int], None]) -> None:
+    """Tell the meter of a part that ended (a failed one is raised where its result is read)."""
+    if not part.cancelled() and part.exception() is None:
+        advance(size, part.result().papers)
+
+
 def stage_sources(
-    sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int
+    sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int, meter: OpenMeter
 ) -> list[StagedCapture]:
     """Every listing of `sources` in the staged layer: found there, or parsed in parts of about
-    `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start."""
+    `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start
+    (`meter` opened for the bytes to parse)."""
     found = [_staged_or_to_parse(s, staged_dir, refresh) for s in sources]
-    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes)
+    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes, meter)
     return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, date
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
-
-import boto3
-import botocore.exceptions as boto_errors
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 
 from pipeline.errors import StoreError, StoreWriteError
 
@@ -27,12 +23,6 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # One segment of a prefix or key: printable, and never "." or "..", which some servers and
 # every local copy would read as a step up.
 _SEGMENT = re.compile(r"[^\x00-\x1f\x7f/\\]+")
-# What botocore's "standard" retry mode retries: throttling, 5xx and dropped connections; a 4xx
-# (denied, missing, precondition failed) fails at once. Four attempts, then one clear error.
-_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 4}, connect_timeout=5, read_timeout=60, tcp_keepalive=True
-)
-_TRANSFER = TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4)
 # Whole files moved at once by `concurrently` (each of them streamed in parts by boto3).
 TRANSFER_THREADS = 4
 _NO_BUCKET = "the bucket does not exist (create it, or fix the URL)"
@@ -111,13 +101,45 @@ def concurrently(transfer: Callable[[str], None], names: Iterable[str]) -> None:
 
 
 @cache
+def _sdk() -> SimpleNamespace:
+    """boto3, imported at the first use of object storage: a run on local disk never pays for it
+    (~1 s and ~13 MB in the driver and in the parsers' forkserver)."""
+    import boto3
+    import botocore.exceptions
+    from boto3.s3.transfer import TransferConfig
+    from botocore.config import Config
+
+    return SimpleNamespace(
+        boto3=boto3,
+        errors=botocore.exceptions,
+        # What botocore's "standard" retry mode retries: throttling, 5xx and dropped connections;
+        # a 4xx (denied, missing, precondition failed) fails at once. Four attempts, then one
+        # clear error.
+        client_config=Config(
+            retries={"mode": "standard", "total_max_attempts": 4},
+            connect_timeout=5,
+            read_timeout=60,
+            tcp_keepalive=True,
+        ),
+        transfer=TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4),
+        failures=(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError),
+    )
+
+
+def _failures() -> tuple[type[Exception], ...]:
+    """What a failed request raises (evaluated only once a request has raised: boto3 is loaded)."""
+    return tuple(_sdk().failures)
+
+
+@cache
 def client() -> Any:
     """The process's S3 client, configured as every AWS tool is: the environment
     (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL),
     then AWS_PROFILE's profile, then an instance role. Thread-safe; made once per process."""
     try:
-        return boto3.session.Session().client("s3", config=_CLIENT_CONFIG)
-    except boto_errors.BotoCoreError as err:  # a missing profile, a bad region name
+        sdk = _sdk()
+        return sdk.boto3.session.Session().client("s3", config=sdk.client_config)
+    except _sdk().errors.BotoCoreError as err:  # a missing profile, a bad region name
         raise StoreError(f"the AWS configuration cannot be used: {type(err).__name__}") from None
 
 
@@ -131,7 +153,7 @@ def object_store_options() -> dict[str, str]:
     takes, for deltalake's `storage_options`: the credentials, region and endpoint, and conditional
     put by ETag (`If-None-Match` / `If-Match`), which makes concurrent Delta commits safe with no
     DynamoDB. The values are secrets: never log or show them."""
-    session = boto3.session.Session()
+    session = _sdk().boto3.session.Session()
     found = session.get_credentials()
     if found is None:
         raise StoreError(_NO_CREDENTIALS)
@@ -153,7 +175,7 @@ def object_store_options() -> dict[str, str]:
 
 def error_code(err: Exception) -> str | None:
     """The S3 error code of a failed request (None when it is not a service error)."""
-    if isinstance(err, boto_errors.ClientError):
+    if isinstance(err, _sdk().errors.ClientError):
         return str(err.response.get("Error", {}).get("Code", ""))
     return None
 
@@ -170,14 +192,12 @@ def s3_error(where: str, err: Exception) -> StoreError:
                           "or AWS_PROFILE, and the bucket's policy")  # fmt: skip
     if code is not None:
         return StoreWriteError(f"{where}: the S3 server answered {code}")
-    if isinstance(err, boto_errors.NoCredentialsError | boto_errors.PartialCredentialsError):
+    errors = _sdk().errors
+    if isinstance(err, errors.NoCredentialsError | errors.PartialCredentialsError):
         return StoreError(f"{where}: {_NO_CREDENTIALS}")
-    if isinstance(err, boto_errors.EndpointConnectionError | boto_errors.ConnectionError):
+    if isinstance(err, errors.EndpointConnectionError | errors.ConnectionError):
         return StoreError(f"{where}: the S3 endpoint {endpoint()} does not answer ({type(err).__name__})")
     return StoreError(f"{where}: {type(err).__name__}")
-
-
-_FAILURES = (boto_errors.BotoCoreError, boto_errors.ClientError)
 
 
 @contextlib.contextmanager
@@ -185,7 +205,7 @@ def translated(where: str) -> Iterator[None]:
     """Run a request, its failure raised as `s3_error`'s one line."""
     try:
         yield
-    except _FAILURES as err:
+    except _failures() as err:
         raise s3_error(where, err) from None
 
 
@@ -218,7 +238,7 @@ class S3Storage:
             yield spool
             spool.seek(0)
             with translated(f"cannot write {self.url(key)}"):
-                client().upload_fileobj(spool, self.bucket, self._key(key), Config=_TRANSFER)
+                client().upload_fileobj(spool, self.bucket, self._key(key), Config=_sdk().transfer)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """An object at `key` holding `data` (replacing one there)."""
@@ -237,7 +257,7 @@ class S3Storage:
         try:
             answer = client().get_object(Bucket=self.bucket, Key=self._key(key))
             return answer["Body"].read(), str(answer["ETag"])
-        except _FAILURES as err:
+        except _failures() as err:
             if error_code(err) in _MISSING:
                 return None
             raise s3_error(f"cannot read {self.url(key)}", err) from None
@@ -246,7 +266,7 @@ class S3Storage:
         """The size of the object at `key`, or None when there is none."""
         try:
             return int(client().head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
-        except _FAILURES as err:
+        except _failures() as err:
             if error_code(err) in _MISSING:
                 return None
             raise s3_error(f"cannot read {self.url(key)}", err) from None
@@ -304,7 +324,7 @@ class S3Storage:
     def _conditional_put(self, key: str, data: bytes, **condition: str) -> str | None:
         try:
             answer = client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-        except _FAILURES as err:
+        except _failures() as err:
             if error_code(err) in _PRECONDITION or (error_code(err) in _MISSING and "IfMatch" in condition):
                 return None
             raise s3_error(f"cannot write {self.url(key)}", err) from None
@@ -313,19 +333,19 @@ class S3Storage:
     def upload(self, path: Path, key: str) -> None:
         """The local file `path` as the object `key`, streamed in parts."""
         with translated(f"cannot write {self.url(key)}"):
-            client().upload_file(str(path), self.bucket, self._key(key), Config=_TRANSFER)
+            client().upload_file(str(path), self.bucket, self._key(key), Config=_sdk().transfer)
 
     def download(self, key: str, path: Path) -> None:
         """The object `key` into the local file `path`, streamed in parts."""
         with translated(f"cannot read {self.url(key)}"):
-            client().download_file(self.bucket, self._key(key), str(path), Config=_TRANSFER)
+            client().download_file(self.bucket, self._key(key), str(path), Config=_sdk().transfer)
 
     def check_bucket(self) -> None:
         """StoreError, in one line, unless the bucket exists and answers (a missing object and a
         missing bucket look alike to a HEAD request: this tells them apart)."""
         try:
             client().head_bucket(Bucket=self.bucket)
-        except _FAILURES as err:
+        except _failures() as err:
             if error_code(err) in {"404", "NoSuchBucket"}:
                 raise StoreError(f"{self.location.url}: {_NO_BUCKET}") from None
             raise s3_error(self.location.url, err) from None

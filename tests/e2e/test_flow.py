@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.orchestrate import progress
 from pipeline.published.verify import read_tables
 from pipeline.raw.sources import discover_sources
 from tests.conftest import run_flow as run
+from tests.listings import record
 
 pytestmark = pytest.mark.flow
 
@@ -73,3 +76,29 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     assert {s.name: (s.capture_date, s.capture_date_from) for s in no_as_of}["extra.txt"] == (
         date(2020, 1, 1), "modification time",
     )  # fmt: skip
+
+
+def test_a_long_stage_reports_progress_before_it_ends(
+    prefect_server, raw: Path, tmp_path: Path, caplog, monkeypatch
+) -> None:
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(300)), encoding="utf-8")
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)  # a line at every part: the test's run is short
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    for logger in loggers:  # Prefect's loggers do not propagate to the root, where caplog listens
+        logger.addHandler(caplog.handler)
+    try:
+        summary = run(raw, tmp_path / "processed", chunk_bytes=2_000, workers=1)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(caplog.handler)
+    assert summary.published
+    lines = [r.getMessage() for r in caplog.records]
+    parsed = next(i for i, line in enumerate(lines) if "parsed in" in line)
+    parsing = [line for line in lines[:parsed] if line.startswith("parsing: ")]
+    assert len(parsing) > 3, lines
+    # Shown part by part while the listing is parsed, with the rate and the time left.
+    assert 0 < int(parsing[0].split(":")[1].split("%")[0]) < 100
+    assert " papers at " in parsing[0]
+    assert parsing[0].endswith(" left")
+    assert parsing[-1].startswith("parsing: 100%")
+    assert any(line.startswith("validating and publishing: ") for line in lines[parsed:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,7 +11,8 @@ import pytest
 
 from pipeline.parse.tables import STAGED_TABLES
 from pipeline.raw.sources import InputError
-from pipeline.staged.stage import stage_sources
+from pipeline.staged.stage import no_meter, stage_sources
+from pipeline.staged.store import STAGED_META
 from pipeline.storage.local import file_digest
 from tests.conftest import ONE_RECORD as LISTING
 from tests.listings import contents, only_source, record, stage
@@ -85,12 +87,54 @@ def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, mo
 
     monkeypatch.setattr(staging, "worker_pool", spy)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
-    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000)
+    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
     assert used == [2]
     assert capture.counts.papers == len(records)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
-    stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000)
+    stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000, no_meter)
     assert used == [2, 1]  # a small input is parsed in this process
+
+
+# --- progress: each part counted as it ends --------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_meter_hears_of_each_part_before_the_listing_is_staged(
+    raw: Path, tmp_path: Path, pool_for_any_size, workers: int
+) -> None:
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(200)), encoding="utf-8")
+    source = only_source(raw)
+    staged = tmp_path / "staged"
+    heard: list[tuple[int, int, bool]] = []
+    totals: list[int] = []
+
+    @contextmanager
+    def meter(total: int):
+        totals.append(total)
+        # Whether anything is staged yet when a part is counted: nothing, until the last part is in.
+        yield lambda done, papers: heard.append((done, papers, any(staged.glob(f"*/{STAGED_META}"))))
+
+    (capture,) = stage_sources([source], staged, False, workers, 2_000, meter)
+    assert totals == [source.size_bytes]
+    assert len(heard) == capture.parts > 3
+    assert sum(done for done, _, _ in heard) == source.size_bytes
+    assert sum(papers for _, papers, _ in heard) == capture.counts.papers == 200
+    assert not any(committed for _, _, committed in heard)
+
+
+def test_nothing_to_parse_opens_no_meter_worth_showing(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_text(record(1), encoding="utf-8")
+    stage(only_source(raw), tmp_path / "staged")
+    totals: list[int] = []
+
+    @contextmanager
+    def meter(total: int):
+        totals.append(total)
+        yield lambda done, papers: None
+
+    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 1, 2_000, meter)
+    assert capture.from_cache
+    assert totals == [0]
 
 
 # --- refresh: parsed again, whatever is staged ------------------------------------------------

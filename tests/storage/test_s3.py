@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import StoreError
 from pipeline.storage.s3 import S3Location, S3Storage, check_relative, parse_location, parse_s3_url
+from tests.conftest import ROOT
 
 
 def test_an_s3_url_names_its_bucket_and_prefix():
@@ -25,6 +28,16 @@ def test_an_s3_url_names_its_bucket_and_prefix():
 def test_a_url_that_is_not_exactly_a_location_is_refused(url):
     with pytest.raises(StoreError):
         parse_s3_url(url)
+
+
+def test_a_run_on_local_disk_never_loads_boto3():
+    # What the driver and the parsers' forkserver import; boto3 costs each ~1 s and ~13 MB.
+    code = (
+        "import sys, pipeline.cli.commands, pipeline.orchestrate.flow, pipeline.staged.worker; "
+        "print(sorted(m for m in ('boto3', 'botocore') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../b", "a//b", "/abs", "a/./b", "x\x00y"])
