@@ -47,6 +47,7 @@ from benchmarks.scale import (
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "pipeline-bench-user-way"
 SAMPLE_RAW = ROOT / "data" / "raw"
 SAMPLE_PAPERS = 50
+EXTRA_RUNS = ("refresh", "sample")  # besides the sizes; --runs chooses
 
 
 def cli(code: Path, raw: Path, out: Path, logs: Path) -> dict[str, Any]:
@@ -59,8 +60,11 @@ def cli(code: Path, raw: Path, out: Path, logs: Path) -> dict[str, Any]:
     return result
 
 
-def one_code(label: str, code: Path, listings: dict[int, Path], refresh: Path, work: Path, n: int) -> list[dict]:
-    """Every run of one round for the code in `code`: each size, the refresh, the sample."""
+def one_code(
+    label: str, code: Path, listings: dict[int, Path], refresh: Path, work: Path, n: int, extra: set[str]
+) -> list[dict]:
+    """Every run of one round for the code in `code`: each size, then those of `extra` (the
+    refresh, the sample)."""
     runs = []
     largest = max(listings)
     for size, listing in sorted(listings.items()):
@@ -69,7 +73,7 @@ def one_code(label: str, code: Path, listings: dict[int, Path], refresh: Path, w
         runs.append({"kind": f"{size:,} papers", "papers": size, **result})
         log(f"round {n}, {label}, {size:,} papers: {result['end_to_end_s']:.1f} s, "
             f"PSS {result['peak_pss_bytes'] / 2**30:.2f} GiB")  # fmt: skip
-        if size == largest:
+        if size == largest and "refresh" in extra:
             raw = work / f"refresh-raw-{label}-{n}"
             raw.mkdir()
             for path in (listing, refresh):
@@ -79,6 +83,8 @@ def one_code(label: str, code: Path, listings: dict[int, Path], refresh: Path, w
             log(f"round {n}, {label}, refresh: {result['end_to_end_s']:.1f} s")
             shutil.rmtree(raw)
         shutil.rmtree(out, ignore_errors=True)
+    if "sample" not in extra:
+        return runs
     out = work / f"out-{label}-{n}-sample"
     result = cli(code, SAMPLE_RAW, out, work / f"logs-{label}-{n}-sample")
     runs.append({"kind": "sample", "papers": SAMPLE_PAPERS, **result})
@@ -97,7 +103,7 @@ def rounds(args: argparse.Namespace, codes: dict[str, Path], work: Path) -> list
         log(f"round {n}: bare flow {bare['end_to_end_s']:.1f} s")
         labels = list(codes) if n % 2 else list(reversed(codes))
         for label in labels:
-            for run in one_code(label, codes[label], listings, refresh, work, n):
+            for run in one_code(label, codes[label], listings, refresh, work, n, args.runs):
                 run.update(round=n, code=label, bare_s=bare["end_to_end_s"], bare_pss=bare["peak_pss_bytes"])
                 run["beyond_s"] = run["end_to_end_s"] - run["bare_s"]
                 run.pop("stdout", None)
@@ -141,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--sizes", type=sizes_option, default=[200_000, 1_000_000], help="papers per run (default: %(default)s)"
     )
+    parser.add_argument(
+        "--runs", type=lambda text: set(text.split(",")) & set(EXTRA_RUNS), default=set(EXTRA_RUNS),
+        help="runs besides the sizes: 'refresh,sample' (the default), one of them, or ''",
+    )  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default: 3)")
     parser.add_argument("--baseline", default=None, help="a git revision to run alternately with this checkout")
     parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="inputs and outputs (default: %(default)s)")

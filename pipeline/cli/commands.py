@@ -42,6 +42,7 @@ from pipeline.raw.sources import discover_sources
 from pipeline.reported.summary import report_markdown
 from pipeline.settings import startup_allowance
 from pipeline.staged.stage import start_parsers, worth_starting_parsers
+from pipeline.staged.store import STAGED, staged_listings
 from pipeline.storage.s3 import S3Location
 from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
@@ -135,8 +136,8 @@ def run(args: argparse.Namespace) -> int:
         max_reject_rate=args.max_reject_rate, max_removed_rate=args.max_removed_rate, keep=args.keep,
         refresh_cache=args.refresh, dask=runner is not None, workers=args.processes, min_tasks=min_tasks,
     )  # fmt: skip
-    if runner is None and isinstance(args.raw, Path):
-        _start_parsers_early(args.raw, parameters["workers"])
+    if runner is None and isinstance(args.raw, Path) and isinstance(args.out, Path):
+        _start_parsers_early(args.raw, args.out, parameters["workers"])
     try:
         with prefect_api(allowance):
             summary = flow(**parameters)
@@ -153,15 +154,16 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_parsers_early(raw: Path, workers: int) -> None:
-    """Start the parsers' forkserver while Prefect's server starts, when the listings are big
-    enough to be parsed on worker processes (those the staged layer holds are counted too: a
-    forkserver started for nothing costs CPU that is idle while the server starts)."""
+def _start_parsers_early(raw: Path, out: Path, workers: int) -> None:
+    """Start the parsers' forkserver while Prefect's server starts, when the listings that the
+    staged layer does not seem to hold are big enough to be parsed on worker processes (a
+    forkserver started for nothing would cost ~100 MB and CPU)."""
     try:
-        size = sum(source.size_bytes for source in discover_sources(raw, None).sources)
+        sources = discover_sources(raw, None).sources
     except PipelineError:
         return  # the run reports it
-    if worth_starting_parsers(size, workers):
+    staged = staged_listings(out / STAGED)
+    if worth_starting_parsers(sum(s.size_bytes for s in sources if (s.name, s.size_bytes) not in staged), workers):
         start_parsers()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.forkserver
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
@@ -56,8 +57,8 @@ def stage_chunk(
     source: Source, chunk: Chunk, folder: Path, index: int, earlier: Mapping[str, int] | None = None
 ) -> ChunkResult:
     """Parse one part of a listing and write its staged tables into `folder` (runs in a worker)."""
-    data = read_chunk(source, chunk)
-    text, undecodable = decode_listing(data, chunk.first_line)
+    # The bytes are not kept beside their text: a worker's peak memory is a few copies of its part.
+    text, undecodable = decode_listing(read_chunk(source, chunk), chunk.first_line)
     tables = chunk_tables(
         text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
         earlier=earlier,
@@ -101,16 +102,41 @@ def start_parsers() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
+class _OpenPools:
+    """How many pools of this process use the forkserver (Prefect may run staging tasks on
+    several threads): the last one to close stops it."""
+
+    lock = threading.Lock()
+    count = 0
+
+
+def stop_parsers() -> None:
+    """Stop the parsers' forkserver unless a pool uses it: once parsing is done, its ~130 MB
+    (no longer shared with any worker) would stay the run's until it ends, at its peak."""
+    with _OpenPools.lock:
+        # CPython's own stop (its tests use it); where it is missing, the server ends with the run.
+        stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+        if _OpenPools.count == 0 and stop is not None:
+            stop()
+
+
 @contextmanager
 def worker_pool(workers: int) -> Iterator[Executor]:
     """`workers` processes for parsing parts (this process alone when 1). They are forked from a
     clean server process that has only the parser loaded: never from this one, whose threads
-    (Prefect's) would not survive a fork."""
+    (Prefect's) would not survive a fork. The server stops with the last pool."""
     if workers <= 1:
         yield _Inline()
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_parsers_context()) as pool:
-        yield pool
+    with _OpenPools.lock:
+        _OpenPools.count += 1
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_parsers_context()) as pool:
+            yield pool
+    finally:
+        with _OpenPools.lock:
+            _OpenPools.count -= 1
+        stop_parsers()
 
 
 def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]]:
@@ -237,4 +263,5 @@ def stage_sources(
     (`meter` opened for the bytes to parse)."""
     found = [_staged_or_to_parse(s, staged_dir, refresh) for s in sources]
     parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes, meter)
+    stop_parsers()  # started early (`start_parsers`) for what turned out to be staged already
     return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

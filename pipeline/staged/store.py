@@ -73,6 +73,25 @@ def commit_staged(folder: Path, staged_dir: Path, key: str, meta: Mapping[str, A
         raise write_error(folder, err) from None
 
 
+# A capture.json larger than this is no hint worth reading (one of 1,000 parts is ~300 KB).
+_HINT_BYTES = 16 << 20
+
+
+def staged_listings(staged_dir: Path) -> frozenset[tuple[str, int]]:
+    """(source file, size in bytes) of the captures the staged layer describes, unverified: a
+    hint of what a run will not parse (`read_staged` is what decides). Unreadable entries are left out."""
+    found = set()
+    for meta_path in staged_dir.glob(f"*/{STAGED_META}"):
+        try:
+            if meta_path.stat().st_size > _HINT_BYTES:
+                continue
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            found.add((str(meta["source_file"]), int(meta["counts"]["size_bytes"])))
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, KeyError, TypeError):
+            continue
+    return frozenset(found)
+
+
 def read_staged(staged_dir: Path, key: str) -> dict[str, Any] | None:
     """The description of a staged capture, verified, or None when there is none.
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.parse.tables import STAGED_TABLES
 from pipeline.raw.sources import InputError
-from pipeline.staged.stage import no_meter, stage_sources
+from pipeline.staged.stage import no_meter, stage_sources, start_parsers
 from pipeline.staged.store import STAGED_META
 from pipeline.storage.local import file_digest
 from tests.conftest import ONE_RECORD as LISTING
@@ -135,6 +136,23 @@ def test_nothing_to_parse_opens_no_meter_worth_showing(raw: Path, tmp_path: Path
     (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 1, 2_000, meter)
     assert capture.from_cache
     assert totals == [0]
+
+
+def _forkservers() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children() if "forkserver" in " ".join(p.cmdline())]
+
+
+def test_the_parsers_server_stops_once_the_listings_are_parsed(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
+    (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
+    start_parsers()
+    assert _forkservers()
+    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
+    assert capture.parts > 1
+    assert not _forkservers()  # its memory is not the run's until the run ends
+    start_parsers()
+    (again,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
+    assert again.from_cache
+    assert not _forkservers()  # started early for nothing: stopped all the same
 
 
 # --- refresh: parsed again, whatever is staged ------------------------------------------------

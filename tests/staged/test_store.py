@@ -6,8 +6,12 @@ import pickle
 import shutil
 from pathlib import Path
 
+import pytest
+
 from pipeline.published.cleanup import remove_legacy_cache
 from pipeline.published.layout import LEGACY_CACHE, STAGED
+from pipeline.staged.stage import worth_starting_parsers
+from pipeline.staged.store import STAGED_META, staged_listings
 from tests.listings import contents, only_source, record, stage
 
 
@@ -78,3 +82,23 @@ def test_a_staged_capture_missing_a_part_is_parsed_again(raw: Path, tmp_path: Pa
     again = stage(source, staged, chunk_bytes=500)
     assert not again.from_cache
     assert "missing" in (again.note or "")
+
+
+def test_what_the_staged_layer_holds_is_hinted_by_name_and_size(raw: Path, tmp_path: Path) -> None:
+    (raw / "listing_2026-01-01.txt").write_text(record(1) + record(2), encoding="utf-8")
+    source = only_source(raw)
+    staged = tmp_path / "staged"
+    assert staged_listings(staged) == frozenset()
+    capture = stage(source, staged)
+    assert staged_listings(staged) == {("listing_2026-01-01.txt", source.size_bytes)}
+    # An entry whose description cannot be read is no hint, and never an error.
+    (capture.folder / STAGED_META).write_text('{"source_file": 7', encoding="utf-8")
+    (staged / "other").mkdir()
+    (staged / "other" / STAGED_META).write_bytes(b"\xff\xfe")
+    assert staged_listings(staged) == frozenset()
+
+
+@pytest.mark.parametrize(("unstaged", "workers", "worth"), [(8 << 20, 2, True), ((8 << 20) - 1, 2, False),
+                                                           (1 << 30, 1, False), (0, 8, False)])  # fmt: skip
+def test_parsers_start_early_only_for_enough_to_parse_on_several(unstaged: int, workers: int, worth: bool) -> None:
+    assert worth_starting_parsers(unstaged, workers) is worth
