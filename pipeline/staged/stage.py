@@ -226,7 +226,7 @@ def _parse(
         chunks: list[list[Chunk]] = [[] for _ in todo]
         futures: list[list[Future[ChunkResult]]] = [[] for _ in todo]
         advance = stack.enter_context(meter(size))
-        with worker_pool(workers if size >= settings.MIN_PARALLEL_BYTES else 1) as pool:
+        with worker_pool(workers if worth_starting_parsers(size, workers) else 1) as pool:
             for t, folder, found, parts in zip(todo, folders, chunks, futures, strict=True):
 
                 def submit(chunk: Chunk, t: _ToParse = t, folder: Path = folder, found: list[Chunk] = found,
