@@ -63,7 +63,13 @@ def new_connection(
         config["threads"] = threads
     if spill is not None:
         config["temp_directory"] = str(spill)
-    return duckdb.connect(str(database) if database is not None else ":memory:", read_only=read_only, config=config)
+    where = str(database) if database is not None else ":memory:"
+    connection = duckdb.connect(where, read_only=read_only, config=config)
+    # DuckDB draws its own bar on stdout for a query of over 2 s: in a log, lines of carriage
+    # returns beside the run's progress (`pipeline.orchestrate.progress`) that --quiet would not
+    # hush. A connection's setting, not a database's: it cannot be given in `config`.
+    connection.execute("SET enable_progress_bar = false")
+    return connection
 
 
 @contextmanager

@@ -4,6 +4,8 @@ spilling into their own temporary folder, DuckDB's write failures as the store's
 from __future__ import annotations
 
 import errno
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -72,6 +74,17 @@ def test_connect_closes_the_connection_and_removes_its_spill_folder() -> None:
     assert not folder.exists()
     with pytest.raises(duckdb.ConnectionException):
         con.execute("SELECT 1")
+
+
+def test_a_connection_draws_no_progress_bar_of_its_own() -> None:
+    # DuckDB's bar goes to stdout past 2 s: a run's log showed it beside the run's own progress.
+    # In a plain interpreter, as the CLI runs (under pytest DuckDB starts with it off).
+    probe = (
+        "from pipeline.db import connect\nwith connect() as con:\n"
+        "    print(con.execute(\"SELECT current_setting('enable_progress_bar')\").fetchone()[0])"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert shown.stdout.strip() == "False"
 
 
 def test_connect_spills_where_it_is_told_and_leaves_that_folder_alone(tmp_path: Path) -> None:
