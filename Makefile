@@ -11,7 +11,7 @@ DEV    := $(VENV)/.installed-dev
 # --inexact: uv must not remove itself (or the dev tools, when only the runtime is synced).
 SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
 
-.PHONY: run test lint bench-split bench-scale dictionary lock clean
+.PHONY: run test lint bench-split bench-scale dictionary given-names lock clean
 
 $(UV):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ bench-scale: $(DEV)
 
 dictionary: $(DEV)
 	$(PY) -c "from schemas.contract import data_dictionary; print(data_dictionary(), end='')" > schemas/DATA_DICTIONARY.md
+
+# The splitter's given-name lexicon, from the real corpora under tests/data (see its docstring).
+given-names: $(DEV)
+	$(PY) -m benchmarks.given_names
 
 # After editing dependencies in pyproject.toml: re-resolve and commit uv.lock.
 lock: | $(UV)

@@ -1,4 +1,4 @@
-"""Reference data shipped with the package: the arXiv taxonomy and the organisation registry."""
+"""Reference data shipped with the package: the arXiv taxonomy, the organisation registry and given names."""
 
 from __future__ import annotations
 
@@ -38,6 +38,9 @@ class Reference:
     # suffix as listed (LG, CV, mes-hall) → candidate codes before alias resolution
     suffixes: Mapping[str, tuple[str, ...]]
     organizations: Mapping[str, Organization]
+    # Words seen as given names in real author lists (`given_names.csv`): evidence for reading a
+    # compound such as AmirHossein whole.
+    given_names: frozenset[str]
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -57,4 +60,7 @@ def load_reference() -> Reference:
     organizations = {
         r["org_id"]: Organization(r["org_id"], r["name"], r["ror_id"] or None) for r in _rows("organizations.csv")
     }
-    return Reference(MappingProxyType(categories), MappingProxyType(suffixes), MappingProxyType(organizations))
+    given_names = frozenset(r["name"] for r in _rows("given_names.csv"))
+    return Reference(
+        MappingProxyType(categories), MappingProxyType(suffixes), MappingProxyType(organizations), given_names
+    )

@@ -21,20 +21,28 @@ Rules, in order:
    organisation word (Team, AI, Lab, Seed, Collaboration, ...) follows it or is glued on
    (``Gemma Team``, ``OpenAI``, ``DeepSeek-AI``, ``KimiTeam``), when it is all capitals glued to a
    lower-case title end (``LearningNVIDIA``), or when the organisation registry starts a name with
-   it (``MiniMax``). The **earliest** valid boundary wins (the longest first author): a title word
-   glued to a name is almost never itself a name word, so it blocks every boundary left of it.
+   it (``MiniMax``); beside an organisation word, words no person's name holds may stand in it
+   (``SAM 3D Team``, ``Team Hunyuan3D``, ``HyperCLOVA X Team``). Glued to a lower-case title end, a
+   block of initials (``MSVPJ``) opens a name, and so does, after a plain word end, a given name
+   with a stray second capital whose folded form the lexicon holds (``PIerre``). The **earliest**
+   valid boundary wins (the longest first author): a title word glued to a name is almost never
+   itself a name word, so it blocks every boundary left of it.
 4. Compound name words (two capitalised parts: ``TehraniNasab``, ``JuneHyoung``) may move the
    boundary earlier when that leaves fewer glued tokens: into the token before, when the earliest
    boundary cuts a compound and leaves its second part alone as the name (``GenerationZahra
    TehraniNasab``); within the token, when another shown author writes a given name as a compound
    (``BiasJuneHyoung Kwon, MiHyeon Kim``), never after a plural or capitals (``OmniModels``,
-   ``VLMs``). A title may end in a compound too (``AdaptNet``), hence the evidence asked for.
+   ``VLMs``), or when the given-name lexicon holds both halves (``DatabasesAmirHossein``), unless
+   the title word before them is a given name too (``TianQin``). A title may end in a compound too
+   (``AdaptNet``), hence the evidence asked for.
 5. The split is flagged ``ambiguous`` when a later boundary in the same token would leave an
    equally plausible title ending (``MRIKM Khalid``: ``MRI`` + ``KM`` or ``MR`` + ``IKM``).
    When no reading exists at all, the line is a ``no_author_split`` failure, never a guess.
 
-Vocabularies only, no names: particles, stopwords, organisation words, and the first words of the
-organisation registry's names (``pipeline/refdata/organizations.csv``, package data read once).
+Vocabularies only, no names: particles, stopwords, organisation words, abbreviated given names
+(``MD.``), the first words of the organisation registry's names
+(``pipeline/refdata/organizations.csv``) and the given-name lexicon
+(``pipeline/refdata/given_names.csv``), package data read once.
 """
 
 from __future__ import annotations
@@ -64,19 +72,22 @@ STOPWORDS = frozenset(
     "a an and are as at by for from in into is of on or over the to towards under using via "
     "with without vs versus its their our ".split()
 )
+# Given names abbreviated in capitals, as South Asian author lists write them (MD. for Muhammad,
+# MOHD., SK. for Sheikh, MST. for Mosammat): they open a name as initials do.
+NAME_ABBREVIATIONS = frozenset("MD. MOHD. SK. MST.".split())
 ORG_WORDS = frozenset(
     "Collaboration Consortium Team Group Project Collective Initiative Inc. Lab Labs Survey "
     "Collaborations Teams Authors Contributors AI Seed Research ".split()
 )
 _INNER_CAP = (
     "Mc|Mac|De|Di|Da|Du|Le|La|Lo|Van|Vande|Vanden|Vander|Von|St|Fitz|Del|Della|Dal|Des|"
-    "Al|El|Abdul|Abdus|Abu|Ben|Bin|Ibn"
+    "Al|El|Abdul|Abdus|Abu|Ben|Bin|Ibn|Dela"
 )
 # A romanised Chinese/Korean syllable (Hong, Sheng, Gyeong, Jae, An): compounds like HongSheng.
 _ONSET = r"(?:Zh|Ch|Sh|Kk|Tt|Pp|Ss|Jj|Gy|Ky|Hy|[BCDFGHJKLMNPQRSTWXYZ])"
 _CODA = r"(?:ng|n|m|k|l|p|r)?"
 _SYL = rf"(?:{_ONSET}[aeiouy]{{0,2}}[aeiou][aeiouy]{{0,2}}{_CODA})"
-_SYL_NEXT = rf"(?:(?:{_ONSET}|[AEOU])[aeiouy]{{0,3}}{_CODA})"
+_SYL_NEXT = rf"(?:(?:{_ONSET}[aeiouy]{{1,3}}|[AEOU][aeiouy]{{0,3}}){_CODA})"
 _PART = rf"(?:(?:{_INNER_CAP}){U}{L}+|{U}{L}*)"
 _APOS_PART = rf"(?:(?:{L}{{1,3}}|{U}{L}{{0,3}})[{APOS}]{_PART}|{_PART}(?:[{APOS}]{L}+)?)"
 _HYPH = rf"(?:{_APOS_PART}|{L}+)"
@@ -93,8 +104,27 @@ _TYPOGRAPHY = rf"(?:{_WORD}-|{U}{L}{{0,2}}[{APOS}]|[\"“]{_WORD}[\"”])"
 _next_token = re.compile(
     rf"(?:{_WORD}|{_CAMEL}|{_INITIALS}|{_ALLCAPS}|{_TYPOGRAPHY}|{U}|{L}+|Jr\.?|Sr\.?|[IVX]+\.?)\Z"
 ).match
+# Two capitals with a full stop inside a name (Martin JJ. Bucher; three would read a title end
+# glued to an initial, AIJ., as one); to open one, only the abbreviations of
+# NAME_ABBREVIATIONS do (after a title, ZnO + H. reads as ZnOH.).
+_caps_dot = re.compile(rf"{U}{{2}}\.\Z").match
+# A particle glued to the family name without its apostrophe (Claudia dAmato).
+_bare_particle = re.compile(rf"[dl]{U}{L}{{2,}}\Z").match
 # An organisation written as the first author, allowed when an organisation word follows.
 _org_token = re.compile(rf"(?:(?:{U}{L}{{2,}})+{U}*|{U}[{_UP}0-9]+)(?:-(?:{U}[{_UP}0-9]*|{U}{L}+))*\Z").match
+# One opening in two letters (InSpatio): read so only after a lower-case title end (QSOs + Euclid
+# is no OsEuclid).
+_org_token_short = re.compile(rf"{U}{L}(?:{U}{L}{{2,}})+{U}*\Z").match
+# A word of an organisation's name that no person's name holds: a short number in it (3D,
+# Hunyuan3D) or one capital (HyperCLOVA X); read as part of the author only beside an
+# organisation word (a title's end may be a number: ...Detection 2025PAN Team).
+_org_part = re.compile(rf"(?:[0-9]{{1,2}}{U}{{1,2}}|{U}{L}+[0-9]{{1,2}}{U}?|{U})\Z").match
+# Initials as one block of capitals (MSVPJ Sathvik), or a given name with a stray second capital
+# (CHengtang, PIerre): read so only glued to a lower-case title end, with more of the name after.
+_caps_block = re.compile(rf"{U}{{4,5}}\Z").match
+_stray_capital = re.compile(rf"{U}{U}{L}{{2,}}\Z").match
+# The capitalised word that ends a text, glued to a lower-case letter before it (...sAmir).
+_last_capitalised = re.compile(rf"(?<={L}){U}{L}+\Z").search
 # A name word of two capitalised parts, as romanised and compound names are often written
 # (JuneHyoung, TehraniNasab, HaCohen, DElia, SeraJ; in organisations: LongCat, DeepResearch).
 _compound = re.compile(rf"(?:{U}{L}*{U}{L}{{2,}}|{U}{L}{{2,}}{U})\Z").match
@@ -132,13 +162,14 @@ class SplitFailure:
 @lru_cache(maxsize=1 << 16)
 def is_name_token(token: str) -> bool:
     """True when `token` can stand inside an author name after its first word."""
-    return (bool(_next_token(token)) and token not in STOPWORDS) or token in ORG_WORDS
+    named = _next_token(token) or _caps_dot(token) or _bare_particle(token)
+    return (bool(named) and token not in STOPWORDS) or token in ORG_WORDS
 
 
 @lru_cache(maxsize=1 << 16)
 def is_first_name_token(token: str) -> bool:
     """True when `token` can open an author name (a name word, initials, a short acronym)."""
-    return bool(_first_token(token))
+    return bool(_first_token(token)) or token in NAME_ABBREVIATIONS
 
 
 @lru_cache(maxsize=1 << 16)
@@ -146,6 +177,8 @@ def looks_like_author(name: str) -> bool:
     """True when a comma-separated entry reads as an author (used for the 2nd and 3rd)."""
     if _stray_mark(name):
         return True
+    # A LaTeX line break left at the end of a name (Aakur\\\\) is no title text.
+    name = name.rstrip("\\")
     tokens = name.split(" ")
     if not 1 <= len(tokens) <= 8 or not all(tokens) or not _name_chars(name):
         return False
@@ -154,6 +187,13 @@ def looks_like_author(name: str) -> bool:
 
 def _glued_count(text: str) -> int:
     return sum(1 for t in text.replace(",", " ").split() if _is_glued(t))
+
+
+@cache
+def given_names() -> frozenset[str]:
+    """Words seen as given names in real author lists, none of them a title word (the lexicon of
+    ``pipeline/refdata/given_names.csv``)."""
+    return load_reference().given_names
 
 
 @cache
@@ -169,8 +209,8 @@ def _org_opens(head: str) -> bool:
 
 
 def is_org_word(token: str) -> bool:
-    """An organisation word, as listed or in lower case (GigaChat team)."""
-    return token in ORG_WORDS or (token.islower() and token.capitalize() in ORG_WORDS)
+    """An organisation word, as listed, in lower case (GigaChat team) or in capitals (FANAR TEAM)."""
+    return token in ORG_WORDS or ((token.islower() or token.isupper()) and token.capitalize() in ORG_WORDS)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -200,7 +240,12 @@ def _boundaries(segment: str, compounds: bool = False) -> list[int]:
     tokens = segment.replace("~", " ").split(" ")
     # The longest run of tokens at the right that can all belong to the author name.
     k = len(tokens)
-    while k > 1 and (not tokens[k - 1] or is_name_token(tokens[k - 1]) or (compounds and _compound(tokens[k - 1]))):
+    while k > 1 and (
+        not tokens[k - 1]
+        or is_name_token(tokens[k - 1])
+        or (compounds and _compound(tokens[k - 1]))
+        or _is_org_part(tokens, k - 1)
+    ):
         k -= 1
     has_org_word = any(is_org_word(t) for t in tokens[k:])
     found: list[int] = []
@@ -221,10 +266,38 @@ def _boundaries(segment: str, compounds: bool = False) -> list[int]:
                 is_first_name_token(head)
                 or (compounds and _compound(head))
                 or (_org_token(head) and (has_org_word or _org_opens(head) or caps_glued))
+                or (has_org_word and _plain_word_end(token[:p]) and _org_token_short(head))
+                or (j < len(tokens) - 1 and token[p - 1].islower() and _glued_name_start(token[:p], head))
             ):
                 found.append(offset + p)
         offset += len(token) + 1
     return found
+
+
+def _is_org_part(tokens: list[str], i: int) -> bool:
+    """True when `tokens[i]` is a word of an organisation's name that no person's holds (SAM 3D
+    Team, NAVER HyperCLOVA X Team, Team Hunyuan3D): one of `_org_part` shapes, before an
+    organisation word or last after one glued to the title end."""
+    if not _org_part(tokens[i]):
+        return False
+    if i + 1 < len(tokens):
+        return is_org_word(tokens[i + 1])
+    return i > 0 and bool(_org_suffixed(tokens[i - 1]))
+
+
+def _glued_name_start(title_end: str, head: str) -> bool:
+    """True when `head`, glued to a title word ending in `title_end` (in a lower-case letter),
+    opens a name only there: a block of initials (MSVPJ), and, after a plain lower-case word end,
+    a given name with a stray second capital whose folded form the lexicon holds (PIerre)."""
+    if _caps_block(head):
+        return True
+    return bool(_stray_capital(head)) and _plain_word_end(title_end) and head[0] + head[1:].lower() in given_names()
+
+
+def _plain_word_end(title_end: str) -> bool:
+    """True when a title word ends in three lower-case letters: no acronym such as MoE or DiT,
+    which a capital glued on may belong to (DiTsKimi Team is DiTs + Kimi Team)."""
+    return title_end[-3:].isalpha() and title_end[-3:].islower()
 
 
 def _local_cost(segment: str, window: int, boundary: int) -> int:
@@ -256,6 +329,9 @@ def _chosen_boundary(segment: str, found: list[int], others: tuple[str, ...]) ->
     start = _token_start(segment, strict)
     end = segment.find(" ", strict)
     token = segment[start : len(segment) if end < 0 else end]
+    given = _given_compound_start(segment, start, strict, len(segment) if end < 0 else end)
+    if given is not None:
+        return given
     window = strict
     if start < strict and any(_compound(a.split(" ")[0]) for a in others):
         window = start
@@ -277,6 +353,19 @@ def _chosen_boundary(segment: str, found: list[int], others: tuple[str, ...]) ->
         if cost < best_cost:
             best, best_cost = boundary, cost
     return best
+
+
+def _given_compound_start(segment: str, start: int, strict: int, end: int) -> int | None:
+    """Where a compound given name starts when the boundary `strict` cuts it (``DatabasesAmir``
+    + ``Hossein``): the lexicon holds both halves, the first glued to a lower-case title end."""
+    names = given_names()
+    if not segment[strict - 1].islower() or segment[strict:end] not in names:
+        return None
+    first = _last_capitalised(segment, start + 1, strict)
+    if first is None or first.group() not in names:
+        return None
+    # A title word that is itself a name (TianQin + Yuzhou) is no evidence.
+    return first.start() if segment[start : first.start()] not in names else None
 
 
 def _is_real_alternative(segment: str, chosen: int, other: int) -> bool:

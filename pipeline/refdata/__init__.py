@@ -1,1 +1,1 @@
-"""Reference data shipped with the package: the arXiv taxonomy and the organisation registry (CSV)."""
+"""Reference data shipped with the package (CSV): the arXiv taxonomy, the organisation registry, given names."""

@@ -144,6 +144,9 @@ def test_display_name_is_kept_as_listed() -> None:
         ("NVIDIA", True), ("The BABAR Collaboration", True), ("MiniMax", True),
         ("Mistral AI", True),  # in the registry, with an organisation word too
         ("IBM Research", True), ("Anthropic", True),
+        ("ZEPHYR TEAM", True), ("Team Lumina2D", True), ("ORCA 4D Team", True), ("Kappa Cloud X Team", True),
+        ("InVista Team", True),
+        ("MD. Tolan Rasheed", False), ("Marta dOrsini", False), ("PEdro Olsen", False), ("RKVNP Sudharan", False),
         ("Yuanzhi Li", False), ("Zahra TehraniNasab", False), ("Yoav HaCohen", False), ("Yuxi", False),
         ("JuneHyoung Kwon", False), ("Ai Chen", False),
     ],

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from benchmarks.given_names import LEXICON, corpus, given_words, lexicon, lexicon_csv
 from pipeline.parse.reference import Category, Organization, load_reference
 from pipeline.parse.tables import categories_table, registry_table
 from schemas import arrow_schema
@@ -68,3 +69,22 @@ def test_the_reference_is_loaded_once_and_cannot_be_changed() -> None:
         reference.categories["cs.XX"] = reference.categories["cs.LG"]  # type: ignore[index]
     with pytest.raises(dataclasses.FrozenInstanceError):
         reference.organizations["openai"].name = "Closed AI"  # type: ignore[misc]
+
+
+def test_the_given_name_lexicon_is_what_the_corpora_give_and_holds_no_title_word(reference) -> None:
+    built = lexicon(corpus("both"))
+    assert LEXICON.read_text(encoding="utf-8") == lexicon_csv(built)  # rebuilt: make given-names
+    assert reference.given_names == frozenset(built)
+    assert {"Amir", "Hossein", "Sai", "Kiran"} <= reference.given_names
+    # Words titles use in lower case never read as names: a title end must not become an author.
+    assert not {"Long", "Young", "Deep", "Net", "Model"} & reference.given_names
+
+
+def test_given_words_are_the_words_before_the_family_name() -> None:
+    assert given_words("Amir Hossein Safdarian") == ["Amir", "Hossein"]
+    assert given_words("Hsiao-Yuan Lin") == ["Hsiao", "Yuan"]
+    assert given_words("KarimReza Tavan") == ["Karim", "Reza"]
+    assert given_words("J. P. Doe") == []  # initials are no given names
+    assert given_words("Ludwig van Beethoven") == ["Ludwig"]
+    assert given_words("Gemma Team") == []  # an organisation
+    assert given_words("Plato") == []

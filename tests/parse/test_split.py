@@ -121,6 +121,66 @@ def test_organisations_compounds_and_typography_split_exactly(line: str, title: 
 
 
 @pytest.mark.parametrize(
+    ("line", "title", "authors"),
+    [
+        # a compound given name whose halves are both given names (the lexicon), with no co-author
+        # written so
+        ("A Study of Sparse GraphsKarimReza Tavan, Jane Doe", "A Study of Sparse Graphs",
+         ("KarimReza Tavan", "Jane Doe")),
+        # team names, first, last or alone, with numbers, one capital or in capitals
+        ("A Study of Sparse GraphsTeam Lumina2D", "A Study of Sparse Graphs", ("Team Lumina2D",)),
+        ("A Study of Sparse GraphsORCA 4D Team, Jane Doe", "A Study of Sparse Graphs", ("ORCA 4D Team", "Jane Doe")),
+        ("A Study of Sparse GraphsKappa Cloud X Team", "A Study of Sparse Graphs", ("Kappa Cloud X Team",)),
+        ("A Study of Sparse GraphsInVista Team", "A Study of Sparse Graphs", ("InVista Team",)),
+        ("A Study of Sparse GraphsZEPHYR TEAM, Jane Doe", "A Study of Sparse Graphs", ("ZEPHYR TEAM", "Jane Doe")),
+        ("Benchmarks of 2024ORCA Team, Jane Doe", "Benchmarks of 2024", ("ORCA Team", "Jane Doe")),
+        # a given name with a stray second capital (its folded form a known given name)
+        ("A Study of Sparse GraphsPEdro Olsen, Jane Doe", "A Study of Sparse Graphs", ("PEdro Olsen", "Jane Doe")),
+        # initials: as one block of capitals, two capitals with a full stop, an abbreviated given name
+        ("A Study of Sparse GraphsRKVNP Sudharan, Jane Doe", "A Study of Sparse Graphs",
+         ("RKVNP Sudharan", "Jane Doe")),
+        ("A Study of Sparse GraphsPedro KK. Alvez, Jane Doe", "A Study of Sparse Graphs",
+         ("Pedro KK. Alvez", "Jane Doe")),
+        ("A Study of Sparse GraphsMD. Tolan Rasheed, Jane Doe", "A Study of Sparse Graphs",
+         ("MD. Tolan Rasheed", "Jane Doe")),
+        # particles: Dela as a prefix, d without its apostrophe
+        ("A Study of Sparse GraphsPablo B. DelaRosa, Jane Doe", "A Study of Sparse Graphs",
+         ("Pablo B. DelaRosa", "Jane Doe")),
+        ("A Study of Sparse GraphsMarta dOrsini, Jane Doe", "A Study of Sparse Graphs", ("Marta dOrsini", "Jane Doe")),
+        # a LaTeX line break left at the end of an author
+        ("A Study of Sparse GraphsJane Doe, Kim Lee, Ravi K. Osan\\\\", "A Study of Sparse Graphs",
+         ("Jane Doe", "Kim Lee", "Ravi K. Osan\\\\")),
+        # a romanised compound's syllables hold vowels: CoT + Le, not CoTLe
+        ("Safety of VLMs with CoTLe Wu, Jane Doe", "Safety of VLMs with CoT", ("Le Wu", "Jane Doe")),
+    ],
+)  # fmt: skip
+def test_names_without_a_co_author_s_help_split_exactly(line: str, title: str, authors: tuple[str, ...]) -> None:
+    result = split(line)
+    assert (result.title, result.authors) == (title, authors)
+
+
+@pytest.mark.parametrize(
+    ("line", "title"),
+    [
+        # an acronym's last capital belongs to the title, not to a given name (Ian, H.)
+        ("Image Editing in DiTIan Moss, Jane Doe", "Image Editing in DiT"),
+        ("Oxygen Vacancies of CdOH. Miro, D.J. Vale", "Oxygen Vacancies of CdO"),
+        ("What AI Needs AIJ. Doe, Kim Lee", "What AI Needs AI"),
+        # a title word that is itself a name gives no evidence for a compound (Wei + Ming + Yuzhou)
+        ("Closed-loop dynamics for WeiMingYuzhou Fang, Jane Doe", "Closed-loop dynamics for WeiMing"),
+        # a two-letter opening after capitals is the title's (QSOs + Orion Collaboration)
+        ("Redshifts of 3500 bright QSOsOrion Collaboration, Y. Fu", "Redshifts of 3500 bright QSOs"),
+        # a title's number is not an organisation's (…Detection 2025 + PAN Team)
+        ("Benchmarking 3D Object Detection 2025PAN Team, Jane Doe", "Benchmarking 3D Object Detection 2025"),
+        # a plain word end with an acronym's case is kept (DiTs + Kimi Team)
+        ("Mesh Generation with Flow-based DiTsKimi Team, Jane Doe", "Mesh Generation with Flow-based DiTs"),
+    ],
+)  # fmt: skip
+def test_new_name_shapes_never_cost_a_title_its_end(line: str, title: str) -> None:
+    assert split(line).title == title
+
+
+@pytest.mark.parametrize(
     ("line", "title"),
     [
         # a title may end in a compound word: without a compound given name among the other
@@ -216,9 +276,9 @@ def test_rendered_lines_split_back(start: str, end: str, people: list[tuple[str,
     assert (result.title, list(result.authors), result.authors_truncated) == (title, shown, len(names) > 3)
 
 
-# --- two real corpora rendered as listings: the split must stay ≥ 99.9% exact on each -------------
+# --- two real corpora rendered as listings: the split must stay ≥ 99.96% exact on each ------------
 
-THRESHOLD = 0.999
+THRESHOLD = 0.9996
 SIZES = {"9,010 arXiv records": 9010, "20,108 papers of 2025-26": 20108}
 
 
