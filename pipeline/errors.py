@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import errno
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import pandas as pd
-
-from schemas.validate import format_report
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Exit codes of the CLI (the README's table says the same).
 EXIT_OK = 0  # published, or up to date
@@ -106,6 +105,10 @@ class DatasetInvalidError(PipelineError):
     exit_code: ClassVar[int] = EXIT_REFUSED
 
     def __init__(self, report: pd.DataFrame) -> None:
+        # Imported here: pandera and pandas would otherwise load with every module that names an
+        # error (the parsers' server ties itself to its run before it loads anything heavy).
+        from schemas.validate import format_report
+
         self.report = report
         super().__init__(format_report(report))
 

@@ -14,6 +14,8 @@ MAX_FUNCTION_LINES = 60
 # Dask task runner), Prefect in the CLI, which must not be imported before --quiet has set its
 # logging settings in the environment, and boto3, which a run on local disk never needs.
 DEFERRED_IMPORTS = {
+    ("pipeline/__init__.py", "pipeline.consume"),
+    ("pipeline/errors.py", "schemas.validate"),
     ("pipeline/consume/export_delta.py", "deltalake"),
     ("pipeline/consume/read.py", "polars"),
     ("pipeline/orchestrate/runners.py", "prefect_dask"),

@@ -23,6 +23,7 @@ from pipeline.parse.tables import chunk_tables
 from pipeline.raw.scan import Chunk, changed_error, each_chunk, listing_digest, read_chunk, scan
 from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
+from pipeline.staged.lifeline import mark_run, run_alive, start_worker
 from pipeline.staged.store import (
     commit_staged,
     discard_staged,
@@ -63,6 +64,8 @@ def stage_chunk(
         text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
         earlier=earlier,
     )  # fmt: skip
+    if not run_alive():
+        raise SystemExit("the run this worker parsed for has ended: nothing written")
     files = write_staged_part(folder, index, tables)
     rules = Counter(tables["rejects"].column("rule").to_pylist())
     headed = tables["papers"].num_rows + sum(n for rule, n in rules.items() if rule not in HEADERLESS_RULES)
@@ -85,8 +88,10 @@ class _Inline(Executor):
 
 
 def _parsers_context() -> Any:
+    mark_run()  # the server, once started, ends with this process (`pipeline.staged.lifeline`)
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["pipeline.staged.stage", "pipeline.staged.worker"])
+    # The lifeline first: the server is tied to this run before it spends seconds loading the rest.
+    context.set_forkserver_preload(["pipeline.staged.lifeline", "pipeline.staged.stage", "pipeline.staged.worker"])
     return context
 
 
@@ -131,7 +136,7 @@ def worker_pool(workers: int) -> Iterator[Executor]:
     with _OpenPools.lock:
         _OpenPools.count += 1
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=_parsers_context()) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=_parsers_context(), initializer=start_worker) as pool:
             yield pool
     finally:
         with _OpenPools.lock:

@@ -1,4 +1,4 @@
-"""A parsing worker's start: what every part needs, built once in the forkserver that forks the workers."""
+"""A parsing worker's start: what every part needs, built once in the forkserver (which ends with its run)."""
 
 from __future__ import annotations
 
