@@ -17,7 +17,6 @@ import argparse
 import csv
 import io
 import re
-from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,8 +27,7 @@ from pipeline.parse.split import PARTICLES
 
 LEXICON = Path(__file__).resolve().parent.parent / "pipeline" / "refdata" / "given_names.csv"
 MIN_PEOPLE = 2  # distinct listed names a word must be a given name in
-# One name word: a capital, then at least two lower-case letters (no initials, no acronyms).
-_GIVEN = re.compile(r"[^\W\d_][^\W\d_]{2,}\Z")
+# A name word: a capital, then lower-case letters (a given name has three letters or more).
 _PARTS = re.compile(r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]+")
 _TITLE_WORD = re.compile(r"[^\W\d_]+")
 
@@ -46,8 +44,8 @@ def given_words(name: str) -> list[str]:
         for piece in token.split("-"):
             parts = _PARTS.findall(piece)
             if "".join(parts) != piece:
-                continue  # an initial, an acronym or a mixed word (J., JJ, McDonald stays whole below)
-            words.extend(p for p in parts if _GIVEN.match(p) and p[0].isupper() and p[1:].islower())
+                continue  # not name words alone: an initial (J.), capitals (JJ), digits
+            words.extend(p for p in parts if len(p) >= 3)
     return words
 
 
@@ -61,8 +59,11 @@ def lexicon(records: Iterable[dict], min_people: int = MIN_PEOPLE) -> dict[str, 
             for word in given_words(" ".join(name.split())):
                 people.setdefault(word, set()).add(name)
     lower_title_words = {w for r in records for w in _TITLE_WORD.findall(r["title"]) if w.islower()}
-    counts = Counter({w: len(names) for w, names in people.items() if len(names) >= min_people})
-    return {w: n for w, n in sorted(counts.items()) if w.lower() not in lower_title_words}
+    return {
+        w: len(names)
+        for w, names in sorted(people.items())
+        if len(names) >= min_people and w.lower() not in lower_title_words
+    }
 
 
 def corpus(name: str) -> list[dict]:

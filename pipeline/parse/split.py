@@ -328,8 +328,9 @@ def _chosen_boundary(segment: str, found: list[int], others: tuple[str, ...]) ->
     strict = found[0]
     start = _token_start(segment, strict)
     end = segment.find(" ", strict)
-    token = segment[start : len(segment) if end < 0 else end]
-    given = _given_compound_start(segment, start, strict, len(segment) if end < 0 else end)
+    end = len(segment) if end < 0 else end
+    token = segment[start:end]
+    given = _given_compound_start(segment, start, strict, end)
     if given is not None:
         return given
     window = strict
