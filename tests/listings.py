@@ -9,8 +9,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.parse.listing import ParsedRecord, Reject, decode_listing, parse_listing
 from pipeline.parse.tables import STAGED_TABLES
-from pipeline.raw.scan import Chunk, each_chunk, scan
+from pipeline.raw.scan import Chunk, each_chunk, read_part, scan
 from pipeline.raw.sources import Source, discover_sources
 from pipeline.settings import DEFAULT_CHUNK_BYTES
 from pipeline.staged.capture import StagedCapture
@@ -42,6 +43,16 @@ def scan_listing(source: Source, chunk_bytes: int) -> Scanned:
     chunks: list[Chunk] = []
     sha256, size = each_chunk(scan(source, chunk_bytes), chunks.append)
     return Scanned(sha256, size, tuple(chunks))
+
+
+def parse_in_parts(source: Source, chunk_bytes: int) -> list[ParsedRecord | Reject]:
+    """A listing scanned in parts of about `chunk_bytes`, each read and parsed as a worker does."""
+    items: list[ParsedRecord | Reject] = []
+    for chunk in scan_listing(source, chunk_bytes).chunks:
+        part = read_part(source, chunk)
+        text, undecodable = decode_listing(part.data, chunk.first_line)
+        items += parse_listing(text, undecodable | part.undecodable, chunk.first_line, part.line_lengths)
+    return items
 
 
 def stage(

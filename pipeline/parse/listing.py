@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import AnyStr
 
@@ -22,8 +22,16 @@ MAX_AUTHOR_CHARS = 300
 # A rejected line longer than this is kept in `raw` as its first characters and a length note.
 RAW_LINE_PREVIEW_CHARS = 1_000
 # Stray lines are rejected in groups of at most a record's three lines, so that a file without
-# headers counts as many lost records as it holds, not as one.
+# headers counts as many lost records as it holds, not as one. The groups are fixed by line number
+# (lines 1-3, 4-6, ...), not by where a run of stray lines starts, so that a listing read in parts
+# groups its stray lines as it does when read whole.
 STRAY_GROUP_LINES = 3
+# A record's title/author line and abstract come within this many lines of its header (blank lines
+# between them are allowed); a header without them by then is a truncated record, and what follows
+# is stray. It bounds what the reader must hold to know where a record ends.
+RECORD_SPAN_LINES = 30
+# The trailing characters a line is read without (see `clean_lines`).
+TRAILING_SPACE = " \t\u00a0"
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -107,11 +115,13 @@ def split_lines(text: AnyStr) -> list[AnyStr]:
     return text.replace(cr + lf, lf).replace(cr, lf).split(lf)
 
 
-def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS) -> str:
-    """`line`, or its first `limit` characters and a note of its full length when it is longer."""
-    if len(line) <= limit:
+def clip(line: str, limit: int = RAW_LINE_PREVIEW_CHARS, length: int | None = None) -> str:
+    """`line`, or its first `limit` characters and a note of its full length when it is longer
+    (`length`: the full length of a line given by its start only, see `pipeline.raw.lines`)."""
+    length = len(line) if length is None else length
+    if length <= limit:
         return line
-    return f"{line[:limit]}… [truncated: {len(line):,} characters in all]"
+    return f"{line[:limit]}… [truncated: {length:,} characters in all]"
 
 
 def clean_lines(text: str, first_line: int = 1) -> Iterator[tuple[int, str]]:
@@ -120,7 +130,7 @@ def clean_lines(text: str, first_line: int = 1) -> Iterator[tuple[int, str]]:
     if first_line == 1 and text.startswith("\ufeff"):
         text = text[1:]
     for number, line in enumerate(split_lines(text), start=first_line):
-        yield number, line.rstrip(" \t\u00a0")
+        yield number, line.rstrip(TRAILING_SPACE)
 
 
 def is_header(line: str) -> bool:
@@ -128,95 +138,115 @@ def is_header(line: str) -> bool:
     return len(line) <= MAX_HEADER_CHARS and HEADER.match(line) is not None
 
 
+def is_blank(line: str) -> bool:
+    """True when `line` holds nothing but white space: it is skipped wherever it stands."""
+    return not line.strip()
+
+
+def stray_group(number: int) -> int:
+    """The group a stray line on line `number` is rejected in (see STRAY_GROUP_LINES)."""
+    return (number - 1) // STRAY_GROUP_LINES
+
+
+def takes_record_line(header_line: int, taken: int, number: int) -> bool:
+    """Whether the record whose header is on `header_line`, holding `taken` lines so far (its
+    header included), takes the next non-blank line, on line `number`; if not, that line is stray."""
+    return taken < 3 and number < header_line + RECORD_SPAN_LINES
+
+
 # The header needs no limit here: a line longer than MAX_HEADER_CHARS is never read as one.
 _LINE_LIMITS = (("title/author line", MAX_TITLE_LINE_CHARS), ("abstract", MAX_ABSTRACT_CHARS))
 
-
-def _raw_text(lines: Iterable[tuple[int, str]]) -> str:
-    return "\n".join(clip(text) for _, text in lines)
-
-
-def _undecodable_reject(lines: list[tuple[int, str]], undecodable: frozenset[int]) -> Reject | None:
-    bad = [number for number, _ in lines if number in undecodable]
-    if not bad:
-        return None
-    where = ", ".join(str(n) for n in bad)
-    return Reject(
-        lines[0][0],
-        RejectRule.INVALID_ENCODING,
-        f"line(s) {where} are not valid UTF-8 (is the file in another encoding?); the text was not used",
-        _raw_text(lines),
-    )
+STRAY_REASON = (
+    "belong to no record: a record is a header ('[score]SUFFIXMon D[, YYYY][Code]') and the two lines "
+    f"after it (within {RECORD_SPAN_LINES} lines); lines before the first header or after an abstract are stray"
+)
 
 
-def _stray_rejects(lines: list[tuple[int, str]], why: str, undecodable: frozenset[int]) -> Iterator[Reject]:
-    for start in range(0, len(lines), STRAY_GROUP_LINES):
-        group = lines[start : start + STRAY_GROUP_LINES]
-        bad = _undecodable_reject(group, undecodable)
-        yield bad or Reject(group[0][0], RejectRule.STRAY_LINES, f"{len(group)} line(s) {why}", _raw_text(group))
+@dataclass(frozen=True, slots=True)
+class _Lines:
+    """What is known of a listing's lines besides their text: which were not UTF-8, and the full
+    length of those given by their start only (`pipeline.raw.lines`)."""
 
+    undecodable: frozenset[int]
+    lengths: Mapping[int, int]
 
-def _record_or_reject(block: list[tuple[int, str]], undecodable: frozenset[int]) -> RawRecord | Reject:
-    first = block[0][0]
-    bad = _undecodable_reject(block, undecodable)
-    if bad is not None:
-        return bad
-    if len(block) < 3:
-        missing = "title/author line and abstract" if len(block) == 1 else "abstract"
+    def length(self, number: int, text: str) -> int:
+        return self.lengths.get(number, len(text))
+
+    def raw(self, lines: Iterable[tuple[int, str]]) -> str:
+        return "\n".join(clip(text, length=self.length(number, text)) for number, text in lines)
+
+    def undecodable_reject(self, lines: list[tuple[int, str]]) -> Reject | None:
+        bad = [number for number, _ in lines if number in self.undecodable]
+        if not bad:
+            return None
+        where = ", ".join(str(n) for n in bad)
         return Reject(
-            first, RejectRule.TRUNCATED_RECORD, f"the record ends after its header: no {missing}", _raw_text(block)
+            lines[0][0],
+            RejectRule.INVALID_ENCODING,
+            f"line(s) {where} are not valid UTF-8 (is the file in another encoding?); the text was not used",
+            self.raw(lines),
         )
-    for (_, text), (what, limit) in zip(block[1:], _LINE_LIMITS, strict=True):
-        if len(text) > limit:
+
+    def stray_reject(self, group: list[tuple[int, str]]) -> Reject:
+        bad = self.undecodable_reject(group)
+        reason = f"{len(group)} line(s) {STRAY_REASON}"
+        return bad or Reject(group[0][0], RejectRule.STRAY_LINES, reason, self.raw(group))
+
+    def record_or_reject(self, block: list[tuple[int, str]]) -> RawRecord | Reject:
+        first = block[0][0]
+        bad = self.undecodable_reject(block)
+        if bad is not None:
+            return bad
+        if len(block) < 3:
+            missing = "title/author line and abstract" if len(block) == 1 else "abstract"
             return Reject(
-                first,
-                RejectRule.OVERSIZED_RECORD,
-                f"its {what} has {len(text):,} characters, over the limit of {limit:,}",
-                _raw_text(block),
+                first, RejectRule.TRUNCATED_RECORD, f"the record ends after its header: no {missing}", self.raw(block)
             )
-    return RawRecord(first, block[0][1], block[1][1], block[2][1])
+        for (number, text), (what, limit) in zip(block[1:], _LINE_LIMITS, strict=True):
+            if (size := self.length(number, text)) > limit:
+                return Reject(
+                    first,
+                    RejectRule.OVERSIZED_RECORD,
+                    f"its {what} has {size:,} characters, over the limit of {limit:,}",
+                    self.raw(block),
+                )
+        return RawRecord(first, block[0][1], block[1][1], block[2][1])
 
 
 def raw_records(
-    lines: Iterable[tuple[int, str]], undecodable: frozenset[int] = frozenset()
+    lines: Iterable[tuple[int, str]],
+    undecodable: frozenset[int] = frozenset(),
+    line_lengths: Mapping[int, int] | None = None,
 ) -> Iterator[RawRecord | Reject]:
     """Group lines into three-line records, resynchronising on every header.
 
-    Blank lines are skipped. Lines before the first header or after a record's abstract are
-    rejected in groups of up to three (rule ``stray_lines``); a header followed by fewer than two
-    lines before the next header is rejected as ``truncated_record``; a record with a line past
-    its size limit as ``oversized_record``; any text on a line listed in `undecodable` as
-    ``invalid_encoding``.
+    Blank lines are skipped. A record is a header and the next two lines within RECORD_SPAN_LINES
+    of it; a header without them is rejected as ``truncated_record``, a record with a line past its
+    size limit as ``oversized_record``, any text on a line listed in `undecodable` as
+    ``invalid_encoding``. Lines before the first header or after a record are rejected as
+    ``stray_lines``, in fixed groups of up to three (`stray_group`). `line_lengths`: the full
+    length of lines given by their start only.
     """
-    block: list[tuple[int, str]] = []
-
-    def flush() -> Iterator[RawRecord | Reject]:
-        if not block:
-            return
-        first, head = block[0]
-        if not is_header(head):
-            yield from _stray_rejects(
-                block,
-                "do not belong to any record: no header ('[score]SUFFIXMon D[, YYYY][Code]') precedes them",
-                undecodable,
-            )
-        else:
-            yield _record_or_reject(block[:3], undecodable)
-            if len(block) > 3:
-                yield from _stray_rejects(
-                    block[3:],
-                    f"after the abstract of the record at line {first}: a record has exactly three lines",
-                    undecodable,
-                )
-        block.clear()
-
+    notes = _Lines(undecodable, line_lengths or {})
+    record: list[tuple[int, str]] = []
+    strays: list[tuple[int, str]] = []
     for number, line in lines:
-        if not line.strip():
+        if is_blank(line):
             continue
-        if is_header(line):
-            yield from flush()
-        block.append((number, line))
-    yield from flush()
+        header = is_header(line)
+        if record and (header or not takes_record_line(record[0][0], len(record), number)):
+            yield notes.record_or_reject(record)
+            record = []
+        if strays and (header or stray_group(strays[-1][0]) != stray_group(number)):
+            yield notes.stray_reject(strays)
+            strays = []
+        (record if header or record else strays).append((number, line))
+    if record:
+        yield notes.record_or_reject(record)
+    if strays:
+        yield notes.stray_reject(strays)
 
 
 def parse_record(raw: RawRecord) -> ParsedRecord | Reject:
@@ -259,10 +289,13 @@ def _record_text(raw: RawRecord) -> str:
 
 
 def parse_listing(
-    text: str, undecodable: frozenset[int] = frozenset(), first_line: int = 1
+    text: str,
+    undecodable: frozenset[int] = frozenset(),
+    first_line: int = 1,
+    line_lengths: Mapping[int, int] | None = None,
 ) -> Iterator[ParsedRecord | Reject]:
-    """Parse a whole listing, or a part of one that starts at a record header on line
-    `first_line`, record by record, in line order (`undecodable`: see `decode_listing`, numbered
-    in the same file)."""
-    for item in raw_records(clean_lines(text, first_line), undecodable):
+    """Parse a whole listing, or a part of one that starts on line `first_line` at a record header
+    or a stray group's first line after a record, record by record, in line order (`undecodable`:
+    see `decode_listing`; `line_lengths`: see `raw_records`; both numbered in the same file)."""
+    for item in raw_records(clean_lines(text, first_line), undecodable, line_lengths):
         yield item if isinstance(item, Reject) else parse_record(item)

@@ -83,12 +83,14 @@ def chunk_tables(
     *,
     first_line: int = 1,
     undecodable: frozenset[int] = frozenset(),
+    line_lengths: Mapping[int, int] | None = None,
     earlier: Mapping[str, int] | None = None,
 ) -> dict[str, pa.Table]:
-    """Parse and normalise a listing, or a part of one that starts at a record header on line
-    `first_line`, into its staged tables (`undecodable`: lines that were not UTF-8; `earlier`:
-    papers listed in earlier parts of the capture, by id, with their line)."""
-    items = parse_listing(text, undecodable, first_line)
+    """Parse and normalise a listing, or a part of one that starts on line `first_line`, into its
+    staged tables (`undecodable`: lines that were not UTF-8; `line_lengths`: the full length of
+    lines given by their start only; `earlier`: papers listed in earlier parts of the capture, by
+    id, with their line)."""
+    items = parse_listing(text, undecodable, first_line, line_lengths)
     return staged_tables(normalize_listing(items, capture_date, reference, earlier))
 
 

@@ -9,21 +9,35 @@ import stat
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.errors import InputError
-from pipeline.parse.listing import MAX_HEADER_CHARS, MONTHS, is_header
+from pipeline.parse.listing import (
+    MAX_HEADER_CHARS,
+    MONTHS,
+    TRAILING_SPACE,
+    is_blank,
+    is_header,
+    stray_group,
+    takes_record_line,
+)
+from pipeline.raw.lines import LONG_LINE_BYTES, HeldPart, LongLine, LongLineFacts, PartHolder, line_breaks, line_start
 from pipeline.raw.sources import Source
 
 _READ_BLOCK = 4 << 20
-# A part is cut at the start of a record header; when none comes for this many parts' worth of
-# bytes (a file without headers, all stray lines), it is cut at a line end instead, so that one
-# hostile file never needs more memory than this.
+# A part ends at the start of a record header found past its target size. When none comes within
+# this many times the target (a file without headers, or a record larger than the target), the
+# lines are walked instead to find the first place past the target where a record or a group of
+# stray lines starts, so that a listing reads the same in any parts; lines too long to hold are
+# streamed through rather than buffered (`pipeline.raw.lines`).
 _MAX_PART_FACTOR = 4
+_WALK = -1  # `_cut`'s answer when the part must be ended by walking its lines
 
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A byte range of a listing that starts at a record header (or the file's start)."""
+    """A byte range of a listing that starts at a record header, at a group of stray lines after
+    a record, or at the file's start."""
 
     offset: int
     length: int
@@ -31,21 +45,20 @@ class Chunk:
     sha256: str
 
 
-def _line_breaks(data: bytes | bytearray, end: int | None = None) -> int:
-    """Lines ended in `data` (up to `end`), as `split_lines` counts them (LF, CRLF or a lone CR)."""
-    end = len(data) if end is None else end
-    lf = data.count(b"\n", 0, end)
-    if data.find(b"\r", 0, end) < 0:  # the common case: one fast pass, not three
-        return lf
-    return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
-
-
 def _starts_record(line: bytes) -> bool:
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return is_header(text.rstrip(" \t\u00a0"))
+    return is_header(text.rstrip(TRAILING_SPACE))
+
+
+def _classify(line: bytes | bytearray, number: int) -> tuple[bool, bool]:
+    """Whether a line is blank, and whether it is a record header, as `raw_records` reads it."""
+    text = line.decode("utf-8", "replace").rstrip(TRAILING_SPACE)
+    if number == 1:
+        text = text.removeprefix("\ufeff")
+    return is_blank(text), is_header(text)
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # as split_lines reads them
@@ -64,15 +77,16 @@ _LOOKAHEAD_BYTES = 4 * MAX_HEADER_CHARS + 8  # a header of 100 characters takes 
 def _cut(buffer: bytearray, position: int, target: int, at_end: bool) -> tuple[int | None, int]:
     """Where to end a part of `buffer`, and where the next call resumes the search when more bytes
     are needed to tell (the cut is then None): after the first line end at or past `target` that a
-    record header follows. When none comes before `_MAX_PART_FACTOR` times `target`, the part ends
-    at the last line end before that limit, or at the limit itself inside a line that long."""
+    record header follows. When none comes before `_MAX_PART_FACTOR` times `target`, `_WALK`, and
+    where the search stopped: no line end before it (from `target` - 1 on) starts a header."""
     limit = _MAX_PART_FACTOR * target
     position = max(position, target - 1)
     while (found := _MAY_START_RECORD.search(buffer, position)) is not None and found.start() < limit:
         end = found.end()
         following = _LINE_END.search(buffer, end)
         if following is None and not at_end:
-            return None, found.start()
+            # A header followed by endless spaces is still a header: the walk streams it through.
+            return (_WALK, found.start()) if len(buffer) - end > LONG_LINE_BYTES else (None, found.start())
         if _starts_record(bytes(buffer[end : following.start() if following else len(buffer)])):
             return end, 0
         position = end
@@ -80,8 +94,7 @@ def _cut(buffer: bytearray, position: int, target: int, at_end: bool) -> tuple[i
         return len(buffer), 0
     if len(buffer) < limit:
         return None, max(position, len(buffer) - _LOOKAHEAD_BYTES)
-    last = max(buffer.rfind(b"\n", target, limit), buffer.rfind(b"\r", target, limit - 1))
-    return (last + 1 if last >= 0 else limit), 0
+    return _WALK, limit
 
 
 def _open_listing(source: Source) -> int:
@@ -112,42 +125,170 @@ def changed_error(source: Source) -> InputError:
     return InputError(f"{source.name} changed while it was being read; run again when it is complete")
 
 
-def scan(source: Source, chunk_bytes: int) -> Generator[Chunk, None, tuple[str, int]]:
-    """Read a listing once, in blocks, yielding parts of about `chunk_bytes` that each start at a
-    record header as they are found (the file is never held whole in memory); return its sha256
-    and size."""
-    whole = hashlib.sha256()
-    buffer = bytearray()
-    offset, line, resume = 0, 1, 0
+class _Scanner:
+    """One pass over a listing's descriptor: the bytes of the part being cut (`buffer`), the
+    digest of those of its bytes already let go, and the whole file's digest."""
 
-    def take(length: int) -> Chunk:
-        nonlocal offset, line, buffer
-        with memoryview(buffer) as view:  # hashed in place, not copied first
-            digest = hashlib.sha256(view[:length]).hexdigest()
-        chunk = Chunk(offset, length, line, digest)
-        offset += length
-        line += _line_breaks(buffer, length)
-        del buffer[:length]
+    def __init__(self, fd: int, chunk_bytes: int) -> None:
+        self.fd, self.target = fd, chunk_bytes
+        self.whole = hashlib.sha256()
+        self.buffer = bytearray()
+        self.at_end, self.taken = False, False
+        self.offset, self.line = 0, 1  # of buffer[0]: its place in the file and its line's number
+        self.part_offset, self.part_line, self.part_hash = 0, 1, hashlib.sha256()
+        # Line ends (file offsets, from, to) already found to start no header: a hostile file without
+        # headers is searched once, not again for each part cut in it.
+        self.searched = (0, 0)
+
+    def read(self) -> None:
+        block = os.read(self.fd, _READ_BLOCK)
+        self.whole.update(block)
+        self.buffer += block
+        self.at_end = not block
+
+    def _let_go(self, length: int, *hashes: Any) -> None:
+        """Hand the first `length` bytes of the buffer to the part's digest (and `hashes`)."""
+        with memoryview(self.buffer) as view:  # hashed in place, not copied first
+            for digest in (self.part_hash, *hashes):
+                digest.update(view[:length])
+        self.offset += length
+        self.line += line_breaks(self.buffer, length)
+        del self.buffer[:length]
+
+    def take(self, length: int) -> Chunk:
+        """End the part after the buffer's first `length` bytes."""
+        self._let_go(length)
+        chunk = Chunk(self.part_offset, self.offset - self.part_offset, self.part_line, self.part_hash.hexdigest())
+        self.part_offset, self.part_line, self.part_hash = self.offset, self.line, hashlib.sha256()
+        self.taken = True
         return chunk
 
-    taken = False
-    with _listing_fd(source) as fd:
-        while True:
-            block = os.read(fd, _READ_BLOCK)
-            whole.update(block)
-            buffer += block
-            at_end = not block
-            while len(buffer) >= chunk_bytes:
-                cut, resume = _cut(buffer, resume, chunk_bytes, at_end)
-                if cut is None or (cut == len(buffer) and not at_end):
+    def parts(self) -> Iterator[Chunk]:
+        resume = 0
+        while not self.at_end:
+            self.read()
+            while len(self.buffer) >= self.target:
+                cut, resume = _cut(self.buffer, self._unsearched(resume), self.target, self.at_end)
+                if cut == _WALK:
+                    self.searched = (self.offset + self.target - 1, self.offset + resume)
+                    yield from self.walk()
+                    resume = 0
+                    continue
+                if cut is None or (cut == len(self.buffer) and not self.at_end):
                     break
-                yield take(cut)
-                taken, resume = True, 0
-            if at_end:
+                yield self.take(cut)
+                resume = 0
+        if self.buffer or not self.taken:
+            yield self.take(len(self.buffer))
+
+    def walk(self) -> Iterator[Chunk]:
+        """End the part that starts at buffer[0], where no header comes within the limit, at the
+        first line past its target where a record header or a group of stray lines after a
+        record starts (`takes_record_line`, `stray_group`): the parser reads the lines on either
+        side of it as it would with no cut. Long lines are streamed, and the part then ends at the
+        first such place."""
+        at, number = 0, self.line
+        header_line, taken, streamed = 0, 3, False  # the part starts at a header or among stray lines
+        while True:
+            size = self.offset - self.part_offset + at
+            may_end = size > 0 and (size >= self.target or streamed)
+            stray = not takes_record_line(header_line, taken, number)
+            if may_end and stray and stray_group(number) != stray_group(number - 1):
+                yield self.take(at)
+                return
+            if stray and at > 0 and not streamed and size < self.target and (skip := self._skip_stray(at)) > at:
+                number += line_breaks(self.buffer, skip, at)
+                at = skip
+                continue
+            line = self._line_at(at)
+            if line is None:  # the end of the file
+                if size > 0:
+                    yield self.take(at)
+                return
+            if line is _LONG:
+                facts = yield from self._stream(at, number, cut_before_header=may_end)
+                blank, header, at, streamed = facts.blank, facts.header, 0, True
+                line = self._line_at(0) or (0, 0)  # the buffer now starts at the line's end
+            else:
+                assert isinstance(line, tuple)
+                blank, header = _classify(self.buffer[at : line[0]], number)
+                if header and may_end:
+                    yield self.take(at)
+                    return
+            assert isinstance(line, tuple)
+            if header:
+                header_line, taken = number, 1
+            elif not blank and not stray:
+                taken += 1
+            at, number = line[1], number + 1
+
+    def _unsearched(self, position: int) -> int:
+        """`position` in the buffer, or past the line ends from it on already searched for headers."""
+        low, high = self.searched
+        return high - self.offset if low <= self.offset + position < high else position
+
+    def _skip_stray(self, at: int) -> int:
+        """The first line start past `at`, among stray lines before the target, that may hold a
+        header or holds the target: the lines between are stray whatever they hold."""
+        target = self.target - (self.offset - self.part_offset)
+        ahead = min(len(self.buffer), target + _LOOKAHEAD_BYTES)
+        candidate = _MAY_START_RECORD.search(self.buffer, self._unsearched(max(at - 1, 0)), ahead)
+        stop = min(candidate.end(), target) if candidate else target
+        last = max(self.buffer.rfind(b"\n", at, stop), self.buffer.rfind(b"\r", at, stop))
+        if last < 0 or (self.buffer[last] == 0x0D and last + 1 >= len(self.buffer)):
+            return at  # no line starts there, or a CR whose LF may still come
+        return last + 2 if self.buffer[last : last + 2] == b"\r\n" else last + 1
+
+    def _line_at(self, at: int) -> tuple[int, int] | object | None:
+        """The line starting at `at`: where its text ends and the next line starts, reading on as
+        needed; `_LONG` when more than LONG_LINE_BYTES come without a line end; None at the end."""
+        while True:
+            end = _LINE_END.search(self.buffer, at)
+            if end is not None and (end.group() != b"\r" or end.end() < len(self.buffer) or self.at_end):
+                return end.start(), end.end()
+            if self.at_end:
+                return (len(self.buffer), len(self.buffer)) if at < len(self.buffer) else None
+            if end is None and len(self.buffer) - at > LONG_LINE_BYTES:
+                return _LONG
+            self.read()
+
+    def _stream(self, at: int, number: int, cut_before_header: bool) -> Generator[Chunk, None, LongLineFacts]:
+        """Read the long line starting at `at` through, holding only its start; the buffer then
+        starts at its line end. A header (one followed by spaces) ends the part before it when
+        `cut_before_header`: the part's digest is the one taken at the line's start."""
+        self._let_go(at)
+        before, line_hash, line_offset = self.part_hash.copy(), hashlib.sha256(), self.offset
+        start = line_start(self.buffer, 0)
+        reading = LongLine(number, bytes(self.buffer[:start]), file_start=line_offset == 0)
+        self._let_go(start, line_hash)
+        while True:
+            end = _LINE_END.search(self.buffer)
+            piece = end.start() if end else len(self.buffer)
+            with memoryview(self.buffer) as view, view[:piece] as rest:  # read in place, not copied
+                reading.feed(rest)
+            self._let_go(piece, line_hash)
+            if end or self.at_end:
                 break
-    if buffer or not taken:
-        yield take(len(buffer))
-    return whole.hexdigest(), offset
+            self.read()
+        facts = reading.facts()
+        if facts.header and cut_before_header:
+            yield Chunk(self.part_offset, line_offset - self.part_offset, self.part_line, before.hexdigest())
+            self.part_offset, self.part_line, self.part_hash = line_offset, number, line_hash
+            self.taken = True
+        return facts
+
+
+_LONG = object()  # `_Scanner._line_at`: a line too long to hold
+
+
+def scan(source: Source, chunk_bytes: int) -> Generator[Chunk, None, tuple[str, int]]:
+    """Read a listing once, in blocks, yielding parts of about `chunk_bytes` as they are found,
+    each starting where the parser needs nothing before it (the file is never held whole in
+    memory); return its sha256 and size."""
+    with _listing_fd(source) as fd:
+        scanner = _Scanner(fd, chunk_bytes)
+        yield from scanner.parts()
+    return scanner.whole.hexdigest(), scanner.offset
 
 
 def each_chunk(scanning: Generator[Chunk, None, tuple[str, int]], handle: Callable[[Chunk], object]) -> tuple[str, int]:
@@ -171,17 +312,19 @@ def listing_digest(source: Source) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def read_chunk(source: Source, chunk: Chunk) -> bytes:
-    """The bytes of one part, checked against the digest taken when the file was scanned."""
-    parts, got = [], 0
+def read_part(source: Source, chunk: Chunk) -> HeldPart:
+    """The bytes of one part, checked against the digest taken when the file was scanned, each
+    line too long to hold held as its start (`PartHolder`)."""
+    digest, got = hashlib.sha256(), 0
+    holder = PartHolder(chunk.first_line, file_start=chunk.offset == 0)
     with _listing_fd(source) as fd:
         while got < chunk.length:
-            piece = os.pread(fd, chunk.length - got, chunk.offset + got)
+            piece = os.pread(fd, min(_READ_BLOCK, chunk.length - got), chunk.offset + got)
             if not piece:
                 break
-            parts.append(piece)
+            digest.update(piece)
+            holder.feed(piece)
             got += len(piece)
-    data = b"".join(parts)
-    if hashlib.sha256(data).hexdigest() != chunk.sha256:
+    if digest.hexdigest() != chunk.sha256:
         raise changed_error(source)
-    return data
+    return holder.held()

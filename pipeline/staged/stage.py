@@ -20,7 +20,7 @@ from pipeline.errors import StagedEntryInvalidError
 from pipeline.parse.listing import decode_listing
 from pipeline.parse.reference import load_reference
 from pipeline.parse.tables import chunk_tables
-from pipeline.raw.scan import Chunk, changed_error, each_chunk, listing_digest, read_chunk, scan
+from pipeline.raw.scan import Chunk, changed_error, each_chunk, listing_digest, read_part, scan
 from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
 from pipeline.staged.lifeline import mark_run, run_alive, start_worker
@@ -58,11 +58,13 @@ def stage_chunk(
     source: Source, chunk: Chunk, folder: Path, index: int, earlier: Mapping[str, int] | None = None
 ) -> ChunkResult:
     """Parse one part of a listing and write its staged tables into `folder` (runs in a worker)."""
-    # The bytes are not kept beside their text: a worker's peak memory is a few copies of its part.
-    text, undecodable = decode_listing(read_chunk(source, chunk), chunk.first_line)
+    part = read_part(source, chunk)
+    text, undecodable = decode_listing(part.data, chunk.first_line)
+    lengths, undecodable = part.line_lengths, undecodable | part.undecodable
+    del part  # the bytes are not kept beside their text: a worker's peak is a few copies of its part
     tables = chunk_tables(
         text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
-        earlier=earlier,
+        line_lengths=lengths, earlier=earlier,
     )  # fmt: skip
     if not run_alive():
         raise SystemExit("the run this worker parsed for has ended: nothing written")

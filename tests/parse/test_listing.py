@@ -11,6 +11,7 @@ from pipeline.parse.listing import (
     MAX_ABSTRACT_CHARS,
     MAX_TITLE_CHARS,
     RAW_LINE_PREVIEW_CHARS,
+    RECORD_SPAN_LINES,
     ParsedRecord,
     Reject,
     clean_lines,
@@ -242,3 +243,41 @@ def test_line_numbers_of_undecodable_lines_follow_the_same_newlines() -> None:
     assert (bad.rule, bad.source_line) == ("invalid_encoding", 1)  # type: ignore[union-attr]
     assert "line(s) 2 are not valid UTF-8" in bad.reason  # type: ignore[union-attr]
     assert good.source_line == 4
+
+
+def test_stray_lines_are_grouped_by_line_number_not_by_where_they_start() -> None:
+    """Lines 4-6 and 7 are two groups whether a part starts at line 4 or at line 7: a listing read
+    in parts rejects its stray lines as it does read whole."""
+    whole = parse(GOOD + "one\ntwo\nthree\nfour\n")
+    assert [(i.rule, i.source_line) for i in whole[1:]] == [("stray_lines", 4), ("stray_lines", 7)]  # type: ignore[union-attr]
+    later = list(parse_listing("four\n", first_line=7))
+    assert [(i.source_line, i.raw) for i in later] == [(7, "four")]  # type: ignore[union-attr]
+    assert whole[-1] == later[0]
+    before_any = parse("four\n" + GOOD)[0]
+    assert before_any.reason == later[0].reason  # type: ignore[union-attr]  # one reason, wherever they stand
+
+
+def test_a_record_takes_its_lines_within_its_span() -> None:
+    header, title, abstract = GOOD.splitlines()
+    near = "\n".join([header, *[""] * (RECORD_SPAN_LINES - 3), title, abstract])
+    assert isinstance(parse(near)[0], ParsedRecord)
+    far = "\n".join([header, *[""] * RECORD_SPAN_LINES, title, abstract])
+    truncated, stray = parse(far)
+    assert (truncated.rule, stray.rule, stray.source_line) == (  # type: ignore[union-attr]
+        "truncated_record",
+        "stray_lines",
+        RECORD_SPAN_LINES + 2,
+    )
+
+
+def test_a_line_given_by_its_start_is_judged_and_shown_by_its_full_length() -> None:
+    header, title, _ = GOOD.splitlines()
+    start = "y" * (MAX_ABSTRACT_CHARS + 2)
+    (record,) = parse_listing(f"{header}\n{title}\n{start}\ufffd\n", line_lengths={3: 7_000_000})
+    assert isinstance(record, Reject)
+    assert (record.rule, record.reason) == (
+        "oversized_record",
+        "its abstract has 7,000,000 characters, over the limit of 10,000",
+    )
+    assert record.raw.endswith("[truncated: 7,000,000 characters in all]")
+    assert clip("z" * 20, limit=5, length=90) == "zzzzz… [truncated: 90 characters in all]"
