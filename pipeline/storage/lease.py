@@ -124,14 +124,14 @@ def object_lock(
             tag = storage.replace_if_tag(key, _body(holder), current)
             if tag is not None:
                 break
+        if not waiting and on_wait is not None:  # told even when the first look is already past the deadline
+            on_wait(_holder_text(data))
+        waiting = True
         if now >= deadline:
             raise StoreLockedError(
                 f"another run ({_holder_text(data)}) is publishing to {storage.location.url}; waited "
                 f"{timeout_s:.0f} s. Retry when it has finished (a dead run's lock lapses after {lease_s:.0f} s)"
             )
-        if not waiting and on_wait is not None:
-            on_wait(_holder_text(data))
-        waiting = True
         time.sleep(min(POLL_S, max(deadline - now, 0.05)))
     lease = Lease(storage, key, tag, lease_s, holder)
     try:
