@@ -71,11 +71,14 @@ def papers(count: int, seed: int = 20261126, skip: int = 0) -> Iterator[dict]:
         }
 
 
-def record_lines(paper: dict, rng: random.Random, capture: date) -> tuple[str, str, str]:
+SPAN_DAYS = 600  # papers are published within this many days before the capture
+
+
+def record_lines(paper: dict, rng: random.Random, capture: date, span_days: int = SPAN_DAYS) -> tuple[str, str, str]:
     """The three listing lines of one paper: header, title glued to authors, abstract."""
     authors = paper["authors"]
     shown = ", ".join(authors[:3]) + (" et al." if len(authors) > 3 else "")
-    published = capture - timedelta(days=rng.randrange(600))
+    published = capture - timedelta(days=rng.randrange(span_days))
     score = f"{rng.uniform(50, 99.9):.1f}" if rng.random() < 0.15 else ""
     day = f"{MONTHS[published.month - 1]} {published.day}"
     when = day if published.year == capture.year and rng.random() < 0.5 else f"{day}, {published.year}"
@@ -85,13 +88,15 @@ def record_lines(paper: dict, rng: random.Random, capture: date) -> tuple[str, s
     return f"{score}{suffix_of(paper['category'])}{when}{code}", second, paper["abstract"]
 
 
-def write_listing(count: int, out: TextIO, seed: int = 20261126, capture: date = CAPTURE, skip: int = 0) -> int:
-    """Write a listing of `count` papers, from paper number `skip` on, to `out`; return the number
-    of bytes written (UTF-8)."""
+def write_listing(
+    count: int, out: TextIO, seed: int = 20261126, capture: date = CAPTURE, skip: int = 0, span_days: int = SPAN_DAYS
+) -> int:
+    """Write a listing of `count` papers, from paper number `skip` on, published within `span_days`
+    before the capture, to `out`; return the number of bytes written (UTF-8)."""
     rng = random.Random(seed + 1)
     written = 0
     for paper in papers(skip + count, seed, skip):
-        block = "\n".join(record_lines(paper, rng, capture)) + "\n"
+        block = "\n".join(record_lines(paper, rng, capture, span_days)) + "\n"
         out.write(block)
         written += len(block.encode("utf-8"))
     return written
@@ -107,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
         help="start at paper number K: no paper of a listing of K papers is among them, since the first "
         "20,108 (the real ones) are the same whatever the seed (a new capture for a refresh; default: 0)",
     )  # fmt: skip
+    parser.add_argument(
+        "--span-days", type=int, default=SPAN_DAYS,
+        help="papers are published within this many days before the capture: a backfill of years of "
+        "listings is ~10,000 (default: %(default)s)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with args.path.open("w", encoding="utf-8", newline="\n") as out:
-        size = write_listing(args.count, out, args.seed, skip=args.skip)
+        size = write_listing(args.count, out, args.seed, skip=args.skip, span_days=args.span_days)
     print(f"wrote {args.count:,} papers, {size / 1e6:.1f} MB, to {args.path}", file=sys.stderr)
     return 0
 

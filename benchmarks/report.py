@@ -15,7 +15,8 @@ from pipeline.published.layout import MANIFEST
 from pipeline.published.manifest import read_manifest
 from pipeline.published.verify import verified_files
 from pipeline.published.versions import version_path
-from pipeline.reported.version_report import render_report, report_data
+from pipeline.reported.report_data import report_data
+from pipeline.reported.version_report import render_report
 from schemas import MODELS
 
 

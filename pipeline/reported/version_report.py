@@ -1,26 +1,17 @@
-"""A version's report: its tables summarised in DuckDB (`report_data`), rendered as one offline HTML page (pure)."""
+"""A version's report page, `report.html`: its data (`report_data`) rendered as one offline HTML page."""
 
 from __future__ import annotations
 
 import html
 import math
-import tempfile
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import pyarrow.dataset
-import pyarrow.parquet as pq
-
-from pipeline.db import connect, is_plain_path, sql_text
-from pipeline.settings import READER_MEMORY
-from schemas.tables import CHANGE_KINDS, MODELS
-
-TOP_CATEGORIES = 8  # categories drawn apart in the monthly chart; the rest are stacked as "other"
-TOP_RANKED = 20  # authors and organisations listed
-MAX_MONTHS = 36  # months drawn one by one; papers published before them share one "before" bar
+from pipeline.reported.report_data import OTHER, Category, ReportData, report_data
+from pipeline.reported.series import TimeBins
+from schemas.tables import CHANGE_KINDS
 
 # One colour per top category (Tableau 10), then grey for the rest; the ranked and reject bars
 # have colours of their own, so that a screenshot tells the charts apart.
@@ -29,213 +20,35 @@ CATEGORY_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f",
 OTHER_COLOUR = "#bab0ac"
 RANK_COLOUR = "#3d6b8c"
 REJECT_COLOUR = "#c8553d"
-OTHER = "other"
-
-
-@dataclass(frozen=True, slots=True)
-class Ranked:
-    """A name and the number of papers that carry it."""
-
-    name: str
-    papers: int
-
-
-@dataclass(frozen=True, slots=True)
-class RejectCause:
-    """One reject rule: how many records it rejected, and one of its reasons as an example."""
-
-    rule: str
-    records: int
-    example: str
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnNulls:
-    """Nulls in one column of one table."""
-
-    table: str
-    column: str
-    nulls: int
-    rows: int
-
-    @property
-    def rate(self) -> float:
-        """Share of the rows that are null (0 for an empty table)."""
-        return self.nulls / self.rows if self.rows else 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Category:
-    """A series of the monthly chart: an arXiv code and its name, or OTHER."""
-
-    code: str
-    name: str
-
-
-@dataclass(frozen=True)
-class ReportData:
-    """Everything the report shows, as plain data."""
-
-    version_id: str
-    parent_id: str | None
-    row_counts: dict[str, int]  # every table of the contract, in its order
-    changes: dict[str, int]  # added, updated, removed since the parent (all three, zeros included)
-    months: tuple[str, ...]  # YYYY-MM, oldest first, without gaps; may start with "before YYYY-MM"
-    categories: tuple[Category, ...]  # the top categories by papers, then OTHER when the rest hold any
-    papers_per_month: tuple[tuple[int, ...], ...]  # [month][category]
-    top_authors: tuple[Ranked, ...]
-    top_organizations: tuple[Ranked, ...]
-    rejects: tuple[RejectCause, ...]  # most records first
-    nulls: tuple[ColumnNulls, ...]  # every column of every table, in the contract's order
-
-
-# --- the data: aggregates over the version's files --------------------------------------------
-
-
-def _register(con: Any, table: str, file: Path) -> None:
-    """`table` as a view of its file. DuckDB's own reader is the fast one, but it reads some
-    characters of a path as a pattern: such a path is handed over as an Arrow dataset instead."""
-    if not is_plain_path(file):
-        con.register(table, pyarrow.dataset.dataset(str(file), format="parquet"))
-    else:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(file))})")
-
-
-def _month_label(index: int) -> str:
-    return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def monthly_series(
-    counts: Sequence[tuple[int, str, int]],
-    names: Mapping[str, str],
-    top_categories: int = TOP_CATEGORIES,
-    max_months: int = MAX_MONTHS,
-) -> tuple[tuple[str, ...], tuple[Category, ...], tuple[tuple[int, ...], ...]]:
-    """Months, categories and the papers of each (month, category), from (month index = year * 12
-    + month - 1, category, papers) rows: the `top_categories` largest categories, the rest summed
-    as OTHER; the last `max_months` months without gaps, earlier papers in one "before" month."""
-    if not counts:
-        return (), (), ()
-    totals: dict[str, int] = {}
-    for _, code, papers in counts:
-        totals[code] = totals.get(code, 0) + papers
-    top = sorted(totals, key=lambda code: (-totals[code], code))[:top_categories]
-    categories = [Category(code, names.get(code, "")) for code in top]
-    if len(totals) > len(top):
-        categories.append(Category(OTHER, "all other categories"))
-    column = {c.code: i for i, c in enumerate(categories)}
-    first = min(month for month, _, _ in counts)
-    last = max(month for month, _, _ in counts)
-    start = max(first, last - max_months + 1)
-    labels = ([f"before {_month_label(start)}"] if first < start else []) + [
-        _month_label(m) for m in range(start, last + 1)
-    ]
-    offset = 1 if first < start else 0
-    grid = [[0] * len(categories) for _ in labels]
-    for month, code, papers in counts:
-        row = 0 if month < start else month - start + offset
-        grid[row][column.get(code, len(categories) - 1)] += papers
-    return tuple(labels), tuple(categories), tuple(tuple(row) for row in grid)
-
-
-def _column_nulls(con: Any, table: str, file: Path) -> list[ColumnNulls]:
-    """Nulls per column, from the row groups' statistics (no data read); counted by DuckDB for a
-    column whose statistics lack them."""
-    metadata = pq.read_metadata(file)
-    rows = metadata.num_rows
-    found = []
-    for i in range(metadata.num_columns):
-        column = metadata.schema.column(i).name
-        chunks = [metadata.row_group(g).column(i).statistics for g in range(metadata.num_row_groups)]
-        if all(s is not None and s.has_null_count for s in chunks):
-            nulls = sum(s.null_count for s in chunks if s is not None)
-        else:
-            quoted = '"' + column.replace('"', '""') + '"'
-            nulls = con.execute(f"SELECT count(*) - count({quoted}) FROM {table}").fetchall()[0][0]
-        found.append(ColumnNulls(table, column, int(nulls), rows))
-    return found
-
-
-def _aggregates(con: Any, top: int) -> tuple[Any, ...]:
-    """What the report shows of the tables `con` holds: papers by month and category, category
-    names, the `top` authors and organisations, rejects by rule, changes by kind."""
-    monthly = con.execute(
-        "SELECT year(published) * 12 + month(published) - 1, category, count(*) FROM papers GROUP BY ALL"
-    ).fetchall()
-    names = dict(con.execute("SELECT category, name FROM categories").fetchall())
-    authors = con.execute(
-        "SELECT a.name, c.papers FROM (SELECT author_id, count(DISTINCT paper_id) AS papers "
-        "FROM paper_authors GROUP BY author_id) c JOIN authors a USING (author_id) "
-        "ORDER BY c.papers DESC, a.name, a.author_id LIMIT ?",
-        [top],
-    ).fetchall()
-    organizations = con.execute(
-        "SELECT coalesce(o.name, c.org_id), c.papers FROM (SELECT org_id, count(DISTINCT paper_id) AS papers "
-        "FROM paper_organizations GROUP BY org_id) c LEFT JOIN organizations o USING (org_id) "
-        "ORDER BY c.papers DESC, 1, c.org_id LIMIT ?",
-        [top],
-    ).fetchall()
-    rejects = con.execute("SELECT rule, count(*), min(reason) FROM rejects GROUP BY rule ORDER BY 2 DESC, 1").fetchall()
-    changed = dict(con.execute("SELECT change, count(*) FROM changes GROUP BY change").fetchall())
-    return monthly, names, authors, organizations, rejects, changed
-
-
-def report_data(
-    files: Mapping[str, Path],
-    version_id: str,
-    parent_id: str | None,
-    top_categories: int = TOP_CATEGORIES,
-    top: int = TOP_RANKED,
-    max_months: int = MAX_MONTHS,
-    scratch: Path | None = None,
-) -> ReportData:
-    """The report of a version from its Parquet files (every table of the contract, by name),
-    wherever they lie: aggregates only, in DuckDB within the readers' memory (`settings.READER_MEMORY`)
-    whatever the version's size. DuckDB spills beyond it to a temporary folder in `scratch` (the
-    system's when None)."""
-    missing = [name for name in MODELS if name not in files]
-    if missing:
-        raise ValueError(f"no file given for table(s) {', '.join(missing)}")
-    if not 0 < top_categories <= len(CATEGORY_COLOURS):
-        raise ValueError(f"top_categories must be 1 to {len(CATEGORY_COLOURS)}, one colour each")
-    if top < 0 or max_months < 1:
-        raise ValueError("top must be 0 or more, and max_months 1 or more")
-    with (
-        tempfile.TemporaryDirectory(prefix="pipeline-report-", dir=scratch) as spill,
-        connect(memory_limit=READER_MEMORY, spill=Path(spill)) as con,
-    ):
-        for table in MODELS:
-            _register(con, table, files[table])
-        found = _aggregates(con, top)
-        nulls = [n for table in MODELS for n in _column_nulls(con, table, files[table])]
-    monthly, names, authors, organizations, rejects, changed = found
-    months, categories, grid = monthly_series(monthly, names, top_categories, max_months)
-    return ReportData(
-        version_id=version_id,
-        parent_id=parent_id,
-        row_counts={table: pq.read_metadata(files[table]).num_rows for table in MODELS},
-        changes={kind: int(changed.get(kind, 0)) for kind in CHANGE_KINDS},
-        months=months,
-        categories=categories,
-        papers_per_month=grid,
-        top_authors=tuple(Ranked(str(name), int(n)) for name, n in authors),
-        top_organizations=tuple(Ranked(str(name), int(n)) for name, n in organizations),
-        rejects=tuple(RejectCause(str(rule), int(n), str(reason)) for rule, n, reason in rejects),
-        nulls=tuple(nulls),
-    )
-
-
-# --- the page: pure rendering -----------------------------------------------------------------
 
 
 def _series_caption(categories: Sequence[Category]) -> str:
-    """What the monthly chart's series are, in words that fit their number."""
+    """What the time chart's series are, in words that fit their number."""
     named = sum(1 for c in categories if c.code != OTHER)
     if not named:
         return "By publication date; no paper to show."
     if len(categories) > named:
         return f"By publication date; the {named} largest categories, then all others together."
     return f"By publication date; one series per category ({named})."
+
+
+def _time_caption(time: TimeBins | None) -> str:
+    """How the time axis is binned, and why."""
+    if time is None:
+        return ""
+    labels = time.labels
+    if time.windowed:
+        share = time.before / time.total if time.total else 0.0
+        return (
+            f"One bar per {time.unit} for the last {len(labels) - 1} {time.unit}s ({labels[1]} to {labels[-1]}); "
+            f"the first bar holds the {_number(time.before)} papers ({_percent(share)}) published before {labels[1]}."
+        )
+    if time.unit == "month":
+        return f"One bar per month, {labels[0]} to {labels[-1]}: every month of the data."
+    return (
+        f"One bar per {time.unit}, {labels[0]} to {labels[-1]}: the dates span more months than fit one bar "
+        "each, and too many papers are older than any window of recent months to share one bar."
+    )
 
 
 def _text(value: object) -> str:
@@ -252,6 +65,10 @@ def _number(n: int) -> str:
     return f"{n:,}"
 
 
+def _counted(n: int, thing: str) -> str:
+    return f"{_number(n)} {thing}" + ("" if n == 1 else "s")
+
+
 def _percent(share: float) -> str:
     return f"{share:.1%}" if share else "0%"
 
@@ -266,16 +83,16 @@ def _category_colour(index: int, category: Category) -> str:
     return OTHER_COLOUR if category.code == OTHER else CATEGORY_COLOURS[index]
 
 
-def _monthly_chart(data: ReportData) -> str:
-    """Stacked bars of papers per month, one colour per category, with a legend."""
+def _time_chart(data: ReportData) -> str:
+    """Stacked bars of papers per bin of the time axis, one colour per category, with a legend."""
     width, height = 1040, 340
-    left, right, top, bottom = 96, 16, 16, 80  # room for rotated month labels
+    left, right, top, bottom = 96, 16, 16, 80  # room for rotated bin labels
     plot_w, plot_h = width - left - right, height - top - bottom
-    totals = [sum(row) for row in data.papers_per_month]
-    if not totals or not max(totals):
+    totals = [sum(row) for row in data.papers_per_period]
+    if data.time is None or not max(totals, default=0):
         return (
-            f'<svg id="papers-per-month" class="chart" width="{width}" height="80" viewBox="0 0 {width} 80" '
-            'role="img" aria-label="papers per month"><text x="12" y="44" class="empty">no papers</text></svg>'
+            f'<svg id="papers-per-period" class="chart" width="{width}" height="80" viewBox="0 0 {width} 80" '
+            'role="img" aria-label="papers over time"><text x="12" y="44" class="empty">no papers</text></svg>'
         )
     step = _axis_step(max(totals))
     scale_top = step * math.ceil(max(totals) / step)
@@ -283,15 +100,15 @@ def _monthly_chart(data: ReportData) -> str:
     slot = plot_w / len(totals)
     bar_w = max(slot * 0.8, 1.0)
     parts = [
-        f'<svg id="papers-per-month" class="chart" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="papers per month by category">'
+        f'<svg id="papers-per-period" class="chart" width="{width}" height="{height}" data-unit="{data.time.unit}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="papers per {data.time.unit} by category">'
     ]
     for tick in range(0, scale_top + 1, step):
         y = top + plot_h - tick * per_px
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_number(tick)}</text>')
-    every = max(1, math.ceil(len(totals) / 40))  # month labels that stay apart
-    for i, (month, row) in enumerate(zip(data.months, data.papers_per_month, strict=True)):
+    every = max(1, math.ceil(len(totals) / 40))  # labels that stay apart
+    for i, (period, row) in enumerate(zip(data.time.labels, data.papers_per_period, strict=True)):
         x = left + i * slot + (slot - bar_w) / 2
         base = float(top + plot_h)
         for j, (category, papers) in enumerate(zip(data.categories, row, strict=True)):
@@ -301,53 +118,86 @@ def _monthly_chart(data: ReportData) -> str:
             base -= h
             parts.append(
                 f'<rect class="bar" x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                f'fill="{_category_colour(j, category)}" data-month="{_text(month)}" '
-                f'data-category="{_text(category.code)}"><title>{_text(month)} · {_text(category.code)}: '
-                f"{_number(papers)} paper(s)</title></rect>"
+                f'fill="{_category_colour(j, category)}" data-period="{_text(period)}" '
+                f'data-category="{_text(category.code)}" data-papers="{papers}"><title>{_text(period)} · '
+                f"{_text(category.code)}: {_number(papers)} paper(s)</title></rect>"
             )
         if i % every == 0:
             lx, ly = x + bar_w / 2, top + plot_h + 12
             parts.append(
                 f'<text class="tick" x="{lx:.1f}" y="{ly:.1f}" text-anchor="end" '
-                f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{_text(month)}</text>'
+                f'transform="rotate(-45 {lx:.1f} {ly:.1f})">{_text(period)}</text>'
             )
     parts.append(f'<line class="axis" x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}"/>')
     parts.append("</svg>")
     legend = "".join(
         f'<li><span class="swatch" style="background:{_category_colour(j, c)}"></span>'
-        f"<b>{_text(c.code)}</b> {_text(c.name)} ({_number(sum(row[j] for row in data.papers_per_month))})</li>"
+        f"<b>{_text(c.code)}</b> {_text(c.name)} ({_number(sum(row[j] for row in data.papers_per_period))})</li>"
         for j, c in enumerate(data.categories)
     )
     return "".join(parts) + f'<ul class="legend">{legend}</ul>'
 
 
-def _bar_chart(svg_id: str, label: str, rows: Sequence[tuple[str, int]], colour: str, empty: str) -> str:
-    """Horizontal bars, one per (name, count), the name beside each and the count after it."""
+@dataclass(frozen=True, slots=True)
+class _Bar:
+    """One bar of a horizontal bar chart: its name, its length, the text after it, its data."""
+
+    name: str
+    n: int
+    note: str = ""
+    data: tuple[tuple[str, int], ...] = ()  # data-* attributes of its rect
+
+
+def _bar_chart(svg_id: str, label: str, bars: Sequence[_Bar], colour: str, empty: str) -> str:
+    """Horizontal bars, one per value, the name beside each and the count (and note) after it."""
     width, row_h, label_w = 1040, 22, 330
-    if not rows:
+    if not bars:
         return (
             f'<svg id="{svg_id}" class="chart" width="{width}" height="40" viewBox="0 0 {width} 40" role="img" '
             f'aria-label="{_text(label)}"><text x="12" y="26" class="empty">{_text(empty)}</text></svg>'
         )
-    most = max(n for _, n in rows) or 1
-    bar_space = width - label_w - 90
-    height = row_h * len(rows) + 8
+    most = max(b.n for b in bars) or 1
+    bar_space = width - label_w - (300 if any(b.note for b in bars) else 90)
+    height = row_h * len(bars) + 8
     parts = [
         f'<svg id="{svg_id}" class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{_text(label)}">'
     ]
-    for i, (name, n) in enumerate(rows):
+    for i, bar in enumerate(bars):
         y = 4 + i * row_h
-        w = max(n / most * bar_space, 1.0)
+        w = max(bar.n / most * bar_space, 1.0)
+        data = "".join(f' data-{key}="{value}"' for key, value in bar.data)
+        note = f'<tspan class="note"> · {_text(bar.note)}</tspan>' if bar.note else ""
         parts.append(
-            f'<text class="name" x="{label_w - 8}" y="{y + 15}" text-anchor="end">{_text(_shortened(name, 48))}'
-            f"<title>{_text(name)}</title></text>"
-            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}">'
-            f"<title>{_text(name)}: {_number(n)}</title></rect>"
-            f'<text class="count" x="{label_w + w + 6:.1f}" y="{y + 15}">{_number(n)}</text>'
+            f'<text class="name" x="{label_w - 8}" y="{y + 15}" text-anchor="end">{_text(_shortened(bar.name, 48))}'
+            f"<title>{_text(bar.name)}</title></text>"
+            f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 6}" fill="{colour}"{data}>'
+            f"<title>{_text(bar.name)}: {_number(bar.n)}</title></rect>"
+            f'<text class="count" x="{label_w + w + 6:.1f}" y="{y + 15}">{_number(bar.n)}{note}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _authors_section(data: ReportData) -> str:
+    bars = [
+        _Bar(
+            r.name,
+            r.papers,
+            f"{_counted(r.coauthor_groups, 'co-author group')}, {_counted(r.organizations, 'organisation')}",
+            (("papers", r.papers), ("groups", r.coauthor_groups), ("organizations", r.organizations)),
+        )
+        for r in data.top_authors
+    ]
+    chart = _bar_chart("top-authors", "top author names by papers", bars, RANK_COLOUR, "no authors")
+    return (
+        '<section id="authors"><h2>Top author names</h2><p class="muted" id="authors-caption">By number of papers, '
+        "per name, not per person: an author is a name as listed (case and accents folded), so different people "
+        "who share a name are counted together. After each count: the groups its papers fall into, papers being "
+        "in one group when a chain of shared co-authors links them (papers without a listed co-author are not "
+        "counted), and the organisations listed on its papers. A name that many people share falls into many "
+        f"groups.</p>{chart}</section>"
+    )
 
 
 def _counts_section(data: ReportData) -> str:
@@ -372,7 +222,7 @@ def _counts_section(data: ReportData) -> str:
 
 def _rejects_section(data: ReportData) -> str:
     total = sum(r.records for r in data.rejects)
-    chart = _bar_chart("reject-causes", "rejected records by rule", [(r.rule, r.records) for r in data.rejects],
+    chart = _bar_chart("reject-causes", "rejected records by rule", [_Bar(r.rule, r.records) for r in data.rejects],
                        REJECT_COLOUR, "no record was rejected")  # fmt: skip
     if not data.rejects:
         return f'<section id="rejects"><h2>Reject causes</h2>{chart}</section>'
@@ -410,6 +260,7 @@ th{font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums}
 .pair{display:flex;gap:48px;align-items:flex-start;flex-wrap:wrap}.pair p{margin:6px 0}
 svg.chart{display:block;max-width:100%;height:auto;shape-rendering:crispEdges}
 svg text{font-size:12px;fill:#333;shape-rendering:auto}svg text.empty{fill:#777;font-style:italic}
+svg tspan.note{fill:#777}
 svg .grid{stroke:#e6e6e6}svg .axis{stroke:#888}
 .legend{list-style:none;padding:0;margin:8px 0;display:flex;flex-wrap:wrap;gap:4px 18px}
 .swatch{display:inline-block;width:11px;height:11px;margin-right:5px;vertical-align:-1px}
@@ -422,11 +273,10 @@ def render_report(data: ReportData) -> str:
     """The report as one self-contained HTML page: inline CSS and SVG, no script, nothing fetched."""
     parent = f"parent {_text(data.parent_id)}" if data.parent_id is not None else "no parent (a first version)"
     papers = data.row_counts.get("papers", 0)
-    authors = _bar_chart("top-authors", "top authors by papers", [(r.name, r.papers) for r in data.top_authors],
-                         RANK_COLOUR, "no authors")  # fmt: skip
     organizations = _bar_chart("top-organizations", "top organisations by papers",
-                               [(r.name, r.papers) for r in data.top_organizations], RANK_COLOUR,
+                               [_Bar(r.name, r.papers) for r in data.top_organizations], RANK_COLOUR,
                                "no organisations")  # fmt: skip
+    unit = data.time.unit if data.time is not None else "month"
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         # Nothing may be fetched nor run, even if a value escaped its escaping.
@@ -436,10 +286,9 @@ def render_report(data: ReportData) -> str:
         f'<header><h1>Paper listings: version {_text(data.version_id)}</h1><p class="muted">{parent} · '
         f"{_number(papers)} papers</p></header>"
         f"{_counts_section(data)}"
-        '<section id="papers-by-month"><h2>Papers per month by category</h2>'
-        f'<p class="muted">{_series_caption(data.categories)}</p>{_monthly_chart(data)}</section>'
-        '<section id="authors"><h2>Top authors</h2><p class="muted">By number of papers.</p>'
-        f"{authors}</section>"
+        f'<section id="papers-over-time"><h2>Papers per {unit} by category</h2>'
+        f'<p class="muted" id="time-caption">{_time_caption(data.time)} {_series_caption(data.categories)}</p>'
+        f"{_time_chart(data)}</section>{_authors_section(data)}"
         '<section id="organizations"><h2>Top organisations</h2><p class="muted">By number of papers.</p>'
         f"{organizations}</section>"
         f"{_rejects_section(data)}{_nulls_section(data)}</main></body></html>\n"

@@ -56,7 +56,7 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     report = out / "versions" / "000002" / REPORT_FILE
     assert f"- report: {report}" in summary
     assert artifacts[REPORT_ARTIFACT] == f"[report of version 000002]({report.absolute().as_uri()})"
-    assert 'id="papers-per-month"' in report.read_text(encoding="utf-8")
+    assert 'id="papers-per-period"' in report.read_text(encoding="utf-8")
     assert read_manifest(report.parent)["files"][REPORT_FILE] == file_digest(report)
     rejects = artifacts[REJECTS_ARTIFACT]
     rows = pd.DataFrame(json.loads(rejects) if isinstance(rejects, str) else rejects)

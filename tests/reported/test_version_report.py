@@ -1,4 +1,4 @@
-"""The version report: its data from a version's files, its page (pure), and that page in a real browser."""
+"""The version report's page: rendered from its data (pure), and opened in a real browser."""
 
 from __future__ import annotations
 
@@ -10,209 +10,38 @@ import struct
 import subprocess
 import zlib
 from dataclasses import replace
-from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline.errors import VersionDamagedError
 from pipeline.published.layout import REPORT_FILE
-from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import verified_files
-from pipeline.reported.version_report import (
-    CATEGORY_COLOURS,
+from pipeline.reported.report_data import (
+    MAX_TOP_CATEGORIES,
     OTHER,
-    OTHER_COLOUR,
-    RANK_COLOUR,
-    REJECT_COLOUR,
     Category,
     ColumnNulls,
     Ranked,
+    RankedName,
     RejectCause,
     ReportData,
-    monthly_series,
+)
+from pipeline.reported.series import TimeBins
+from pipeline.reported.version_report import (
+    CATEGORY_COLOURS,
+    OTHER_COLOUR,
+    RANK_COLOUR,
+    REJECT_COLOUR,
     render_report,
-    report_data,
 )
 from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
-from tests.assembly import assembled, publish_frames
-from tests.conftest import SAMPLE
 from tests.png import SIGNATURE, colour_pixels, decode_png
-from tests.validation import validate_dataset
+from tests.report_versions import expected_top_authors
 
-CAPTURE = date(2026, 11, 26)
 HOSTILE = '<script>alert("x")</script> & <img src=x onerror=alert(1)>'
-STRAY = "<script>alert(1)</script> a line that belongs to no record\n"
-UNKNOWN_CATEGORY = "ZZMar 1, 2025\nA Study of GraphsAnn Lee\nAbstract.\n"
-
-
-# --- a small version with a parent: the sample, then the sample edited ----------------------------
-
-
-def _edited_sample(text: str) -> str:
-    """The sample without its first paper, with the abstract of its second changed, and two rejects."""
-    lines = text.splitlines(keepends=True)
-    records = ["".join(lines[i : i + 3]) for i in range(0, len(lines), 3)]
-    header, title, _ = records[1].splitlines(keepends=True)
-    edited = [header + title + "A different abstract.\n", *records[2:]]
-    return STRAY + "".join(r if r.endswith("\n") else r + "\n" for r in edited) + UNKNOWN_CATEGORY
-
-
-@pytest.fixture(scope="module")
-def versions(tmp_path_factory, sample_tables, sample_text) -> tuple[Path, dict[str, pd.DataFrame]]:
-    """A dataset of two versions (the second has a parent, changes and rejects), and the second's tables."""
-    out = tmp_path_factory.mktemp("report") / "out"
-    first = validate_dataset(sample_tables)
-    publish_frames(out, first, {"fingerprint": "f1"}, datetime(2026, 11, 26, tzinfo=UTC))
-    work = tmp_path_factory.mktemp("edited")
-    second = validate_dataset(assembled(work, [(SAMPLE.name, CAPTURE, _edited_sample(sample_text))], parent=first))
-    outcome = publish_frames(out, second, {"fingerprint": "f2"}, datetime(2026, 11, 27, tzinfo=UTC))
-    assert (outcome.version_id, outcome.parent_id) == ("000002", "000001")
-    return outcome.path, second
-
-
-def folder_report_data(folder: Path) -> ReportData:
-    """The report data of a published version folder, as the publish step makes it: ids from its
-    manifest, its files verified against the manifest's sha256 first (VersionDamagedError otherwise)."""
-    manifest = read_manifest(folder)
-    files = verified_files(folder, list(MODELS))
-    parent = manifest.get("parent_id")
-    return report_data(files, str(manifest["id"]), str(parent) if parent is not None else None)
-
-
-@pytest.fixture(scope="module")
-def data(versions) -> ReportData:
-    return folder_report_data(versions[0])
-
-
-def _ranked(links: pd.DataFrame, key: str, names: pd.Series, top: int = 20) -> list[tuple[str, int]]:
-    """Names by distinct papers, most first, ties by name: the report's ranking, in pandas."""
-    papers = links.groupby(key)["paper_id"].nunique()
-    ranked = sorted(((str(names[k]), int(n)) for k, n in papers.items()), key=lambda r: (-r[1], r[0]))
-    return ranked[:top]
-
-
-def test_report_data_of_a_version_agrees_with_its_tables(data: ReportData, versions) -> None:
-    folder, tables = versions
-    assert (data.version_id, data.parent_id) == ("000002", "000001")
-    assert data.row_counts == read_manifest(folder)["row_counts"]
-    assert list(data.row_counts) == list(MODELS)
-    assert data.changes == {"added": 0, "updated": 1, "removed": 1}
-
-    papers = tables["papers"]
-    assert sum(map(sum, data.papers_per_month)) == len(papers)
-    by_category = papers["category"].value_counts()
-    drawn = {c.code: sum(row[j] for row in data.papers_per_month) for j, c in enumerate(data.categories)}
-    named = {code: n for code, n in drawn.items() if code != OTHER}
-    assert named == {code: int(by_category[code]) for code in named}
-    assert drawn.get(OTHER, 0) == len(papers) - sum(named.values())
-    assert min(named.values()) >= max(by_category.drop(list(named)), default=0)
-
-    authors = tables["authors"].set_index("author_id")["name"]
-    assert [(r.name, r.papers) for r in data.top_authors] == _ranked(tables["paper_authors"], "author_id", authors)
-    orgs = tables["organizations"].set_index("org_id")
-    org_names = orgs["name"].fillna(pd.Series(orgs.index, index=orgs.index))
-    assert [(r.name, r.papers) for r in data.top_organizations] == _ranked(
-        tables["paper_organizations"], "org_id", org_names
-    )
-
-    rejects = tables["rejects"]
-    assert {r.rule: r.records for r in data.rejects} == rejects["rule"].value_counts().to_dict()
-    assert {"stray_lines", "unknown_category"} <= {r.rule for r in data.rejects}
-    for cause in data.rejects:
-        assert cause.example == rejects.loc[rejects["rule"] == cause.rule, "reason"].min()
-
-    expected = [(t, c, int(tables[t][c].isna().sum()), len(tables[t])) for t in MODELS for c in tables[t].columns]
-    assert [(n.table, n.column, n.nulls, n.rows) for n in data.nulls] == expected
-    assert any(n.nulls for n in data.nulls)  # the sample's scores are mostly missing
-
-
-def test_a_folder_whose_path_duckdb_would_read_as_a_pattern_gives_the_same_report(
-    tmp_path: Path, data: ReportData, versions
-) -> None:
-    odd = tmp_path / "out[1]" / "v*"
-    shutil.copytree(versions[0], odd)
-    assert folder_report_data(odd) == data
-
-
-def test_columns_without_null_statistics_are_counted(tmp_path: Path, data: ReportData, versions) -> None:
-    files = {name: versions[0] / f"{name}.parquet" for name in MODELS}
-    for name in ("papers", "organizations"):
-        bare = tmp_path / f"{name}.parquet"
-        pq.write_table(pq.read_table(files[name]), bare, write_statistics=False)
-        assert pq.read_metadata(bare).row_group(0).column(0).statistics is None
-        files[name] = bare
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    assert report_data(files, "000002", "000001", scratch=scratch) == data
-    assert list(scratch.iterdir()) == []  # its spill folder is gone
-
-
-def test_a_damaged_version_is_refused(tmp_path: Path, versions) -> None:
-    copy = tmp_path / "000002"
-    shutil.copytree(versions[0], copy)
-    with (copy / "rejects.parquet").open("r+b") as handle:
-        handle.seek(10)
-        handle.write(b"\0\0\0\0")
-    with pytest.raises(VersionDamagedError, match="differs from the sha256"):
-        folder_report_data(copy)
-
-
-def test_an_empty_version_reports_zeros(tmp_path: Path, sample_tables, reference) -> None:
-    tables = {name: frame if name == "categories" else frame.iloc[0:0] for name, frame in sample_tables.items()}
-    outcome = publish_frames(tmp_path / "out", validate_dataset(tables), {"fingerprint": "empty"})
-    data = report_data({name: outcome.path / f"{name}.parquet" for name in MODELS}, outcome.version_id, None)
-    # a version without papers still has every category of the taxonomy
-    assert data.row_counts == {name: len(reference.categories) if name == "categories" else 0 for name in MODELS}
-    assert data.changes == dict.fromkeys(CHANGE_KINDS, 0)
-    assert (data.months, data.categories, data.papers_per_month) == ((), (), ())
-    assert (data.top_authors, data.top_organizations, data.rejects) == ((), (), ())
-    assert all(n.nulls == 0 and n.rate == 0 for n in data.nulls if n.table != "categories")
-    page = render_report(data)
-    assert "no papers" in page
-    assert "no record was rejected" in page
-
-
-def test_report_data_needs_every_table(versions) -> None:
-    files = {name: versions[0] / f"{name}.parquet" for name in MODELS if name != "changes"}
-    with pytest.raises(ValueError, match="changes"):
-        report_data(files, "000002", "000001")
-
-
-# --- the monthly series ----------------------------------------------------------------------------
-
-
-def _month(year: int, month: int) -> int:
-    return year * 12 + month - 1
-
-
-def test_monthly_series_keeps_the_largest_categories_and_the_last_months() -> None:
-    counts = [
-        (_month(2020, 1), "cs.CL", 4),  # before the window: one "before" bar
-        (_month(2025, 11), "cs.CL", 5),
-        (_month(2025, 11), "cs.LG", 8),
-        (_month(2026, 1), "math.OC", 1),
-        (_month(2026, 1), "cs.LG", 2),
-        (_month(2026, 1), "stat.ML", 1),
-    ]
-    names = {"cs.CL": "Computation and Language", "cs.LG": "Machine Learning"}
-    months, categories, grid = monthly_series(counts, names, top_categories=2, max_months=3)
-    assert months == ("before 2025-11", "2025-11", "2025-12", "2026-01")
-    assert categories == (
-        Category("cs.LG", "Machine Learning"),
-        Category("cs.CL", "Computation and Language"),
-        Category(OTHER, "all other categories"),
-    )
-    assert grid == ((0, 4, 0), (8, 5, 0), (0, 0, 0), (2, 0, 2))
-    assert monthly_series([], names) == ((), (), ())
-    # Within the window and no more categories than shown: no "before" bar, no OTHER.
-    months, categories, _ = monthly_series(counts[1:3], names)
-    assert (months, [c.code for c in categories]) == (("2025-11",), ["cs.LG", "cs.CL"])
 
 
 # --- the page, pure --------------------------------------------------------------------------------
@@ -258,10 +87,10 @@ def _hostile_data() -> ReportData:
         parent_id="000006",
         row_counts={name: 3 for name in MODELS},
         changes={"added": 2, "updated": 1, "removed": 0},
-        months=("2026-10", "2026-11"),
+        time=TimeBins("month", 2026 * 12 + 9, 2026 * 12 + 10, False, 0, 4),
         categories=(Category("cs.CL", HOSTILE), Category(OTHER, "all other categories")),
-        papers_per_month=((2, 0), (1, 1)),
-        top_authors=(Ranked(HOSTILE, 3), Ranked("Ann Lee\u0007\u202e", 1)),
+        papers_per_period=((2, 0), (1, 1)),
+        top_authors=(RankedName(HOSTILE, 3, 2, 1), RankedName("Ann Lee\u0007\u202e", 1, 1, 0)),
         top_organizations=(Ranked(f"Org {HOSTILE}", 2),),
         rejects=(RejectCause("unknown_category", 4, f"the suffix {HOSTILE} is unknown"),),
         nulls=(ColumnNulls("papers", "score", 1, 3), ColumnNulls("papers", HOSTILE, 0, 3)),
@@ -269,7 +98,7 @@ def _hostile_data() -> ReportData:
 
 
 def _empty_data() -> ReportData:
-    return ReportData("000001", None, dict.fromkeys(MODELS, 0), dict.fromkeys(CHANGE_KINDS, 0), (), (), (), (), (),
+    return ReportData("000001", None, dict.fromkeys(MODELS, 0), dict.fromkeys(CHANGE_KINDS, 0), None, (), (), (), (),
                       (), ())  # fmt: skip
 
 
@@ -293,13 +122,13 @@ def test_the_page_is_self_contained_and_has_every_section(data: ReportData) -> N
         assert remote not in lowered
     parsed = Page(page)
     assert not [a for _, a, _ in parsed.elements if "src" in a or "href" in a]
-    sections = {"counts", "row-counts", "changes", "papers-by-month", "papers-per-month", "authors", "top-authors",
+    sections = {"counts", "row-counts", "changes", "papers-over-time", "papers-per-period", "authors", "top-authors",
                 "organizations", "top-organizations", "rejects", "reject-causes", "null-rates", "nulls"}  # fmt: skip
     assert sections <= parsed.ids()
     assert page == render_report(data)  # pure: the same data, the same page
 
 
-def test_the_monthly_chart_says_what_its_series_are() -> None:
+def test_the_time_chart_says_what_its_series_are() -> None:
     """Its caption fits the series drawn: the largest categories and the rest, every category, or none."""
     with_rest = _hostile_data()
     assert any(c.code == OTHER for c in with_rest.categories)
@@ -308,28 +137,77 @@ def test_the_monthly_chart_says_what_its_series_are() -> None:
     every = replace(
         with_rest,
         categories=with_rest.categories[:named],
-        papers_per_month=tuple(row[:named] for row in with_rest.papers_per_month),
+        papers_per_period=tuple(row[:named] for row in with_rest.papers_per_period),
     )
     assert f"one series per category ({named})" in render_report(every)
     assert "no paper to show" in render_report(_empty_data())
 
 
+@pytest.mark.parametrize(
+    ("time", "heading", "caption"),
+    [
+        (TimeBins("month", 24_310, 24_311, False, 0, 4), "Papers per month", "One bar per month, 2025-11 to 2025-12"),
+        (
+            TimeBins("month", 24_310, 24_311, True, 1, 4),
+            "Papers per month",
+            "One bar per month for the last 2 months (2025-11 to 2025-12); the first bar holds the 1 papers (25.0%)",
+        ),
+        (
+            TimeBins("quarter", 8_072, 8_073, False, 0, 4),
+            "Papers per quarter",
+            "One bar per quarter, 2018 Q1 to 2018 Q2",
+        ),
+        (TimeBins("year", 1995, 1996, False, 0, 4), "Papers per year", "One bar per year, 1995 to 1996"),
+    ],
+    ids=["months", "window", "quarters", "years"],
+)
+def test_the_time_chart_states_its_binning(time: TimeBins, heading: str, caption: str) -> None:
+    grid = ((2, 0), (1, 1)) if not time.windowed else ((1, 0), (2, 0), (0, 1))
+    data = replace(_hostile_data(), time=time, papers_per_period=grid)
+    page = Page(render_report(data))
+    text = "".join(page.text)
+    assert f"{heading} by category" in text
+    assert caption in text
+    bars = page.bars("papers-per-period")
+    periods = [label for label, row in zip(time.labels, grid, strict=True) for n in row if n]
+    assert [b["data-period"] for b in bars] == periods
+    assert [int(b["data-papers"]) for b in bars] == [n for row in grid for n in row if n]
+
+
+def test_top_authors_are_names_with_what_tells_their_people_apart() -> None:
+    data = _hostile_data()
+    page = Page(render_report(data))
+    text = "".join(page.text)
+    assert "per name, not per person" in text
+    assert "different people who share a name are counted together" in text
+    bars = page.bars("top-authors")
+    assert [(int(b["data-papers"]), int(b["data-groups"]), int(b["data-organizations"])) for b in bars] == [
+        (r.papers, r.coauthor_groups, r.organizations) for r in data.top_authors
+    ]
+    assert "2 co-author groups, 1 organisation" in text
+
+
+def test_there_is_a_colour_for_each_category_drawn_apart() -> None:
+    assert len(CATEGORY_COLOURS) == MAX_TOP_CATEGORIES
+    assert OTHER_COLOUR not in CATEGORY_COLOURS
+
+
 def test_the_charts_draw_one_bar_per_value() -> None:
     data = _hostile_data()
     parsed = Page(render_report(data))
-    assert len(parsed.bars("papers-per-month")) == sum(1 for row in data.papers_per_month for n in row if n)
+    assert len(parsed.bars("papers-per-period")) == sum(1 for row in data.papers_per_period for n in row if n)
     assert len(parsed.bars("top-authors")) == len(data.top_authors)
     assert len(parsed.bars("top-organizations")) == len(data.top_organizations)
     assert len(parsed.bars("reject-causes")) == len(data.rejects)
-    fills = {a["fill"] for a in parsed.bars("papers-per-month")}
+    fills = {a["fill"] for a in parsed.bars("papers-per-period")}
     assert fills == {CATEGORY_COLOURS[0], OTHER_COLOUR}
     empty = Page(render_report(_empty_data()))
     assert not [a for tag, a, _ in empty.elements if tag == "rect"]
 
 
 def test_stacked_bars_are_as_tall_as_their_papers() -> None:
-    data = dataclasses.replace(_hostile_data(), papers_per_month=((6, 0), (3, 3)))
-    bars = Page(render_report(data)).bars("papers-per-month")
+    data = dataclasses.replace(_hostile_data(), papers_per_period=((6, 0), (3, 3)))
+    bars = Page(render_report(data)).bars("papers-per-period")
     heights = [float(b["height"]) for b in bars]
     assert heights[0] == pytest.approx(heights[1] + heights[2], abs=0.2)
     assert heights[1] == pytest.approx(heights[2], abs=0.1)
@@ -416,7 +294,7 @@ def _area_at_least(bars: list[dict[str, str]]) -> int:
 def test_the_browser_builds_every_chart(data: ReportData, rendered) -> None:
     page, profile = rendered
     dom = Page(_browser(page, profile, "--dump-dom").stdout.decode("utf-8"))
-    assert len(dom.bars("papers-per-month")) == sum(1 for row in data.papers_per_month for n in row if n) > 0
+    assert len(dom.bars("papers-per-period")) == sum(1 for row in data.papers_per_period for n in row if n) > 0
     assert len(dom.bars("top-authors")) == len(data.top_authors) > 0
     assert len(dom.bars("top-organizations")) == len(data.top_organizations) > 0
     assert len(dom.bars("reject-causes")) == len(data.rejects) > 0
@@ -432,7 +310,7 @@ def test_the_browser_paints_the_bars(data: ReportData, rendered, tmp_path: Path)
     assert image.shape[:2] == (WINDOW[1], WINDOW[0])
     bars = Page(render_report(data))
     by_colour: dict[str, list[dict[str, str]]] = {}
-    for svg in ("papers-per-month", "top-authors", "top-organizations", "reject-causes"):
+    for svg in ("papers-per-period", "top-authors", "top-organizations", "reject-causes"):
         for bar in bars.bars(svg):
             by_colour.setdefault(bar["fill"], []).append(bar)
     assert {CATEGORY_COLOURS[0], RANK_COLOUR, REJECT_COLOUR} <= set(by_colour)
@@ -450,3 +328,46 @@ def test_hostile_names_stay_text_in_the_browser(tmp_path: Path) -> None:
     assert dom.tags("script") == []
     assert dom.tags("img") == []
     assert HOSTILE in "".join(dom.text)
+
+
+@pytest.fixture(scope="module", params=["sample", "large"])
+def opened(request, versions, data, large, tmp_path_factory) -> tuple[str, dict[str, pd.DataFrame], Page]:
+    """A version's report as the browser builds it: the sample's edited child, or the large
+    generated version (200k papers over three decades); its name, tables and DOM."""
+    tables, shown = (versions[1], data) if request.param == "sample" else large
+    folder = tmp_path_factory.mktemp(f"opened-{request.param}")
+    page = folder / REPORT_FILE
+    page.write_text(render_report(shown), encoding="utf-8")
+    dom = Page(_browser(page, folder / "profile", "--dump-dom").stdout.decode("utf-8"))
+    return request.param, tables, dom
+
+
+@pytest.mark.browser
+def test_the_browser_shows_papers_over_time_as_the_tables_hold_them(opened) -> None:
+    """The bars add up, period by period, to the papers table counted in pandas: the sample spans
+    five years, most of them before any window of recent months, and is drawn by quarter; the large
+    version spans three decades and is drawn by year."""
+    name, tables, dom = opened
+    published = pd.to_datetime(tables["papers"]["published"])
+    unit, labels = {
+        "sample": ("quarter", published.dt.year.astype(str) + " Q" + published.dt.quarter.astype(str)),
+        "large": ("year", published.dt.year.astype(str)),
+    }[name]
+    expected = labels.value_counts().sort_index()
+    drawn: dict[str, int] = {}
+    for bar in dom.bars("papers-per-period"):
+        drawn[bar["data-period"]] = drawn.get(bar["data-period"], 0) + int(bar["data-papers"])
+    assert drawn == expected.to_dict()
+    text = " ".join(dom.text)
+    assert f"Papers per {unit} by category" in text
+    assert f"One bar per {unit}, {expected.index[0]} to {expected.index[-1]}" in text
+
+
+@pytest.mark.browser
+def test_the_browser_shows_top_author_names_with_their_co_author_groups(opened) -> None:
+    _, tables, dom = opened
+    shown = [
+        (int(b["data-papers"]), int(b["data-groups"]), int(b["data-organizations"])) for b in dom.bars("top-authors")
+    ]
+    assert shown == [(papers, groups, orgs) for _, papers, groups, orgs in expected_top_authors(tables)]
+    assert "per name, not per person" in " ".join(dom.text)
