@@ -28,8 +28,8 @@ def line_breaks(data: bytes | bytearray, end: int | None = None, start: int = 0)
     return lf + data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
 
 
-def line_start(data: bytes | bytearray, start: int) -> int:
-    """Where the start of a long line beginning at `start` in `data` ends: LONG_LINE_BYTES on, or
+def held_until(data: bytes | bytearray, start: int) -> int:
+    """Where the held start of a long line beginning at `start` in `data` ends: LONG_LINE_BYTES on, or
     up to 3 bytes earlier so as not to split a UTF-8 character."""
     end = start + LONG_LINE_BYTES
     for back in range(4):
@@ -176,7 +176,7 @@ class PartHolder:
             if end - start <= LONG_LINE_BYTES:
                 at = end
                 continue
-            cut = line_start(kept, start)
+            cut = held_until(kept, start)
             reading = LongLine(self._number(start), bytes(kept[start:cut]), self._file_start)
             with memoryview(kept) as view, view[cut:end] as rest:  # read in place, not copied
                 reading.feed(rest)

@@ -21,7 +21,7 @@ from pipeline.parse.listing import (
     stray_group,
     takes_record_line,
 )
-from pipeline.raw.lines import LONG_LINE_BYTES, HeldPart, LongLine, LongLineFacts, PartHolder, line_breaks, line_start
+from pipeline.raw.lines import LONG_LINE_BYTES, HeldPart, LongLine, LongLineFacts, PartHolder, held_until, line_breaks
 from pipeline.raw.sources import Source
 
 _READ_BLOCK = 4 << 20
@@ -258,7 +258,7 @@ class _Scanner:
         `cut_before_header`: the part's digest is the one taken at the line's start."""
         self._let_go(at)
         before, line_hash, line_offset = self.part_hash.copy(), hashlib.sha256(), self.offset
-        start = line_start(self.buffer, 0)
+        start = held_until(self.buffer, 0)
         reading = LongLine(number, bytes(self.buffer[:start]), file_start=line_offset == 0)
         self._let_go(start, line_hash)
         while True:

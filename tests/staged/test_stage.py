@@ -52,6 +52,26 @@ def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
     assert in_parts.counts == stage(source, tmp_path / "whole").counts
 
 
+def test_hostile_lines_stage_the_same_in_parts_of_a_few_bytes(raw: Path, tmp_path: Path) -> None:
+    """Issue 21: header-less lines, an endless line, bad bytes and a repeated paper give the same
+    staged tables in parts of 5 or 97 bytes as whole (the scan-level property test covers more)."""
+    lines = [b"page chrome", b"x" * 60_000, b"caf\xe9", record(1).encode(), b"", b"more chrome", b"\xff" * 50_000]
+    listing = b"\n".join([*lines, record(2).encode(), record(1).encode(), b"trailing"]).replace(b"\n\n", b"\r\n")
+    (raw / "listing_2026-01-01.txt").write_bytes(listing)
+    source = only_source(raw)
+    whole = contents(stage(source, tmp_path / "whole"))
+    assert sorted(set(whole["rejects"].column("rule").to_pylist())) == [
+        "duplicate_paper",
+        "invalid_encoding",
+        "stray_lines",
+    ]
+    for size in (5, 97):
+        in_parts = stage(source, tmp_path / f"parts-{size}", chunk_bytes=size)
+        assert in_parts.parts >= 3
+        for table in STAGED_TABLES:
+            assert contents(in_parts)[table].equals(whole[table]), (size, table)
+
+
 def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
     text = "".join(record(n) for n in range(40)) + record(3) + "".join(record(n) for n in range(40, 60)) + record(3)
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8")
