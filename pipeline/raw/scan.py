@@ -45,18 +45,11 @@ class Chunk:
     sha256: str
 
 
-def _starts_record(line: bytes) -> bool:
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return is_header(text.rstrip(TRAILING_SPACE))
-
-
-def _classify(line: bytes | bytearray, number: int) -> tuple[bool, bool]:
-    """Whether a line is blank, and whether it is a record header, as `raw_records` reads it."""
+def _classify(line: bytes | bytearray, first_line: bool = False) -> tuple[bool, bool]:
+    """Whether a line is blank, and whether it is a record header, as `raw_records` reads it (a
+    line that is not UTF-8 is never a header; the file's first line is read without its BOM)."""
     text = line.decode("utf-8", "replace").rstrip(TRAILING_SPACE)
-    if number == 1:
+    if first_line:
         text = text.removeprefix("\ufeff")
     return is_blank(text), is_header(text)
 
@@ -87,7 +80,7 @@ def _cut(buffer: bytearray, position: int, target: int, at_end: bool) -> tuple[i
         if following is None and not at_end:
             # A header followed by endless spaces is still a header: the walk streams it through.
             return (_WALK, found.start()) if len(buffer) - end > LONG_LINE_BYTES else (None, found.start())
-        if _starts_record(bytes(buffer[end : following.start() if following else len(buffer)])):
+        if _classify(buffer[end : following.start() if following else len(buffer)])[1]:
             return end, 0
         position = end
     if at_end:
@@ -211,7 +204,7 @@ class _Scanner:
                 line = self._line_at(0) or (0, 0)  # the buffer now starts at the line's end
             else:
                 assert isinstance(line, tuple)
-                blank, header = _classify(self.buffer[at : line[0]], number)
+                blank, header = _classify(self.buffer[at : line[0]], first_line=number == 1)
                 if header and may_end:
                     yield self.take(at)
                     return
