@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PrefectUnavailableError
+from pipeline.errors import PrefectUnavailableError, StoreError
 
 # The package's version (`pipeline.__version__`, `--version`, the manifests and file footers).
 VERSION = "0.1.0"
@@ -37,6 +37,23 @@ DEFAULT_BATCH_BYTES = 8_000_000
 # Every Parquet file the pipeline writes: zstd, and a checksum on every page (checked on every read).
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "write_page_checksum": True}
 
+# A table's files are cut past this size (between keys): a version of 1M papers is ~16 files, and
+# rewriting one of them (a compaction) stays cheap.
+TARGET_FILE_BYTES = 64 << 20
+# Compaction (`pipeline.published.compaction`): a generation of a table smaller than this is small;
+# once a table holds more than MAX_SMALL_FILES files of small generations, each run of consecutive
+# small generations is merged into one file (daily refreshes: every ~16 days, ~1 MB each).
+SMALL_GENERATION_BYTES = 8 << 20
+MAX_SMALL_FILES = 16
+# Once more than this share of a table's stored rows are superseded by newer rows, it is rewritten.
+MAX_SUPERSEDED_SHARE = 0.25
+# Files that no kept version lists are deleted once they have been so this long: a reader of a
+# pruned version finishes first (Delta Lake's VACUUM keeps 7 days; a refresh here is daily).
+GC_GRACE_SETTING = "PIPELINE_GC_GRACE_S"
+DEFAULT_GC_GRACE_S = 3600.0
+# Where readers keep verified copies of files of a dataset on object storage, by sha256.
+CACHE_SETTING = "PIPELINE_CACHE_DIR"
+
 # Keys of what the pipeline's files say about themselves (Parquet footers, the paper index, Delta
 # commits) start so.
 METADATA_PREFIX = "paper_listings."
@@ -48,6 +65,26 @@ ASSEMBLY_MEMORY = "384MB"
 READER_MEMORY = "192MB"
 # Finding papers listed again in a later part of one capture: one narrow column.
 PART_CHECK_MEMORY = "128MB"
+
+
+def gc_grace_s() -> float:
+    """Seconds a file no kept version lists is kept before it is deleted (PIPELINE_GC_GRACE_S)."""
+    given = os.environ.get(GC_GRACE_SETTING, "").strip()
+    if not given:
+        return DEFAULT_GC_GRACE_S
+    try:
+        value = float(given)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 30 * 86400:
+        raise StoreError(f"{GC_GRACE_SETTING}={given[:20]!r} is not a number of seconds from 0 to 2592000")
+    return value
+
+
+def cache_dir() -> Path:
+    """Where readers keep verified copies of remote files (PIPELINE_CACHE_DIR, else ~/.cache/paper-listings)."""
+    configured = os.environ.get(CACHE_SETTING)
+    return Path(configured) if configured else Path.home() / ".cache" / "paper-listings"
 
 
 def startup_allowance() -> float:

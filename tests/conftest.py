@@ -202,7 +202,7 @@ def flow_versions(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> P
     """A dataset folder of two versions published by the flow (read only: copy it to change it):
     000001 (P1, P2, P4 and a reject), 000002 (P2 re-captured with a score, P4 re-captured as it
     was, P3 added)."""
-    from pipeline.published.versions import version_ids
+    from pipeline.published import Store
 
     root = tmp_path_factory.mktemp("flow-versions")
     raw, out = root / "raw", root / "out"
@@ -211,7 +211,7 @@ def flow_versions(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> P
     run_flow(raw, out, max_reject_rate=1.0)
     (raw / "listing_2026-02-01.txt").write_text(P2_NEW + P3 + P4, encoding="utf-8")
     run_flow(raw, out, max_reject_rate=1.0)
-    assert version_ids(out) == ["000001", "000002"]
+    assert Store.open(out).version_ids() == ["000001", "000002"]
     return out
 
 
@@ -266,15 +266,11 @@ def s3_server(tmp_path_factory) -> Iterator[S3Server]:
 @pytest.fixture
 def s3(s3_server: S3Server, monkeypatch, tmp_path: Path) -> S3Server:
     """The S3 server, with this process configured for it through the standard AWS variables
-    (the client made anew for them) and a reader cache of the test's own."""
-    from pipeline.storage import s3 as s3_storage
-
+    (a client is made anew for new settings) and a reader cache of the test's own."""
     for name, value in s3_server.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))
-    s3_storage.client.cache_clear()
-    yield s3_server
-    s3_storage.client.cache_clear()
+    return s3_server
 
 
 @pytest.fixture

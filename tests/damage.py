@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.cli import main
-from pipeline.storage.local import file_digest
+from pipeline.storage.files import file_digest
 
 
 def validate(folder: Path, capsys) -> tuple[int, str]:

@@ -28,8 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.parse.latex import latex_to_text
-from pipeline.published.verify import read_tables
-from pipeline.published.versions import version_path
+from tests.assembly import version_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 FROZEN = Path(__file__).resolve().parent / "data" / "frozen_outputs.parquet"
@@ -143,7 +142,7 @@ def freeze(work: Path, code: Path = ROOT) -> None:
              "--max-reject-rate", "1", "--quiet"],
             check=True, cwd=code, env={**os.environ, "PYTHONPATH": str(code)},
         )  # fmt: skip
-        frames.append(digests_frame(corpus, read_tables(version_path(out))))
+        frames.append(digests_frame(corpus, version_tables(out / "latest")))
     pd.concat(frames, ignore_index=True).to_parquet(FROZEN, compression="zstd", index=False)
     print(f"wrote {FROZEN}")
 

@@ -12,10 +12,12 @@ import pyarrow.parquet as pq
 from pipeline.parse.listing import ParsedRecord, Reject, decode_listing, parse_listing
 from pipeline.parse.tables import STAGED_TABLES
 from pipeline.raw.scan import Chunk, each_chunk, read_part, scan
-from pipeline.raw.sources import Source, discover_sources
+from pipeline.raw.sources import Source, find_listings
 from pipeline.settings import DEFAULT_CHUNK_BYTES
 from pipeline.staged.capture import StagedCapture
 from pipeline.staged.stage import no_meter, stage_sources
+from pipeline.staged.store import local_entry
+from pipeline.storage import LocalStorage
 
 
 def record(n: int) -> str:
@@ -24,9 +26,9 @@ def record(n: int) -> str:
 
 
 def only_source(raw: Path) -> Source:
-    """The one listing a raw folder holds."""
-    (source,) = discover_sources(raw, None).sources
-    return source
+    """The one listing a raw folder holds, with its local file to read."""
+    (source,) = find_listings(LocalStorage(raw), None).sources
+    return source.with_local_copy(raw / "unused")
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,17 @@ def stage(
     source: Source, staged: Path, workers: int = 1, chunk_bytes: int = DEFAULT_CHUNK_BYTES, refresh: bool = False
 ) -> StagedCapture:
     """One source staged into the staged folder `staged`."""
-    (capture,) = stage_sources([source], staged, refresh, workers, chunk_bytes, no_meter)
+    (capture,) = stage_sources([source], LocalStorage(staged), refresh, workers, chunk_bytes, no_meter,
+                               staged.parent / "cache")  # fmt: skip
     return capture
 
 
-def contents(capture: StagedCapture) -> dict[str, pa.Table]:
+def staged_files(capture: StagedCapture, staged: Path) -> dict[str, list[Path]]:
+    """A staged capture's files, verified, by staged table, in line order."""
+    return local_entry(LocalStorage(staged), capture.key, staged.parent / "cache").files
+
+
+def contents(capture: StagedCapture, staged: Path) -> dict[str, pa.Table]:
     """A staged capture's tables, its parts concatenated in line order."""
-    return {t: pa.concat_tables([pq.read_table(f) for f in capture.files(t)]) for t in STAGED_TABLES}
+    files = staged_files(capture, staged)
+    return {t: pa.concat_tables([pq.read_table(f) for f in files[t]]) for t in STAGED_TABLES}

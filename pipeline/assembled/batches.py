@@ -1,4 +1,4 @@
-"""An assembly read back for publishing: each table in its published order, batch by batch; a refused run's rejects."""
+"""An assembly read back for publishing: each table's rows to write, in order, batch by batch; a refused run's rejects."""
 
 from __future__ import annotations
 
@@ -10,75 +10,54 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline.assembled.captures import CaptureFiles, ordered_captures, select, staged_view
+from pipeline.assembled.rules import papers_select
 from pipeline.db import connect, reading, sql_text
 from pipeline.settings import READER_MEMORY
-from schemas import arrow_schema
 
 # Rows per batch read back for publishing: papers and rejects carry ~2.6 KB of text a row, so
 # fewer of them keep a batch (and what DuckDB buffers ahead of it) near 40 MB.
 BATCH_ROWS = 65_536
-
-
 TEXT_BATCH_ROWS = 16_384
-
-
-_TEXT_TABLES = frozenset({"papers", "rejects"})
-
+_TEXT_TABLES = frozenset({"papers", "rejects", "new_papers", "new_rejects"})
 
 ORDINAL_COLUMN = "capture_ordinal"  # the winning capture of a papers row, read beside it to check the order
 
 
-def table_batches(database: Path, table: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
-    """One assembled table, in its published order, batch by batch."""
-    if table == "papers":
-        yield from papers_batches(database, 0, batch_rows)
-        return
-    rows = batch_rows or (TEXT_BATCH_ROWS if table in _TEXT_TABLES else BATCH_ROWS)
+def relation_batches(database: Path, relation: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The rows of a table or view of the assembly database, as stored, batch by batch."""
+    rows = batch_rows or (TEXT_BATCH_ROWS if relation in _TEXT_TABLES else BATCH_ROWS)
     with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
-        reader = con.sql(f"SELECT * FROM {table}").to_arrow_reader(rows)
-        yield from reader
+        yield from con.sql(f"SELECT * FROM {relation}").to_arrow_reader(rows)
 
 
-def papers_batches(database: Path, start_row: int, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
-    """The papers table from row `start_row` on, in batches of `batch_rows` (the last shorter).
+def papers_batches(database: Path, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
+    """The papers rows to write (those of `now_rows`), in batches of `batch_rows` (the last shorter).
 
-    Rows come in capture, then line order, which is what row positions (and so the parent rows a
-    refresh keeps) are counted in. A join does not keep its input's order, so each staged part is
-    joined and sorted on its own (a few MB); a batch out of order raises RuntimeError, never
-    publishes."""
+    Rows come in capture, then line order. A join does not keep its input's order, so each staged
+    part is joined and sorted on its own (a few MB); a batch out of order raises RuntimeError,
+    never publishes."""
     rows = batch_rows or TEXT_BATCH_ROWS
     with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
-        found = con.execute("SELECT ordinal, source_line FROM now_rows WHERE position = ?", [start_row]).fetchall()
-        if not found:
-            return
-        first = found[0]
         last: tuple[int, int] | None = None
-        for batch in _rechunked(_papers_pieces(con, int(first[0]), int(first[1]), rows), rows):
+        for batch in _rechunked(_papers_pieces(con, rows), rows):
             last = check_order(batch, last)
             yield batch.drop_columns([ORDINAL_COLUMN])
 
 
-def _papers_pieces(con: Any, ordinal: int, line: int, rows: int) -> Iterator[pa.RecordBatch]:
-    """Papers rows from line `line` of capture `ordinal` on, part by part, each part in line order."""
-
-    def select(source_file: str) -> str:
-        sources = {"first_seen": 'n."first_seen"', "last_seen": 'n."last_seen"',
-                   "source_file": f"{sql_text(source_file)} AS source_file"}  # fmt: skip
-        return ", ".join(sources.get(name, f's."{name}"') for name in arrow_schema("papers").names)
-
+def _papers_pieces(con: Any, rows: int) -> Iterator[pa.RecordBatch]:
+    """Papers rows to write, part by part, each part in line order."""
     parts = con.execute(
-        "SELECT p.ordinal, p.path, p.first_line, p.last_line, c.source_file FROM capture_parts p "
-        "JOIN captures c USING (ordinal) WHERE p.ordinal > ? OR (p.ordinal = ? AND p.last_line >= ?) "
-        "ORDER BY p.ordinal, p.part",
-        [ordinal, ordinal, line],
+        "SELECT p.ordinal, p.path, p.first_line, p.last_line FROM capture_parts p "
+        "WHERE EXISTS (SELECT 1 FROM now_rows n WHERE n.ordinal = p.ordinal AND n.source_line BETWEEN "
+        "p.first_line AND p.last_line) ORDER BY p.ordinal, p.part"
     ).fetchall()
-    for part_ordinal, path, first_line, last_line, source_file in parts:
-        low = max(first_line, line) if part_ordinal == ordinal else first_line
+    for ordinal, path, first_line, last_line in parts:
         query = (
-            f"SELECT {select(source_file)}, {part_ordinal} AS {ORDINAL_COLUMN} "
-            f"FROM read_parquet({sql_text(path)}) s JOIN (SELECT paper_id, source_line, first_seen, last_seen "
-            f"FROM now_rows WHERE ordinal = {part_ordinal} AND source_line BETWEEN {low} AND {last_line}) n "
-            "ON s.paper_id = n.paper_id AND s.source_line = n.source_line ORDER BY s.source_line"
+            f"SELECT {papers_select()}, {ordinal} AS {ORDINAL_COLUMN} "
+            f"FROM (SELECT *, {ordinal} AS ordinal FROM read_parquet({sql_text(path)})) s "
+            f"JOIN (SELECT * FROM now_rows WHERE ordinal = {ordinal} AND source_line BETWEEN {first_line} AND "
+            f"{last_line}) n ON s.paper_id = n.paper_id AND s.source_line = n.source_line "
+            f"JOIN captures c ON c.ordinal = n.ordinal ORDER BY s.source_line"
         )
         yield from con.sql(query).to_arrow_reader(rows)
 

@@ -1,40 +1,79 @@
-"""Columnar assembly: staged captures (and the parent version) → the tables of a new version, in DuckDB.
+"""Columnar assembly: staged captures (and the parent version) → the rows of a new version, in DuckDB.
 
 Set operations over Parquet, never one Python object per paper: DuckDB reads the staged files,
 works within a memory limit (spilling to disk beyond it) and keeps the result in a database file
 that the publish step streams from. Reads input files; writes only its own scratch database.
+
+A version is assembled whole (`build_version`: every capture, every row written anew) for a first
+version, after a capture was removed, edited or added out of order, or under new code; a refresh
+that only adds newer captures is assembled incrementally (`pipeline.assembled.incremental`) with
+the same rules (`pipeline.assembled.rules`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from pipeline.assembled.batches import papers_batches, relation_batches
 from pipeline.assembled.captures import (
     Assembled,
     CaptureFiles,
     ParentVersion,
+    TableRows,
     count,
     ordered_captures,
-    select,
     staged_view,
 )
-from pipeline.assembled.index import build_changes_and_index
+from pipeline.assembled.changes import compare, compare_files, shared_columns, table_views
+from pipeline.assembled.generations import REPLACED_BY, live_sql
+from pipeline.assembled.index import INDEX_NAMES
+from pipeline.assembled.rules import (
+    authors_select,
+    create_child_rows,
+    create_content,
+    create_paper_index,
+    create_winners,
+    organizations_select,
+    papers_select,
+    refs_select,
+    rejects_select,
+    spellings_select,
+    staged_sightings,
+)
 from pipeline.db import connect, reading, sql_files
+from pipeline.parse.content import content_columns, create_content_table, hash_columns
 from pipeline.parse.reference import Reference
-from pipeline.parse.tables import STAGED_TABLES, categories_table, registry_table
+from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES, categories_table, registry_table
 from pipeline.settings import ASSEMBLY_MEMORY
-from schemas import MODELS, arrow_schema
-from schemas.tables import SORTED_BY
+from schemas import MODELS
 
-# Order of each light published table: by its key (papers and rejects keep capture, then line order).
-ORDER_BY: dict[str, str] = {
-    **{table: ", ".join(columns) for table, columns in SORTED_BY.items()},
-    "rejects": "ordinal, source_line",
-}
+
+def open_assembly(con: Any, captures: Sequence[CaptureFiles], reference: Reference) -> list[CaptureFiles]:
+    """Load what every assembly starts from: `captures` (numbered in the order the latest wins),
+    a view of each staged table over them, their parts, and the reference tables."""
+    ordered = ordered_captures(captures)
+    con.register(
+        "capture_list",
+        pa.table({
+            "ordinal": pa.array(range(len(ordered)), pa.int32()),
+            "source_file": [c.source_file for c in ordered],
+            "capture_date": pa.array([c.capture_date for c in ordered], pa.date32()),
+            "capture_key": [c.key for c in ordered],
+        }),
+    )  # fmt: skip
+    con.execute("CREATE TABLE captures AS SELECT * FROM capture_list")
+    for table in STAGED_TABLES:
+        staged_view(con, table, ordered)
+    _capture_parts(con, ordered)
+    con.register("registry", registry_table(reference))
+    con.register("taxonomy", categories_table(reference))
+    con.execute("CREATE TABLE categories AS SELECT * FROM taxonomy ORDER BY category")
+    return ordered
 
 
 def build_version(
@@ -42,55 +81,46 @@ def build_version(
     captures: Sequence[CaptureFiles],
     reference: Reference,
     parent: ParentVersion | None,
+    reason: str = "",
     memory_limit: str = ASSEMBLY_MEMORY,
 ) -> Assembled:
     """Assemble every capture into one dataset in `database`: one row per paper, the latest
-    capture winning.
+    capture winning; every table and index written whole.
 
     Captures are ordered by capture date, then file name; a paper's fields come from the last
     capture that shows it, and first_seen/last_seen span all captures that show it. An author is
     shown in the richest spelling any capture gives (most non-ASCII letters, then the most
     frequent, then the greatest). Changes are against `parent` (all papers are added when there
-    is none).
-
-    The light tables are built in the database, sorted by key. Papers and rejects, which carry
-    the long texts, are views over the staged files that the publish step streams (in capture,
-    then line order): copying or sorting ~1.3 KB of text per paper would cost more than all the
-    rest of assembly. Changes compare hashes of those texts, never the texts side by side.
-
-    The database also holds `paper_index`, the new version's paper index (`INDEX_SCHEMA`). With
-    the parent's index, only papers whose winning capture is new to the parent are hashed, and
-    `parent_rows_kept` counts the leading papers rows that the parent holds as they are.
+    is none), from its paper index when it has one, else from its tables.
     """
-    ordered = ordered_captures(captures)
     with reading(), connect(database, memory_limit=memory_limit, spill=database.with_suffix(".spill")) as con:
-        con.register(
-            "capture_list",
-            pa.table({
-                "ordinal": list(range(len(ordered))),
-                "source_file": [c.source_file for c in ordered],
-                "capture_date": pa.array([c.capture_date for c in ordered], pa.date32()),
-                "capture_key": [c.key for c in ordered],
-            }),
-        )  # fmt: skip
-        con.execute("CREATE TABLE captures AS SELECT * FROM capture_list")
-        for table in STAGED_TABLES:
-            staged_view(con, table, ordered)
-        _capture_parts(con, ordered)
-        _build_tables(con, reference)
-        kept = build_changes_and_index(con, ordered, parent)
-        counts = {name: count(con, f"SELECT count(*) FROM {name}") for name in MODELS}
+        open_assembly(con, captures, reference)
+        create_winners(con, staged_sightings())
+        create_child_rows(con, "paper_authors", "paper_authors")
+        create_child_rows(con, "paper_organizations", "paper_organizations")
+        create_content(con)
+        con.execute(f"CREATE TABLE author_spellings AS {spellings_select('s_paper_authors')} ORDER BY author_id, name")
+        con.execute(f"CREATE TABLE author_refs AS {refs_select('paper_authors', 'author_id')} ORDER BY author_id")
+        con.execute(f"CREATE TABLE org_refs AS {refs_select('paper_organizations', 'org_id')} ORDER BY org_id")
+        con.execute(f"CREATE TABLE authors AS {authors_select('author_spellings', 'author_refs')} ORDER BY author_id")
+        con.execute(f"CREATE TABLE organizations AS {organizations_select('org_refs')}")
+        con.execute(f"CREATE VIEW rejects AS {rejects_select()}")
+        create_paper_index(con, "paper_index", "paper_authors", "paper_organizations")
+        parent_papers, removed = _changes_against(con, parent)
+        counts = {name: count(con, f"SELECT count(*) FROM {'now_rows' if name == 'papers' else name}")
+                  for name in MODELS}  # fmt: skip
+        index_counts = {name: count(con, f"SELECT count(*) FROM {name}") for name in INDEX_NAMES}
         changes = dict(con.execute("SELECT change, count(*) FROM changes GROUP BY change").fetchall())
-        parent_papers, removed = 0, {}
-        if parent is not None:
-            parent_papers = count(con, "SELECT count(*) FROM then_origin")
-            removed = dict(
-                con.execute(
-                    "SELECT p.source_file, count(*) FROM changes c JOIN then_origin p USING (paper_id) "
-                    "WHERE c.change = 'removed' GROUP BY p.source_file"
-                ).fetchall()
-            )
-    return Assembled(database, counts, changes, parent_papers, removed, kept)
+    tables = {name: TableRows(_reader(database, name), counts[name], whole=True) for name in MODELS}
+    index = {name: TableRows(_reader(database, name), index_counts[name], whole=True) for name in INDEX_NAMES}
+    return Assembled(database, False, tables, index, counts, index_counts, changes, parent_papers, removed,
+                     reason=reason)  # fmt: skip
+
+
+def _reader(database: Path, name: str) -> partial[Any]:
+    if name == "papers":
+        return partial(papers_batches, database)
+    return partial(relation_batches, database, name)
 
 
 def _capture_parts(con: Any, captures: Sequence[CaptureFiles]) -> None:
@@ -112,52 +142,46 @@ def _capture_parts(con: Any, captures: Sequence[CaptureFiles]) -> None:
         con.unregister("part_paths")
 
 
-def _build_tables(con: Any, reference: Reference) -> None:
-    con.execute(
-        "CREATE TABLE seen AS SELECT paper_id, max(ordinal) AS ordinal, "
-        "min(c.capture_date) AS first_seen, max(c.capture_date) AS last_seen "
-        "FROM s_papers JOIN captures c USING (ordinal) GROUP BY paper_id"
+def _changes_against(con: Any, parent: ParentVersion | None) -> tuple[int, dict[str, int]]:
+    """`changes` of the whole new version against `parent`; its papers, and those that would be
+    removed by the capture that held them in the parent."""
+    if parent is None:
+        con.execute(
+            "CREATE TABLE changes AS SELECT paper_id, 'added' AS change, '' AS changed_fields FROM now_rows "
+            "ORDER BY paper_id"
+        )
+        return 0, {}
+    if "paper_index" in parent.index:
+        hashes = ", ".join(f'"{h}"' for h in hash_columns())
+        index = live_sql(parent.index["paper_index"], REPLACED_BY["paper_index"])
+        con.execute(f"CREATE TEMP TABLE then_index AS {index}")
+        con.execute(f"CREATE TEMP VIEW then_content AS SELECT paper_id, {hashes} FROM then_index")
+        compare(con)
+        origin = "then_index"
+    else:  # a parent of another layout or recipe: compared by its tables, hashed here
+        table_views(con, parent.tables(CHANGE_INPUTS), prefix="parent_")
+        columns = content_columns()
+        shared = shared_columns(con, columns)
+        if shared == columns:
+            create_content_table(con, "then_content", "parent_papers", "parent_paper_authors",
+                                 "parent_paper_organizations")  # fmt: skip
+            compare(con)
+        else:  # the parent's contract lacks a column: both sides are hashed without it
+            con.execute(f"CREATE TEMP VIEW papers_now AS {_published_papers_sql()}")
+            compare_files(con, shared, now=("papers_now", "paper_authors", "paper_organizations"))
+        origin = "parent_papers"
+    removed = dict(
+        con.execute(
+            f"SELECT p.source_file, count(*) FROM changes c JOIN {origin} p USING (paper_id) "
+            "WHERE c.change = 'removed' GROUP BY p.source_file"
+        ).fetchall()
     )
-    paper_columns = select("papers", {"source_file": "c", "first_seen": "w", "last_seen": "w"})
-    con.execute(
-        f"CREATE VIEW papers AS SELECT {paper_columns} FROM s_papers s "
-        "JOIN seen w ON s.paper_id = w.paper_id AND s.ordinal = w.ordinal "
-        "JOIN captures c ON c.ordinal = s.ordinal"
+    return count(con, f"SELECT count(*) FROM {origin}"), removed
+
+
+def _published_papers_sql() -> str:
+    """The papers rows to write, as a query (unordered): what a comparison by columns hashes."""
+    return (
+        f"SELECT {papers_select()} FROM s_papers s JOIN now_rows n ON s.paper_id = n.paper_id "
+        "AND s.ordinal = n.ordinal JOIN captures c ON c.ordinal = n.ordinal"
     )
-    # The rows a later capture supersedes: few or none in a refresh, so that keeping the winning
-    # rows is a scan, not a join of every row with every paper.
-    con.execute(
-        "CREATE TEMP TABLE superseded AS SELECT s.paper_id, s.ordinal FROM s_papers s "
-        "JOIN seen w ON s.paper_id = w.paper_id WHERE s.ordinal < w.ordinal"
-    )
-    winners = "ANTI JOIN superseded x ON s.paper_id = x.paper_id AND s.ordinal = x.ordinal"
-    for table in ("paper_authors", "paper_organizations"):
-        # Join, then sort: in one statement the two can need more than the memory limit (DuckDB
-        # 2.0 at 2.8M author rows ran out of 384 MB one time in three); apart, each spills.
-        con.execute(f"CREATE TEMP TABLE {table}_winners AS SELECT {select(table, {})} FROM s_{table} s {winners}")
-        con.execute(f"CREATE TABLE {table} AS SELECT * FROM {table}_winners ORDER BY {ORDER_BY[table]}")
-        con.execute(f"DROP TABLE {table}_winners")
-    # Diacritics carry information that folding removes, so the richest spelling is shown.
-    con.execute(
-        f"CREATE TABLE authors AS SELECT {', '.join(arrow_schema('authors').names)} FROM ("
-        "  SELECT author_id, name, any_value(name_key) AS name_key, any_value(given_name) AS given_name,"
-        "         any_value(family_name) AS family_name, any_value(is_organization) AS is_organization,"
-        "         count(*) AS listed,"
-        "         length(regexp_replace(name, '[\\x00-\\x7F]', '', 'g')) AS non_ascii"
-        "  FROM s_paper_authors GROUP BY author_id, name"
-        ") WHERE author_id IN (SELECT author_id FROM paper_authors) "
-        "QUALIFY row_number() OVER (PARTITION BY author_id ORDER BY non_ascii DESC, listed DESC, name DESC) = 1 "
-        f"ORDER BY {ORDER_BY['authors']}"
-    )
-    con.register("registry", registry_table(reference))
-    con.execute(
-        "CREATE TABLE organizations AS SELECT * FROM ("
-        "  SELECT org_id, name, ror_id FROM registry UNION ALL"
-        "  SELECT DISTINCT org_id, NULL, NULL FROM paper_organizations"
-        "  WHERE org_id NOT IN (SELECT org_id FROM registry)"
-        f") ORDER BY {ORDER_BY['organizations']}"
-    )
-    con.register("taxonomy", categories_table(reference))
-    con.execute(f"CREATE TABLE categories AS SELECT * FROM taxonomy ORDER BY {ORDER_BY['categories']}")
-    reject_columns = select("rejects", {"source_file": "c"})
-    con.execute(f"CREATE VIEW rejects AS SELECT {reject_columns} FROM s_rejects s JOIN captures c USING (ordinal)")

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from pipeline.assembled.captures import check_dates, count
+from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
 from pipeline.db import connect, reading, sql_text
 from pipeline.parse.content import content_columns, create_content_table
 from pipeline.parse.tables import CHANGE_INPUTS
 from pipeline.settings import ASSEMBLY_MEMORY
 
 
-def parent_views(con: Any, files: Mapping[str, Path]) -> None:
+def table_views(con: Any, parts: Mapping[str, Sequence[Part]], prefix: str = "") -> None:
+    """Views `<prefix><table>` of the tables changes are computed from, each read from its parts
+    (the newest generation of a key wins), their dates checked."""
     for table in CHANGE_INPUTS:
-        con.execute(f"CREATE TEMP VIEW parent_{table} AS SELECT * FROM read_parquet({sql_text(str(files[table]))})")
-        check_dates(con, f"parent_{table}", table)
+        view = f"{prefix}{table}"
+        sql = live_sql(parts[table], REPLACED_BY[table], union_by_name=True)
+        con.execute(f"CREATE TEMP VIEW {view} AS {sql}")
+        check_dates(con, view, table)
 
 
 def shared_columns(con: Any, columns: Sequence[str]) -> list[str]:
@@ -26,10 +30,11 @@ def shared_columns(con: Any, columns: Sequence[str]) -> list[str]:
     return [c for c in columns if c in parent_columns]
 
 
-def compare_files(con: Any, columns: Sequence[str]) -> None:
-    """`changes` from the published tables (`papers`, ...) against the parent's (`parent_*`),
-    both hashed over `columns`."""
-    create_content_table(con, "now_compared", "papers", "paper_authors", "paper_organizations", columns)
+def compare_files(con: Any, columns: Sequence[str], now: Sequence[str] = CHANGE_INPUTS) -> None:
+    """`changes` from published tables (`now`: papers, paper_authors, paper_organizations) against
+    the parent's (`parent_*`), both hashed over `columns`."""
+    papers, authors, orgs = now
+    create_content_table(con, "now_compared", papers, authors, orgs, columns)
     create_content_table(con, "then_compared", "parent_papers", "parent_paper_authors",
                          "parent_paper_organizations", columns)  # fmt: skip
     compare(con, columns, "now_compared", "then_compared")
@@ -59,14 +64,14 @@ def compare(
     )
 
 
-def changes_between(old: Mapping[str, Path], new: Mapping[str, Path]) -> tuple[pd.DataFrame, int, int]:
-    """The changes from one version to another (their Parquet files by table), each with the
+def changes_between(
+    old: Mapping[str, Sequence[Part]], new: Mapping[str, Sequence[Part]]
+) -> tuple[pd.DataFrame, int, int]:
+    """The changes from one version to another (the parts of their tables), each with the
     paper's title; and the papers in each."""
     with connect(memory_limit=ASSEMBLY_MEMORY) as con, reading():
-        for table in CHANGE_INPUTS:
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(new[table]))})")
-            check_dates(con, table, table)
-        parent_views(con, old)
+        table_views(con, new)
+        table_views(con, old, prefix="parent_")
         compare_files(con, shared_columns(con, content_columns()))
         changes = con.sql(
             "SELECT c.*, coalesce(n.title, o.title) AS title FROM changes c LEFT JOIN papers n USING (paper_id) "

@@ -1,15 +1,15 @@
-"""Checks over whole tables: uniqueness and foreign keys, in DuckDB, of an assembly or of a version's files."""
+"""Checks of keys: uniqueness and foreign keys, in DuckDB, of the rows an assembly writes or of a version's tables."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.dataset
 
 from pipeline.assembled.captures import count
+from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
 from pipeline.db import connect, reading, sql_text
 from pipeline.settings import READER_MEMORY
 from schemas import FOREIGN_KEYS, MODELS
@@ -24,33 +24,40 @@ def _unique_sets(table: str) -> list[list[str]]:
     return sets
 
 
-def key_failures(database: Path) -> pd.DataFrame:
-    """Rows that break a uniqueness rule of the contract or have a foreign key without a parent
-    row, one report row each (row: its 0-based position in the published table)."""
+def key_failures(database: Path, incremental: bool) -> pd.DataFrame:
+    """Rows an assembly writes that break a uniqueness rule of the contract or have a foreign key
+    without a parent row, one report row each (row: its 0-based position among the rows written).
+
+    A refresh writes only what changes, and checks that against what the version will hold: a
+    paper's child rows against the papers written with them, an author named against the authors
+    whose rows name them (`authors_now`), the rest against the tables written whole."""
     # The readers' settings: the checks run beside the publishing readers, on one shared instance.
     with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
-        # Papers' keys from `now_rows`, which holds them in publish order, not from the staged texts.
-        return _key_failures(con, {"papers": "(SELECT paper_id, category, position AS row FROM now_rows)"})
+        papers = "(SELECT paper_id, category, row_number() OVER (ORDER BY ordinal, source_line) - 1 AS row FROM now_rows)"
+        return _key_failures(
+            con, {"papers": papers}, {"authors": "authors_now"} if incremental else {},
+        )  # fmt: skip
 
 
-def file_key_failures(files: Mapping[str, Path]) -> pd.DataFrame:
-    """`key_failures` of a version's Parquet files (every table of the contract, by name).
-
-    The files are handed over as Arrow datasets, never as paths: a version folder handed over
-    for checking may sit anywhere, under a path DuckDB would read as a pattern."""
+def version_key_failures(parts: Mapping[str, Sequence[Part]]) -> pd.DataFrame:
+    """`key_failures` of a version's tables (every table of the contract, by name, from its parts)."""
     with connect(memory_limit=READER_MEMORY, threads=1) as con, reading():
-        for table, file in files.items():
-            con.register(table, pyarrow.dataset.dataset(str(file), format="parquet"))
+        for table, found in parts.items():
+            con.execute(f"CREATE TEMP VIEW {table} AS {live_sql(found, REPLACED_BY[table])}")
         return _key_failures(con)
 
 
-def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.DataFrame:
+def _key_failures(
+    con: Any, numbered_as: Mapping[str, str] | None = None, parents_as: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Key failures of the tables `con` holds by the contract's names; `numbered_as`: a relation
-    to check in place of a table, with its key columns and `row` (its position).
+    to check in place of a table, with its key columns and `row` (its position); `parents_as`: a
+    relation a foreign key is looked up in, in place of a table.
 
     Each rule is first checked without numbering rows (an aggregate, an anti-join), and only a
     rule that fails numbers them to name its bad rows."""
     numbered_as = numbered_as or {}
+    parents_as = parents_as or {}
 
     def numbered(table: str) -> str:
         return numbered_as.get(table, f"(SELECT *, row_number() OVER () - 1 AS row FROM {table})")
@@ -75,7 +82,8 @@ def _key_failures(con: Any, numbered_as: Mapping[str, str] | None = None) -> pd.
                 ).df()
             )
     for (child, column), (parent, parent_column) in FOREIGN_KEYS.items():
-        orphans = f"{column} NOT IN (SELECT {parent_column} FROM {plain(parent)})"
+        target = parents_as.get(parent, plain(parent))
+        orphans = f"{column} NOT IN (SELECT {parent_column} FROM {target})"
         if not count(con, f"SELECT count(*) FROM (SELECT {column} FROM {plain(child)} WHERE {orphans})"):
             continue
         frames.append(

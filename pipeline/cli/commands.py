@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import traceback
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import httpx
 from prefect.logging.handlers import PrefectConsoleHandler
@@ -17,7 +15,6 @@ from prefect.settings import PREFECT_API_URL
 from pipeline.assembled.changes import changes_between
 from pipeline.cli.parser import flow_parameters
 from pipeline.consume.export_delta import VERSION_KEY, export_delta
-from pipeline.db import check_plain_path
 from pipeline.errors import (
     EXIT_INTERNAL,
     EXIT_NO_PREFECT,
@@ -31,19 +28,13 @@ from pipeline.orchestrate.flow import refresh
 from pipeline.orchestrate.prefect_api import prefect_api, server_answers
 from pipeline.orchestrate.runners import task_runner
 from pipeline.parse.tables import CHANGE_INPUTS
-from pipeline.published.layout import LATEST, VERSIONS, check_version_id, check_writable
-from pipeline.published.manifest import read_manifest
-from pipeline.published.remote import RemoteStore, readable
-from pipeline.published.validate import check_version_folder
-from pipeline.published.verify import read_tables, verified_files
-from pipeline.published.versions import latest_id, version_ids, version_path
-from pipeline.raw.remote import find_listings
-from pipeline.raw.sources import discover_sources
+from pipeline.published import Store, check_location, export_version, read_tables, version_parts
+from pipeline.raw.sources import Source, find_listings
 from pipeline.reported.summary import report_markdown
 from pipeline.settings import startup_allowance
 from pipeline.staged.stage import start_parsers, worth_starting_parsers
-from pipeline.staged.store import STAGED, staged_listings
-from pipeline.storage.s3 import S3Location
+from pipeline.staged.store import known_inputs
+from pipeline.storage import Storage
 from schemas import MODELS
 from schemas.tables import CHANGE_KINDS
 from schemas.validate import format_report
@@ -97,11 +88,11 @@ def _quiet_expected_failures(quiet: bool) -> None:
             handler.addFilter(_ExpectedFailureFilter(quiet))
 
 
-def _latest(out: Path | S3Location) -> str | None:
-    return RemoteStore(out).latest_id() if isinstance(out, S3Location) else latest_id(out)
+def _latest(out: Storage) -> str | None:
+    return Store.open(out).latest_id()
 
 
-def _what_was_published(out: Path | S3Location, before: str | None) -> str:
+def _what_was_published(out: Storage, before: str | None) -> str:
     """For a failure after the flow began: did a version go out before it?"""
     try:
         now = _latest(out)
@@ -117,12 +108,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         allowance = startup_allowance()  # before Prefect reads the same setting
         # Fail fast, before Prefect's start-up, when there is nothing to read or nowhere to write.
-        find_listings(args.raw, args.as_of)
-        if isinstance(args.out, S3Location):
-            RemoteStore(args.out).storage.check_usable()
-        else:
-            check_writable(args.out)
-        latest_before = _latest(args.out)
+        inputs = find_listings(args.raw, args.as_of)
+        store = Store.open(args.out)
+        store.check_usable()
+        latest_before = store.latest_id()
     except PipelineError as err:
         return error(err.message, err.exit_code)
     _quiet_expected_failures(args.quiet)
@@ -136,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
         max_reject_rate=args.max_reject_rate, max_removed_rate=args.max_removed_rate, keep=args.keep,
         refresh_cache=args.refresh, dask=runner is not None, workers=args.processes, min_tasks=min_tasks,
     )  # fmt: skip
-    if runner is None and isinstance(args.raw, Path) and isinstance(args.out, Path):
-        _start_parsers_early(args.raw, args.out, parameters["workers"])
+    if runner is None:
+        _start_parsers_early(inputs.sources, store, parameters["workers"], args.refresh)
     try:
         with prefect_api(allowance):
             summary = flow(**parameters)
@@ -154,54 +143,30 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _start_parsers_early(raw: Path, out: Path, workers: int) -> None:
-    """Start the parsers' forkserver while Prefect's server starts, when the listings that the
-    staged layer does not seem to hold are big enough to be parsed on worker processes (a
+def _start_parsers_early(sources: Sequence[Source], store: Store, workers: int, refresh: bool) -> None:
+    """Start the parsers' forkserver while Prefect's server starts, when the listings that the last
+    run did not read as they are now are big enough to be parsed on worker processes (a
     forkserver started for nothing would cost ~100 MB and CPU)."""
     try:
-        sources = discover_sources(raw, None).sources
+        known = {} if refresh else known_inputs(store.staged)
     except PipelineError:
         return  # the run reports it
-    staged = staged_listings(out / STAGED)
-    if worth_starting_parsers(sum(s.size_bytes for s in sources if (s.name, s.size_bytes) not in staged), workers):
+    new = sum(s.size_bytes for s in sources if (k := known.get(s.name)) is None or (k.tag, k.size) != (s.tag, s.size_bytes))
+    if worth_starting_parsers(new, workers):
         start_parsers()
 
 
 def validate(args: argparse.Namespace) -> int:
-    """`validate`: a version folder, or a version's URL, against the contract."""
-    if isinstance(args.path, S3Location):
-        return _validate_remote(args.path)
-    if not args.path.is_dir():
-        return error(f"{args.path} is not a folder", EXIT_UNUSABLE)
-    return _report_validation(args.path, args.path)
-
-
-def _validate_remote(location: S3Location) -> int:
-    """`validate` of ``s3://.../versions/<id>`` (or ``.../latest``): every object of the version
-    copied into a temporary folder, then checked there as on disk."""
-    dataset, _, version = location.prefix.rpartition("/")
-    if dataset.endswith(f"/{VERSIONS}") or dataset == VERSIONS:
-        dataset = dataset[: -len(VERSIONS)].rstrip("/")
-    elif version != LATEST:
-        return error(f"{location.url} names no version: give .../{VERSIONS}/<id> or .../{LATEST}", EXIT_UNUSABLE)
-    store = RemoteStore(S3Location(location.bucket, dataset))
+    """`validate`: a version (its folder in a store, or a hand-off folder), against the contract."""
     try:
-        chosen = store.latest_id() if version == LATEST else check_version_id(version)
-        if chosen is None:
-            raise StoreError(f"no version has been published under {store.url}")
-        with tempfile.TemporaryDirectory(prefix="paper-listings-validate-") as work:
-            return _report_validation(store.pull_all(chosen, Path(work)), store.version_url(chosen))
+        report = check_location(args.path)
     except StoreError as err:
         return error(err, err.exit_code)
-
-
-def _report_validation(folder: Path, name: object) -> int:
-    report = check_version_folder(folder)
     if len(report):
-        print(f"{name} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
+        print(f"{args.path.url} does not conform to the contract:\n{format_report(report)}", file=sys.stderr)
         return EXIT_REFUSED
     print(
-        f"{name} conforms to the contract ({len(MODELS)} tables; files match the manifest's sha256; "
+        f"{args.path.url} conforms to the contract ({len(MODELS)} tables; files match the manifest's sha256; "
         "page checksums, types, keys and row counts checked)"
     )
     return EXIT_OK
@@ -209,22 +174,21 @@ def _report_validation(folder: Path, name: object) -> int:
 
 def versions(args: argparse.Namespace) -> int:
     """`versions`: every published version, `*` on latest."""
-    if isinstance(args.out, Path) and not args.out.is_dir():
-        return error(f"no dataset folder at {args.out} (pass --out DIR)", EXIT_UNUSABLE)
+    store = Store.open(args.out)
     try:
-        folder = readable(args.out, names=[])
-        current = latest_id(folder)
+        ids = store.version_ids()
     except StoreError as err:
         return error(err, err.exit_code)
-    ids = version_ids(folder)
+    if not ids and not store.storage.list().objects:
+        return error(f"no dataset at {store.url} (pass --out DIR)", EXIT_UNUSABLE)
     if not ids:
-        print(f"no versions published under {args.out}")
+        print(f"no versions published under {store.url}")
     for version_id in ids:
-        marker = "*" if version_id == current else " "
+        marker = "*" if version_id == ids[-1] else " "
         try:
-            manifest = read_manifest(version_path(folder, version_id))
-            counts, created = manifest["row_counts"], manifest["created_at"]
-            print(f"{marker} {version_id}  {created}  papers={counts['papers']}  changes={counts['changes']}")
+            manifest = store.manifest(version_id)
+            counts = manifest.row_counts
+            print(f"{marker} {version_id}  {manifest.created_at}  papers={counts['papers']}  changes={counts['changes']}")
         except (StoreError, KeyError, TypeError):
             print(f"{marker} {version_id}  (damaged: its manifest cannot be read; see `validate`)")
     return EXIT_OK
@@ -245,29 +209,24 @@ def serve(args: argparse.Namespace) -> int:
         name=args.name,
         cron=args.cron,
         # stored in the deployment as JSON, and read from wherever the served process runs
-        parameters={**parameters, "raw_dir": _absolute(args.raw), "out_dir": _absolute(args.out)},
+        parameters={**parameters, "raw_dir": args.raw.uri(), "out_dir": args.out.uri()},
         description="Refresh the listings dataset from every capture in the raw folder.",
         print_starting_message=False,
     )
     return EXIT_OK
 
 
-def _absolute(location: Path | S3Location) -> str:
-    return location.url if isinstance(location, S3Location) else str(location.resolve())
-
-
 def diff(args: argparse.Namespace) -> int:
     """`diff`: what changed between two versions."""
+    store = Store.open(args.out)
     try:
-        out = readable(args.out, [f"{name}.parquet" for name in CHANGE_INPUTS])
-        check_plain_path(out)
-        old_path = version_path(out, args.old)
-        new_path = version_path(out, args.new)
-        old, new = verified_files(old_path, CHANGE_INPUTS), verified_files(new_path, CHANGE_INPUTS)
+        old_id, new_id = store.resolve(args.old), store.resolve(args.new)
+        old = version_parts(store, store.manifest(old_id), CHANGE_INPUTS, check_types=False)
+        new = version_parts(store, store.manifest(new_id), CHANGE_INPUTS, check_types=False)
         changes, before, after = changes_between(old, new)
     except StoreError as err:
         return error(err, err.exit_code)
-    print(f"{old_path.name} → {new_path.name}: {before} → {after} papers")
+    print(f"{old_id} → {new_id}: {before} → {after} papers")
     counts = changes["change"].value_counts()
     print("  " + (", ".join(f"{counts.get(k, 0)} {k}" for k in CHANGE_KINDS)))
     for row in changes.head(args.limit).itertuples(index=False):
@@ -288,15 +247,16 @@ def show(args: argparse.Namespace) -> int:
     """`show`: a version's manifest summary and the first rows of a table."""
     if args.table not in MODELS:
         return error(f"no table {args.table!r}; tables: {', '.join(MODELS)}", EXIT_UNUSABLE)
+    store = Store.open(args.out)
     try:
-        path = version_path(readable(args.out, [f"{args.table}.parquet"]), args.version)
-        manifest = read_manifest(path)
-        frame = read_tables(path, [args.table])[args.table]
+        version_id = store.resolve(args.version)
+        manifest = store.manifest(version_id)
+        frame = read_tables(store, version_id, [args.table])[args.table]
     except StoreError as err:
         return error(err, err.exit_code)
-    parent = manifest.get("parent_id")
+    parent = manifest.parent_id
     lineage = f"parent {parent}" if parent else "no parent: the first version"
-    print(f"version {manifest.get('id')} ({lineage}), created {manifest.get('created_at')}")
+    print(f"version {manifest.id} ({lineage}), created {manifest.created_at}")
     inputs, records, rejects = len(manifest.get("inputs", [])), manifest.get("records"), manifest.get("rejects")
     print(f"inputs: {inputs}  records: {records}  rejects: {rejects}")
     print(
@@ -309,7 +269,10 @@ def show(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    """`export delta`: every version as Delta tables, adding only the new ones."""
+    """`export delta`: every version as Delta tables, adding only the new ones; `export version`:
+    one version as a self-contained folder."""
+    if args.format == "version":
+        return _export_version(args)
 
     def progress(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -333,6 +296,18 @@ def export(args: argparse.Namespace) -> int:
             f"before they were exported): each commit's {VERSION_KEY} names its version"
         )
     print(summary)
+    return EXIT_OK
+
+
+def _export_version(args: argparse.Namespace) -> int:
+    store = Store.open(args.out)
+    try:
+        version_id = store.resolve(None if args.version == "latest" else args.version)
+        where, rows = export_version(store, version_id, args.dir)
+    except PipelineError as err:
+        return error(err.message, err.exit_code)
+    print(f"exported version {version_id} to {where}: {rows['papers']} papers in {len(rows)} tables, one file each "
+          f"(`validate {where}` checks it)")  # fmt: skip
     return EXIT_OK
 
 

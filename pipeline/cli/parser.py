@@ -24,7 +24,7 @@ from pipeline.settings import (
     RAW_ENV,
     VERSION,
 )
-from pipeline.storage.s3 import S3Location, parse_location
+from pipeline.storage import Location, Storage, location_text, open_storage
 
 ONE_TASK = 1 << 62
 DESCRIPTION = "Paper listings → cleaned, validated, versioned Parquet."
@@ -41,8 +41,8 @@ def _iso_date(text: str) -> date:
 
 
 def flow_parameters(
-    raw_dir: Path | S3Location,
-    out_dir: Path | S3Location,
+    raw_dir: Location | Storage,
+    out_dir: Location | Storage,
     *,
     as_of: date | None = None,
     force: bool = False,
@@ -58,8 +58,8 @@ def flow_parameters(
 ) -> dict[str, Any]:
     """Every parameter of the `refresh` flow, the CLI's defaults filling those not given."""
     return {
-        "raw_dir": raw_dir.url if isinstance(raw_dir, S3Location) else raw_dir,
-        "out_dir": out_dir.url if isinstance(out_dir, S3Location) else out_dir,
+        "raw_dir": location_text(raw_dir),
+        "out_dir": location_text(out_dir),
         "as_of": as_of,
         "force": force,
         "lock_timeout_s": lock_timeout_s,
@@ -128,10 +128,10 @@ def _folder_default(variable: str, default: Path) -> str:
     return os.environ.get(variable) or str(default)
 
 
-def _location(text: str) -> Path | S3Location:
-    """A local folder, or an s3:// URL in its exact shape."""
+def _location(text: str) -> Storage:
+    """A local folder, or an s3:// URL in its exact shape, as the storage it names."""
     try:
-        return parse_location(text)
+        return open_storage(text)
     except StoreError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
 
@@ -226,10 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--table", default="papers", help="table to show (default: %(default)s)")
     show.add_argument("--limit", type=_count, default=10, help="rows to show (default: %(default)s)")
 
-    export = commands.add_parser("export", help="export every version as Delta tables, adding only new versions")
-    export.add_argument("format", choices=["delta"], help="the format (Delta Lake; needs paper-listings[delta])")
-    export.add_argument(
-        "dir", type=_location, metavar="DIR", help="target folder: one Delta table per table, DIR/<table>"
-    )
-    _out_arg(export)
+    export = commands.add_parser("export", help="every version as Delta tables, or one version as a hand-off folder")
+    formats = export.add_subparsers(dest="format", required=True)
+    delta = formats.add_parser("delta", help="every version as Delta tables, adding only new versions")
+    delta.add_argument("dir", type=_location, metavar="DIR", help="target: one Delta table per table, DIR/<table>")
+    _out_arg(delta)
+    handoff = formats.add_parser("version", help="one version as a self-contained folder (a hand-off)")
+    handoff.add_argument("version", help="version id, e.g. 000003, or latest")
+    handoff.add_argument("dir", type=_location, metavar="DIR", help="a new folder or s3:// prefix")
+    _out_arg(handoff)
     return parser

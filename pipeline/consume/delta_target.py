@@ -1,4 +1,4 @@
-"""Where the Delta export writes: a local folder or an s3:// prefix, as deltalake and our lock reach it."""
+"""Where the Delta export writes: a folder or an s3:// prefix, as deltalake and our lock reach it, through one storage."""
 
 from __future__ import annotations
 
@@ -6,19 +6,17 @@ import contextlib
 import string
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 from pipeline.errors import ExportError
-from pipeline.storage.lease import object_lock
-from pipeline.storage.local import inside
-from pipeline.storage.lock import LOCK_FILE, writer_lock
-from pipeline.storage.s3 import S3Location, S3Storage, object_store_options
+from pipeline.storage import Storage
 
 # deltalake 1.x reads a local path as a URL: a character that a URL escapes (a space, `#`, `%`,
 # any non-ASCII letter) makes it write or look for the files elsewhere, or panic
 # (delta-io/delta-rs#2425). These are the characters it was seen to write and read back as given.
 DELTA_PATH_CHARACTERS = frozenset(string.ascii_letters + string.digits + "/!$&'()*+,-.:;=@_~")
 DELTA_LOG = "_delta_log"
+LOCK = ".lock"
 
 
 def _orphan_data_file(name: str) -> bool:
@@ -28,112 +26,73 @@ def _orphan_data_file(name: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TablePlace:
-    """One Delta table's place: `uri` as deltalake is given it, with its storage options (secrets:
-    kept out of the repr)."""
+    """One Delta table's place: its storage, and the options deltalake is given (secrets: kept
+    out of the repr)."""
 
-    place: Path | S3Location
+    storage: Storage
     options: Mapping[str, str] | None = field(default=None, repr=False)
 
     @property
     def uri(self) -> str:
-        return self.place.url if isinstance(self.place, S3Location) else str(self.place.absolute())
+        """The table as deltalake takes it: an absolute path on disk, the URL elsewhere."""
+        return self.storage.uri()
 
     def __str__(self) -> str:
-        return str(self.place)
+        return self.storage.url
 
     def exists(self) -> bool:
-        """True when anything is there (a file, a folder, a link, or objects under the prefix)."""
-        if isinstance(self.place, S3Location):
-            return bool(S3Storage(self.place).tree(""))
-        return self.place.exists() or self.place.is_symlink()
+        """True when anything is there (a file, or objects under the prefix)."""
+        return bool(self.storage.list().objects)
 
     def foreign(self) -> list[str]:
-        """What is there besides a Delta log and the orphan data files of an interrupted first
-        commit. ExportError when the place is a file rather than a folder."""
-        if isinstance(self.place, S3Location):
-            names = {name.split("/", 1)[0]: "/" not in name for name in S3Storage(self.place).tree("")}
-            return sorted(
-                n for n, is_file in names.items() if n != DELTA_LOG and not (is_file and _orphan_data_file(n))
-            )
-        if not self.place.is_dir():
-            raise ExportError(f"{self.place} is not a folder: refusing to export there")
-        return sorted(
-            p.name
-            for p in self.place.iterdir()
-            if p.name != DELTA_LOG and not (p.is_file() and not p.is_symlink() and _orphan_data_file(p.name))
-        )
+        """What is there besides a Delta log and the orphan data files of an interrupted first commit."""
+        names = {o.key.split("/", 1)[0]: "/" not in o.key for o in self.storage.list().objects}
+        return sorted(n for n, is_file in names.items() if n != DELTA_LOG and not (is_file and _orphan_data_file(n)))
 
 
 @dataclass(frozen=True, slots=True)
 class DeltaTarget:
     """The export's target: ``<place>/<table>`` for each table, one export at a time."""
 
-    place: Path | S3Location
-    options: Mapping[str, str] | None = field(default=None, repr=False)
+    storage: Storage
+    options: Mapping[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def at(cls, place: Path | S3Location) -> DeltaTarget:
-        """The target at `place`; on S3 with this process's AWS configuration and conditional put."""
-        return cls(place, object_store_options() if isinstance(place, S3Location) else None)
+    def at(cls, storage: Storage) -> DeltaTarget:
+        """The target at `storage`, with the settings deltalake needs to reach it."""
+        return cls(storage, storage.options())
 
     def __str__(self) -> str:
-        return str(self.place)
+        return self.storage.url
 
     def table(self, name: str) -> TablePlace:
         """The Delta table `name` of the target."""
-        if isinstance(self.place, S3Location):
-            return TablePlace(self.place.child(name), self.options)
-        return TablePlace(self.place / name)
+        return TablePlace(self.storage.child(name), self.options)
 
     @contextlib.contextmanager
     def locked(self, timeout_s: float, on_wait: Callable[[str], None]) -> Iterator[None]:
-        """Hold the target's lock (``<place>/.lock``: a file lock, or a leased lock object on S3)."""
-        if isinstance(self.place, S3Location):
-            with object_lock(S3Storage(self.place), LOCK_FILE, timeout_s, on_wait):
-                yield
-        else:
-            with writer_lock(self.place, timeout_s, on_wait=on_wait):
-                yield
+        """Hold the target's lock (``<place>/.lock``: a file lock, or a leased lock object)."""
+        with self.storage.lock(LOCK, timeout_s, on_wait):
+            yield
 
-    def check_apart_from(self, out: Path | S3Location, tables: tuple[str, ...], out_folders: tuple[str, ...]) -> None:
+    def check_apart_from(self, out: Storage, tables: tuple[str, ...], out_folders: tuple[str, ...]) -> None:
         """ExportError when the target is one deltalake would misread, is OUT itself (its lock is
         OUT's writer lock), or a table of it (links resolved) would lie in one of OUT's own folders
         or hold OUT."""
-        shown = str(self.place) if isinstance(self.place, S3Location) else str(self.place.absolute())
-        unsafe = sorted(set(shown.removeprefix("s3://")) - DELTA_PATH_CHARACTERS)
+        unsafe = sorted(set(self.storage.uri().removeprefix("s3://")) - DELTA_PATH_CHARACTERS)
         if unsafe:
             listed = " ".join(repr(c) for c in unsafe)
             raise ExportError(
-                f"{self.place}: its path holds {listed}, which deltalake reads as part of a URL "
+                f"{self.storage.url}: its path holds {listed}, which deltalake reads as part of a URL "
                 "(delta-io/delta-rs#2425); "
                 "use a folder whose path has only ASCII letters, digits and / ! $ & ' ( ) * + , - . : ; = @ _ ~"
             )
-        if isinstance(self.place, S3Location) != isinstance(out, S3Location):
-            return
-        if _same(self.place, out):
-            raise ExportError(f"{self.place} is the dataset folder itself: export to a folder of its own")
+        if self.storage.within(out) and out.within(self.storage):
+            raise ExportError(f"{self.storage.url} is the dataset folder itself: export to a folder of its own")
         for name in tables:
-            table = self.table(name).place
-            if _within(table, out) or any(_within(_child(out, folder), table) for folder in out_folders):
+            table = self.table(name).storage
+            if out.within(table) or any(table.within(out.child(folder)) for folder in out_folders):
                 raise ExportError(
-                    f"{table} would be written inside the dataset's own folders ({out}); "
-                    "export to a folder outside its versions, staged, index and rejected folders"
+                    f"{table.url} would be written inside the dataset's own folders ({out.url}); "
+                    "export to a folder outside its versions, data, index, staged and rejected folders"
                 )
-
-
-def _child(place: Path | S3Location, name: str) -> Path | S3Location:
-    return place.child(name) if isinstance(place, S3Location) else place / name
-
-
-def _same(left: Path | S3Location, right: Path | S3Location) -> bool:
-    if isinstance(left, S3Location) and isinstance(right, S3Location):
-        return left == right
-    return isinstance(left, Path) and isinstance(right, Path) and left.resolve() == right.resolve()
-
-
-def _within(root: Path | S3Location, place: Path | S3Location) -> bool:
-    """True when `place` is `root` or lies below it."""
-    if isinstance(root, S3Location) and isinstance(place, S3Location):
-        top, key = root.prefix, place.prefix
-        return root.bucket == place.bucket and (not top or key == top or key.startswith(top + "/"))
-    return isinstance(root, Path) and isinstance(place, Path) and inside(place.resolve(), root.resolve())

@@ -1,25 +1,18 @@
-"""The reading API: one table of one published version as pandas, Polars, Arrow or DuckDB."""
+"""The reading API: one table of one published version as pandas, Polars, Arrow or DuckDB, from a folder or a URL."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Literal, get_args
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pipeline.db import new_connection, sql_text
-from pipeline.errors import StoreError
+from pipeline.db import new_connection
 from pipeline.parse.content import LINEAGE_COLUMNS
-from pipeline.published.layout import check_version_id
-from pipeline.published.remote import RemoteStore, readable
-from pipeline.published.verify import verified_files
-from pipeline.published.versions import version_ids, version_path
+from pipeline.published import Store, table_arrow, table_sql, version_parts
 from pipeline.settings import DEFAULT_OUT
-from pipeline.storage.s3 import parse_location
 from schemas.tables import MODELS, low_cardinality_columns
 
 Engine = Literal["pandas", "polars", "arrow", "duckdb"]
@@ -29,34 +22,6 @@ TABLES: tuple[str, ...] = tuple(MODELS)
 # paper is: a re-captured paper moves them. Leave them out when comparing versions.
 LINEAGE: tuple[str, ...] = LINEAGE_COLUMNS
 ALL_VERSIONS = "all_versions"
-
-
-def version_folder(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_OUT) -> Path:
-    """The folder of `version` (an id such as ``000003``, or ``"latest"``) of the dataset `out`:
-    a folder, or an ``s3://bucket/prefix`` URL, whose version is then copied (each file checked
-    against its manifest) into the reader cache (``PIPELINE_CACHE_DIR``, else ~/.cache/paper-listings).
-
-    Raises `pipeline.errors.StoreError` when the id is not six digits or no such version exists.
-    """
-    return _version_folder(version, out, None)
-
-
-def _version_folder(version: str, out: str | os.PathLike[str], names: list[str] | None) -> Path:
-    chosen = None if version == "latest" else check_version_id(version)
-    location = parse_location(out)
-    if isinstance(location, Path):
-        return version_path(location, chosen)
-    store = RemoteStore(location)
-    chosen = chosen or store.latest_id()
-    if chosen is None:
-        raise StoreError(f"no version has been published under {store.url}")
-    return store.cached_version(chosen, names)
-
-
-def _table_file(table: str, folder: Path) -> Path:
-    if table not in MODELS:
-        raise ValueError(f"unknown table {table!r}: one of {', '.join(TABLES)}")
-    return verified_files(folder, [table])[table]
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:
@@ -95,24 +60,29 @@ def load(
             ``"duckdb"`` (a lazy `duckdb.DuckDBPyRelation` on its own connection).
         out: the dataset folder or ``s3://bucket/prefix`` URL (`--out` of the CLI).
 
-    The file is first checked against the version's manifest (sha256, read in blocks) and the
-    contract's types: a damaged or edited file raises `pipeline.errors.VersionDamagedError`, never reads.
-    An unknown version raises `pipeline.errors.StoreError`; an unknown table or engine, ValueError.
+    Every file of the table is first checked against the version's manifest (sha256, read in
+    blocks) and the contract's types: a damaged or edited file raises
+    `pipeline.errors.VersionDamagedError`, never reads. From object storage each file is read
+    through the readers' cache (``PIPELINE_CACHE_DIR``, else ~/.cache/paper-listings): downloaded
+    once, whatever the number of versions that share it. An unknown version raises
+    `pipeline.errors.StoreError`; an unknown table or engine, ValueError.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
     if table not in MODELS:
         raise ValueError(f"unknown table {table!r}: one of {', '.join(TABLES)}")
-    file = _table_file(table, _version_folder(version, out, [f"{table}.parquet"]))
+    store = Store.open(out)
+    manifest = store.manifest(store.resolve(version))
+    parts = version_parts(store, manifest, [table])[table]
     if engine == "duckdb":
-        return new_connection(memory_limit=None).read_parquet(str(file.absolute()))
+        return new_connection(memory_limit=None).sql(table_sql(table, parts))
+    data = table_arrow(table, parts)
     if engine == "polars":
         try:
             import polars as pl
         except ImportError:
             raise ImportError("engine='polars' needs polars: pip install polars") from None
-        return pl.read_parquet(file)
-    data = pq.read_table(file)
+        return pl.from_arrow(data)
     return data if engine == "arrow" else to_pandas(table, data)
 
 
@@ -129,29 +99,26 @@ def load_duckdb(version: str = "latest", out: str | os.PathLike[str] = DEFAULT_O
         SELECT * EXCLUDE (version, source_file, source_line, first_seen, last_seen)
         FROM all_versions WHERE version = '000001'
 
-    Every file a view reads is first checked against its version's manifest (sha256), so
-    opening reads each papers file once: ~1 s per GB.
+    Every file a view reads is first checked against its version's manifest (sha256), each file
+    once however many versions share it: ~1 s per GB of distinct files.
     """
-    out_dir = readable(parse_location(out), ["papers.parquet"])
-    folder = version_folder(version, out)
-    files = verified_files(folder, list(TABLES))
+    store = Store.open(out)
+    manifest = store.manifest(store.resolve(version))
     con = new_connection(memory_limit=None)
-    for table, file in files.items():
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(file.absolute()))})")
-    con.execute(f"CREATE VIEW {ALL_VERSIONS} AS {_all_versions_query(out_dir)}")
+    for table, parts in version_parts(store, manifest).items():
+        con.execute(f"CREATE VIEW {table} AS {table_sql(table, parts)}")
+    con.execute(f"CREATE VIEW {ALL_VERSIONS} AS {_all_versions_query(store)}")
     return con
 
 
-def _all_versions_query(out_dir: Path) -> str:
-    """papers of every complete version, each checked against its manifest, with its id."""
+def _all_versions_query(store: Store) -> str:
+    """papers of every committed version, each file checked against its manifest, with its id."""
     selects = []
-    for version_id in version_ids(out_dir):
+    for version_id in store.version_ids():
         # An older version may hold an older contract: UNION BY NAME aligns its columns.
-        folder = version_path(out_dir, version_id)
-        file = verified_files(folder, ["papers"], check_types=False)["papers"]
-        selects.append(
-            f"SELECT *, {sql_text(version_id)} AS version FROM read_parquet({sql_text(str(file.absolute()))})"
-        )
-    if not selects:  # unreachable after version_folder, which needs a version: kept total
+        parts = version_parts(store, store.manifest(version_id), ["papers"], check_types=False)["papers"]
+        papers = table_sql("papers", parts, ordered=False, union_by_name=True)
+        selects.append(f"SELECT *, '{version_id}' AS version FROM ({papers})")
+    if not selects:  # unreachable after `resolve`, which needs a version: kept total
         return "SELECT NULL AS version WHERE false"
     return " UNION ALL BY NAME ".join(selects)

@@ -12,11 +12,10 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from pipeline.assembled.captures import CaptureFiles
-from pipeline.parse.tables import STAGED_TABLES
-from pipeline.raw.sources import InputNotice, Source
+from pipeline.raw.sources import InputNotice, Source, listing_cache_key
 from pipeline.reported.summary import input_warnings
 from pipeline.settings import VERSION
 from pipeline.staged.capture import StagedCapture
@@ -62,12 +61,54 @@ def input_entries(staged: Sequence[StagedCapture]) -> list[dict[str, Any]]:
     ]
 
 
-def capture_files(staged: Sequence[StagedCapture]) -> list[CaptureFiles]:
-    """What assembly reads of each staged capture."""
-    return [
-        CaptureFiles(c.source.name, c.source.capture_date, c.key, {t: c.files(t) for t in STAGED_TABLES})
-        for c in staged
-    ]
+@dataclass(frozen=True)
+class ParentFacts:
+    """What the choice of assembly needs of the parent version: its layout, whether it has the
+    indexes a refresh reads (written with today's recipe), the code that published it, and the
+    staged key and order (capture date, file name) of each of its inputs."""
+
+    layout: int
+    indexed: bool
+    code: str | None
+    captures: dict[str, tuple[date, str]]
+
+
+def parent_facts(manifest: Mapping[str, Any], layout: int, indexed: bool) -> ParentFacts:
+    """`ParentFacts` from a parent's manifest document (its inputs' staged keys recomputed with the
+    code that published it)."""
+    code = manifest.get("code_fingerprint")
+    captures = {}
+    for entry in manifest.get("inputs") or []:
+        try:
+            dated = date.fromisoformat(str(entry["capture_date"]))
+            name = str(entry["path"])
+            key = listing_cache_key(name, dated, str(entry["sha256"]), str(code))
+        except (KeyError, TypeError, ValueError):
+            return ParentFacts(layout, indexed, None, {})
+        captures[key] = (dated, name)
+    return ParentFacts(layout, indexed, str(code) if code is not None else None, captures)
+
+
+def whole_assembly(parent: ParentFacts | None, captures: Mapping[str, tuple[date, str]], code: str) -> str | None:
+    """Why the new version must be assembled whole, from every capture (None: the refresh can be
+    assembled from its new captures alone, against the parent's indexes). `captures`: the run's
+    captures, by staged key, with their order (capture date, file name); `code`: the code's
+    fingerprint."""
+    if parent is None:
+        return "a first version"
+    if parent.layout < 2 or not parent.indexed:
+        return "its parent has no index this code reads (an older layout or recipe)"
+    if parent.code != code:
+        return "the code (or a library whose output is data) changed since its parent"
+    gone = sorted(parent.captures[key][1] for key in set(parent.captures) - set(captures))
+    if gone:
+        return f"a capture of its parent is gone or changed ({gone[0]}{', ...' if len(gone) > 1 else ''})"
+    newest = max(parent.captures.values(), default=None)
+    older = sorted(order[1] for key, order in captures.items() if key not in parent.captures and newest is not None
+                   and order <= newest)  # fmt: skip
+    if older:
+        return f"a new capture comes before its parent's newest ({older[0]})"
+    return None
 
 
 def run_fingerprint(inputs: list[dict[str, Any]], code: str, schema: str) -> str:

@@ -10,11 +10,7 @@ from prefect import flow
 
 from pipeline.orchestrate import steps
 from pipeline.orchestrate.decisions import file_batches, too_many_rejects, up_to_date
-from pipeline.published.cleanup import scratch_folder
-from pipeline.published.remote import open_output
-from pipeline.raw.remote import find_listings
 from pipeline.reported.summary import RunSummary
-from pipeline.storage.s3 import parse_location
 
 # pylatexenc logs a warning for every malformed macro it meets: one hostile abstract would flood
 # the run's log (and Prefect's database) with thousands of lines; the rendering itself is kept.
@@ -45,8 +41,10 @@ def refresh(
     Listings are parsed once into the staged layer (``out_dir/staged``, keyed on their content;
     `refresh_cache` parses all again), in parts of about `chunk_bytes` on `workers` processes
     per staging task. Files are grouped into staging tasks of about `batch_bytes`, at least
-    `min_tasks` of them (a few per worker when a Dask runner spreads the tasks). The staged
-    captures are then assembled in DuckDB and the version is streamed to Parquet.
+    `min_tasks` of them (a few per worker when a Dask runner spreads the tasks). The new captures
+    are then assembled in DuckDB against the latest version's indexes (or every capture, when
+    that cannot be), and the version is written: its new rows as new files beside the files it
+    shares with its parent, its manifest last.
 
     Raises RejectRateExceededError (rejects written aside) when more than `max_reject_rate` of
     the records are rejected, RemovalRateExceededError when more than `max_removed_rate` of the
@@ -54,24 +52,21 @@ def refresh(
     DatasetInvalidError when validation fails (nothing is published in these cases), and
     InputError or StoreError when inputs or store are unusable.
     """
-    with open_output(out_dir) as out:
-        steps.prepare_output(out)
-        found = find_listings(parse_location(raw_dir), as_of)
-        place = steps.staged_place(out)
-        staged = steps.stage_all(found.sources, file_batches(found.sources, batch_bytes, min_tasks), place,
-                                 refresh_cache, workers, chunk_bytes)  # fmt: skip
-        run = steps.describe(staged, found.notices)
-        if up_to_date(run, steps.latest_fingerprint(out), force, max_reject_rate):
-            return steps.report_up_to_date(out, run, staged)
-        with steps.writer_lock(out, lock_timeout_s) as lease, scratch_folder(out.local) as scratch:
-            staged = steps.restage_missing(staged, place, workers, chunk_bytes)
-            if rejected := too_many_rejects(run, max_reject_rate):
-                steps.refuse_rejects(out, rejected, run, staged)
-            if up_to_date(run, steps.latest_fingerprint(out), force, max_reject_rate):
-                return steps.report_up_to_date(out, run, staged)
-            parent_id = steps.parent_id(out)
-            built, parent = steps.assemble_version(scratch, staged, out.local, parent_id)
-            steps.guard_removals(built, run, parent_id, max_removed_rate, staged)
-            outcome = steps.publish_version(out, lease, parent_id, parent, built, run, staged)
-            pruned = steps.pruned_versions(out, keep, {c.key for c in staged})
-        return steps.report_published(outcome, built, run, staged, pruned)
+    store = steps.open_store(out_dir)
+    found = steps.find_inputs(raw_dir, as_of)
+    staged = steps.stage_all(found.sources, file_batches(found.sources, batch_bytes, min_tasks), store, refresh_cache,
+                             workers, chunk_bytes)  # fmt: skip
+    run = steps.describe(staged, found.notices)
+    if up_to_date(run, steps.latest_fingerprint(store), force, max_reject_rate):
+        return steps.report_up_to_date(store, run)
+    with steps.writer_lock(store, lock_timeout_s) as lease, store.storage.workspace() as scratch:
+        if rejected := too_many_rejects(run, max_reject_rate):
+            steps.refuse_rejects(store, rejected, run, staged, workers, chunk_bytes)
+        if up_to_date(run, steps.latest_fingerprint(store), force, max_reject_rate):
+            return steps.report_up_to_date(store, run)
+        parent = steps.parent_manifest(store)
+        built = steps.assemble_version(scratch, store, staged, parent, workers, chunk_bytes)
+        steps.guard_removals(built, run, parent.id if parent is not None else None, max_removed_rate)
+        outcome = steps.publish_version(store, lease, parent, built, run, scratch)
+        pruned = steps.retention(store, keep, {c.key for c in staged})
+    return steps.report_published(store, outcome, built, run, pruned)

@@ -13,26 +13,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 
-from pipeline.assembled.batches import staged_rejects, table_batches
+from pipeline.assembled.batches import staged_rejects
 from pipeline.assembled.build import build_version
 from pipeline.assembled.captures import Assembled, CaptureFiles, ParentVersion
-from pipeline.assembled.index import index_metadata, index_schema
+from pipeline.assembled.incremental import refresh_version
 from pipeline.assembled.keys import key_failures
 from pipeline.errors import PERMANENT_ERRNOS, DatasetInvalidError, StoreWriteError
 from pipeline.orchestrate.progress import progress_meter
 from pipeline.parse.reference import load_reference
-from pipeline.published import rejected
-from pipeline.published.index import IndexSource
+from pipeline.published import Manifest, PublishOutcome, Store, VersionTransaction, write_version
+from pipeline.published import rejected as rejected_runs
 from pipeline.published.layout import REPORT_FILE
-from pipeline.published.remote import RemoteStore
-from pipeline.published.splice import KeptRows
-from pipeline.published.transaction import PublishOutcome, VersionTransaction
 from pipeline.raw.sources import Source
 from pipeline.reported.version_report import version_report_html
 from pipeline.staged.capture import StagedCapture
-from pipeline.staged.remote import StagedPlace, stage_at
-from pipeline.storage.lease import Lease
-from schemas import MODELS
+from pipeline.staged.stage import stage_sources
+from pipeline.storage import Lease, Storage
 from schemas.validate import batch_failures
 
 
@@ -50,54 +46,57 @@ def transient_failure(task: Any, task_run: TaskRun, state: State[Any]) -> bool:
     name="stage-listings", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
 )
 def stage_listings(
-    sources: list[Source], place: StagedPlace, refresh_cache: bool, workers: int, chunk_bytes: int
+    sources: list[Source], staged: Storage, cache: Path, refresh_cache: bool, workers: int, chunk_bytes: int
 ) -> list[StagedCapture]:
     """Parse a batch of raw listings into the staged layer (on `workers` processes), or find them
     there; the parsing's progress shown as it goes."""
-    return stage_at(sources, place, refresh_cache, workers, chunk_bytes,
-                    partial(progress_meter, "parsing", "bytes", "papers"))  # fmt: skip
+    return stage_sources(sources, staged, refresh_cache, workers, chunk_bytes,
+                         partial(progress_meter, "parsing", "bytes", "papers"), cache)  # fmt: skip
 
 
 @task(name="assemble", cache_policy=NO_CACHE)
-def assemble(database: Path, captures: list[CaptureFiles], parent: ParentVersion | None) -> Assembled:
-    """Assemble the staged captures into the version's tables, in a database file."""
-    return build_version(database, captures, load_reference(), parent)
+def assemble(
+    database: Path, captures: list[CaptureFiles], parent: ParentVersion | None, whole_because: str | None
+) -> Assembled:
+    """Assemble the version's rows in a database file: the new captures against the parent's
+    indexes, or, when `whole_because` says why, every capture."""
+    if whole_because is None:
+        assert parent is not None
+        return refresh_version(database, captures, load_reference(), parent)
+    return build_version(database, captures, load_reference(), parent, whole_because)
 
 
 @task(name="check-keys", cache_policy=NO_CACHE)
-def check_keys(database: Path) -> None:
-    """Uniqueness and foreign keys over whole tables; raises DatasetInvalidError naming every bad row."""
-    failures = key_failures(database)
+def check_keys(database: Path, incremental: bool) -> None:
+    """Uniqueness and foreign keys of what is written; raises DatasetInvalidError naming every bad row."""
+    failures = key_failures(database, incremental)
     if len(failures):
         raise DatasetInvalidError(failures)
 
 
 @task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure)
 def publish(
-    out_dir: Path,
-    parent_id: str | None,
-    database: Path,
+    store: Store,
+    lease: Lease,
+    parent: Manifest | None,
+    built: Assembled,
     run: dict[str, Any],
-    captures: list[CaptureFiles],
-    kept: KeptRows | None,
     gate: Callable[[], None],
-    remote: RemoteStore | None,
-    lease: Lease | None,
     rows: int,
+    scratch: Path,
 ) -> PublishOutcome:
-    """Stream the assembled tables into a new version, validating each batch (progress shown over
-    the `rows` to check); write its report; commit once `gate` returns (the key checks that ran
-    beside the writing)."""
-    index = IndexSource(partial(table_batches, database, "paper_index"), index_schema(),
-                        partial(index_metadata, captures))  # fmt: skip
+    """Write the version's new rows (validating each batch, progress shown over the `rows` to
+    check) beside the parent's shared files; write its report; commit once `gate` returns (the key
+    checks that ran beside the writing)."""
+    parent_id = parent.id if parent is not None else None
     with (
         progress_meter("validating and publishing", "rows", "rows", rows) as advance,
-        VersionTransaction(out_dir, parent_id, remote, lease) as tx,
+        VersionTransaction(store, parent_id, lease) as tx,
     ):
-        tables = {name: partial(table_batches, database, name) for name in MODELS}
-        tx.write_tables(tables, partial(_counted_check, advance), kept, index)
+        write_version(tx, parent, built, partial(_counted_check, advance))
         gate()
-        tx.add_file(REPORT_FILE, version_report_html(tx.table_files(), tx.version_id, parent_id, tx.folder))
+        parts = {name: tx.parts(files) for name, files in tx.tables.items()}
+        tx.add_file(REPORT_FILE, version_report_html(parts, tx.version_id, parent_id, tx.row_counts, scratch))
         return tx.commit(run, datetime.now(UTC))
 
 
@@ -111,6 +110,6 @@ def _counted_check(advance: Callable[[int, int], None], table: str, batch: Any, 
 @task(
     name="write-rejected", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1, retry_condition_fn=transient_failure
 )
-def write_rejected(out_dir: Path, captures: list[CaptureFiles], run: dict[str, Any]) -> Path:
+def write_rejected(store: Store, captures: list[CaptureFiles], run: dict[str, Any]) -> str:
     """Write a refused run's rejects where the operator can read them."""
-    return rejected.write_rejected(out_dir, staged_rejects(captures), run)
+    return rejected_runs.write_rejected(store, staged_rejects(captures), run)

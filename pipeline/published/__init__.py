@@ -1,66 +1,41 @@
-"""The versioned store: immutable versions under OUT/versions, `latest`, verified reads, `validate`, retention."""
+"""The versioned store: versions that share immutable files, one atomic commit of every table, verified reads, retention.
 
-from pipeline.published.cleanup import clean_incomplete, prune_versions, remove_legacy_cache, scratch_folder
-from pipeline.published.index import IndexSource, paper_index
-from pipeline.published.layout import (
-    CONTRACT_FILES,
-    INDEX,
-    LATEST,
-    LEGACY_CACHE,
-    MANIFEST,
-    POINTER,
-    REJECTED,
-    REPORT_FILE,
-    STAGED,
-    VERSION_ID,
-    VERSIONS,
-    check_version_id,
-    check_writable,
-)
-from pipeline.published.manifest import read_manifest
+`Store.open(folder or URL)` is the store; `VersionTransaction` writes a version; `write_version`
+composes its tables from an assembly and its parent; `check_location` is `validate`;
+`export_version` a hand-off; `prune` and `collect_garbage` retention.
+"""
+
+from pipeline.published.handoff import export_version
+from pipeline.published.layout import LATEST, LAYOUT, POINTER, REPORT_FILE, check_version_id
+from pipeline.published.manifest import DataFile, Manifest
+from pipeline.published.publish import write_version
 from pipeline.published.rejected import write_rejected
-from pipeline.published.splice import KeptRows
-from pipeline.published.transaction import PublishOutcome, VersionTransaction
-from pipeline.published.validate import check_version_folder
-from pipeline.published.verify import read_tables, verified_files
-from pipeline.published.versions import fingerprint, latest_id, version_ids, version_path
-from pipeline.published.writer import decoded
-from pipeline.storage.local import file_digest
-from pipeline.storage.lock import writer_lock
+from pipeline.published.retention import collect_garbage, prune
+from pipeline.published.store import PublishOutcome, Store
+from pipeline.published.transaction import VersionTransaction
+from pipeline.published.validate import check_location, check_version
+from pipeline.published.verify import read_tables, table_arrow, table_sql, version_parts
 
 __all__ = [
-    "CONTRACT_FILES",
-    "INDEX",
     "LATEST",
-    "LEGACY_CACHE",
-    "MANIFEST",
+    "LAYOUT",
     "POINTER",
-    "REJECTED",
     "REPORT_FILE",
-    "STAGED",
-    "VERSIONS",
-    "VERSION_ID",
-    "IndexSource",
-    "KeptRows",
+    "DataFile",
+    "Manifest",
     "PublishOutcome",
+    "Store",
     "VersionTransaction",
-    "check_version_folder",
+    "check_location",
+    "check_version",
     "check_version_id",
-    "check_writable",
-    "clean_incomplete",
-    "decoded",
-    "file_digest",
-    "fingerprint",
-    "latest_id",
-    "paper_index",
-    "prune_versions",
-    "read_manifest",
+    "collect_garbage",
+    "export_version",
+    "prune",
     "read_tables",
-    "remove_legacy_cache",
-    "scratch_folder",
-    "verified_files",
-    "version_ids",
-    "version_path",
+    "table_arrow",
+    "table_sql",
+    "version_parts",
     "write_rejected",
-    "writer_lock",
+    "write_version",
 ]

@@ -1,75 +1,85 @@
-"""The dataset folder's layout: OUT's own entries, what a version holds, and the checks made before writing."""
+"""The store's layout: where versions, their files, the staged layer and the pointers live, as keys of its storage.
+
+```
+versions/<id>/manifest.json   the commit: written last, created only if absent
+versions/<id>/contract/…      the version's contract and report.html
+data/<table>/<gen>-<part>-<sha256>.parquet    immutable table files, shared by every version that lists them
+index/<name>/<gen>-<part>-<sha256>.parquet    what a refresh reads instead of the tables (not data)
+staged/<key>/                 one parsed capture, reused by later refreshes
+rejected/<run>/               the rejects of a refused run
+LATEST_ID, latest             pointers to the newest version (advisory: the newest manifest decides)
+gc/pending.json               files no kept version lists, and since when (collected after a grace)
+.lock                         the writer lock
+```
+"""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-from pipeline.db import check_plain_path
 from pipeline.errors import StoreError
-from pipeline.staged.store import STAGED
-from pipeline.storage.local import remove, tmp_name, write_error
-from pipeline.storage.lock import LOCK_FILE
 from schemas import MODELS
 
+LAYOUT = 2  # the layout this code writes; 1: each version a folder holding one file per table
 VERSIONS = "versions"
+DATA = "data"
+INDEX = "index"
+STAGED = "staged"
+REJECTED = "rejected"
 LATEST = "latest"
 # Not "LATEST": on a case-insensitive file system (macOS) that is the `latest` link itself.
 POINTER = "LATEST_ID"
+LOCK = ".lock"
+GC_LEDGER = "gc/pending.json"
 MANIFEST = "manifest.json"
 CONTRACT = "contract"
 CONTRACT_FILES = (f"{CONTRACT}/schema.json", f"{CONTRACT}/data_dictionary.md")
 # The version at a glance, written by the reporting layer and handed to the transaction as a file.
 REPORT_FILE = "report.html"
-VERSION_FILES = frozenset({f"{name}.parquet" for name in MODELS} | set(CONTRACT_FILES) | {REPORT_FILE})
-REJECTED = "rejected"  # rejects of runs refused by --max-reject-rate
-INDEX = "index"  # OUT/index/<id>.parquet: where each papers row of version <id> came from, hashed
-LEGACY_CACHE = ".cache"  # pickles of an earlier release: deleted unread
+OWN_FILES = frozenset({*CONTRACT_FILES, REPORT_FILE})
+# Layout 1: a version's own folder held its tables, one file each.
+LAYOUT1_FILES = frozenset({f"{name}.parquet" for name in MODELS} | OWN_FILES)
 VERSION_ID = re.compile(r"[0-9]{6}")
-
-# The kind each of OUT's own entries must be: writing through a link would act outside OUT, and
-# a `latest` that is a real folder (copied with `cp -rL`) would keep readers on stale data.
-_LAYOUT = ((VERSIONS, "folder"), (STAGED, "folder"), (REJECTED, "folder"), (INDEX, "folder"), (LATEST, "link"),
-           (POINTER, "file"), (LOCK_FILE, "file"))  # fmt: skip
-
-
-def check_layout(out_dir: Path) -> None:
-    """StoreError naming every entry of `out_dir` that is of the wrong kind (a link, a folder...)."""
-    problems = []
-    for name, kind in _LAYOUT:
-        path = out_dir / name
-        if not path.exists() and not path.is_symlink():
-            continue
-        if kind == "link":
-            right = path.is_symlink()
-        else:
-            right = not path.is_symlink() and (path.is_dir() if kind == "folder" else path.is_file())
-        if not right:
-            problems.append(f"{path} is not a {kind}")
-    if problems:
-        raise StoreError(f"{'; '.join(problems)}: refusing to write through it. Move it away and run again")
-
-
-def check_writable(out_dir: Path) -> None:
-    """Fail early, with the cause, when `out_dir` cannot be created or written, holds entries of
-    the wrong kind (`check_layout`), or has a path DuckDB would misread (`check_plain_path`)."""
-    check_plain_path(out_dir)
-    check_layout(out_dir)
-    probe = out_dir / tmp_name("probe")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with probe.open("wb") as handle:
-            handle.write(b"probe")
-            os.fsync(handle.fileno())
-    except OSError as err:
-        raise write_error(out_dir, err) from None
-    finally:
-        remove(probe)
+_FILE_NAME = re.compile(r"(?P<generation>[0-9]{6})-(?P<part>[0-9]{4})-(?P<sha256>[0-9a-f]{64})\.parquet")
+_TABLE_NAME = re.compile(r"[a-z_]{1,40}")
 
 
 def check_version_id(version_id: str) -> str:
     """`version_id` when it has the exact shape of one (six digits); else a StoreError."""
     if not VERSION_ID.fullmatch(version_id):
-        raise StoreError(f"{version_id!r} is not a version id (six digits, e.g. 000001)")
+        raise StoreError(f"{version_id[:40]!r} is not a version id (six digits, e.g. 000001)")
     return version_id
+
+
+def version_key(version_id: str, relative: str = "") -> str:
+    """The key of a version's folder, or of a file in it."""
+    folder = f"{VERSIONS}/{check_version_id(version_id)}"
+    return f"{folder}/{relative}" if relative else folder
+
+
+def manifest_key(version_id: str) -> str:
+    """The key of a version's manifest: the object whose existence is the version."""
+    return version_key(version_id, MANIFEST)
+
+
+def file_key(area: str, table: str, generation: int, part: int, sha256: str) -> str:
+    """The key of a table file: its generation and part first, so that names sort as generations do."""
+    return f"{area}/{table}/{generation:06d}-{part:04d}-{sha256}.parquet"
+
+
+def check_file_key(key: str, area: str, table: str) -> int:
+    """The generation a table file's key names; StoreError unless the key is exactly one of
+    `area`/`table`'s (a manifest never makes a reader open anything else)."""
+    head, _, name = key.rpartition("/")
+    found = _FILE_NAME.fullmatch(name)
+    if head != f"{area}/{table}" or found is None or not _TABLE_NAME.fullmatch(table):
+        raise StoreError(f"{key[:120]!r} is not a file of {area}/{table}")
+    return int(found["generation"])
+
+
+def version_of_key(key: str) -> str | None:
+    """The version id a key of ``versions/<id>/...`` is under (None for another key)."""
+    parts = key.split("/")
+    if len(parts) >= 2 and parts[0] == VERSIONS and VERSION_ID.fullmatch(parts[1]):
+        return parts[1]
+    return None

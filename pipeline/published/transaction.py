@@ -1,212 +1,179 @@
-"""A version published as one transaction: written out of sight, made visible by `commit` alone, else rolled back."""
+"""A version published as one transaction: its files written where no manifest lists them, made visible by `commit` alone."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-from pipeline.errors import DatasetInvalidError, StoreError
-from pipeline.published.cleanup import clean_incomplete
-from pipeline.published.index import IndexSource, close_index, index_path, open_index, place_index
-from pipeline.published.layout import CONTRACT, CONTRACT_FILES, INDEX, MANIFEST, VERSIONS
-from pipeline.published.manifest import manifest_bytes, read_manifest, version_manifest
-from pipeline.published.pointer import point_latest, unpoint_latest
-from pipeline.published.remote import RemoteStore
-from pipeline.published.splice import KeptRows, write_spliced_papers
-from pipeline.published.versions import version_ids
-from pipeline.published.writer import BatchCheck, Batches, footer_metadata, write_batches
-from pipeline.storage.lease import Lease
-from pipeline.storage.local import LocalStorage, bytes_digest, fsync_dir, remove, tmp_name, write_error
-from schemas import MODELS
+from pipeline.assembled.generations import Part
+from pipeline.errors import StoreError
+from pipeline.published.layout import (
+    CONTRACT_FILES,
+    OWN_FILES,
+    file_key,
+    manifest_key,
+    version_key,
+)
+from pipeline.published.manifest import DataFile, manifest_bytes, parse_manifest, version_manifest
+from pipeline.published.store import PublishOutcome, Store
+from pipeline.published.writer import BatchCheck, TableSpec, write_generation
+from pipeline.storage import Lease
+from pipeline.storage.files import bytes_digest, write_error
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
-
-# What writing one table returns: the file's digest, its rows and the failures its checks found.
-Written = tuple[dict[str, Any], int, list[pd.DataFrame]]
-
-
-@dataclass(frozen=True, slots=True)
-class PublishOutcome:
-    """What a publish did: the version that is now latest, and whether it is new."""
-
-    version_id: str
-    path: Path | str  # a local folder, or the URL of a version on object storage
-    published: bool
-    parent_id: str | None
 
 
 class VersionTransaction:
-    """One new version of the dataset at `out_dir`, whose parent is `parent_id` (latest, read
-    under the writer lock by the caller)::
+    """One new version of `store`, the child of `parent` (latest, read under the writer lock)::
 
-        with VersionTransaction(out_dir, parent_id) as tx:
-            tx.write_tables(tables, check, kept=kept, index=index)
+        with store.lock(timeout) as lease, VersionTransaction(store, parent, lease) as tx:
+            files, rows, failures = tx.write(spec, batches, check)
+            tx.set_table(spec, parent_files + files, live_rows)
             tx.add_file(REPORT_FILE, html)
             outcome = tx.commit(run_manifest, created_at)
 
-    Files are written into a temporary folder of OUT's versions folder, named for its owner so
-    that a later run can tell a live writer's work from a dead one's leftovers. `commit` is the
-    only step that makes the version visible: the manifest is written last, the folder renamed
-    into place (the one atomic step the local disk needs) and `latest` pointed at it. Leaving
-    the block by an exception rolls everything back; a failed write (full or read-only disk)
-    becomes StoreWriteError. An interrupt is left as a crash is, for the next writer to clean up.
+    Files are written into a workspace, then stored under names no manifest lists until the
+    commit: a reader never sees them, and a writer that dies leaves only files that retention
+    collects. `commit` is the only step that makes the version visible: the version's own files
+    first, its manifest last, created only if absent, while the writer's lease still holds; then
+    the pointers. Leaving the block by an exception (or without a commit) deletes what it stored.
     """
 
-    def __init__(
-        self, out_dir: Path, parent_id: str | None, remote: RemoteStore | None = None, lease: Lease | None = None
-    ) -> None:
-        self.out_dir = out_dir
+    def __init__(self, store: Store, parent_id: str | None, lease: Lease) -> None:
+        self.store = store
         self.parent_id = parent_id
-        # With `remote`, `out_dir` is this machine's working copy of the remote dataset: the
-        # version is committed there first (under `lease`, the remote writer lock), then here.
-        self.remote, self.lease = remote, lease
-        self.storage = LocalStorage(out_dir)
-        existing = version_ids(out_dir)
+        self.lease = lease
+        existing = store.version_ids()
         self.version_id = f"{int(existing[-1]) + 1 if existing else 1:06d}"
-        self.folder = out_dir / VERSIONS / tmp_name(self.version_id)
-        self.final = out_dir / VERSIONS / self.version_id
-        self._key = f"{VERSIONS}/{self.folder.name}"  # the folder, as the storage names it
-        self.files: dict[str, Any] = {}
+        self.generation = int(self.version_id)
+        self.tables: dict[str, tuple[DataFile, ...]] = {}
+        self.index: dict[str, tuple[DataFile, ...]] = {}
         self.row_counts: dict[str, int] = {}
-        self._index: Path | None = None
-        self._moved = False
+        self.index_rows: dict[str, int] = {}
+        self.index_recipe: str | None = None
+        self.own: dict[str, Any] = {}
+        self._stored: list[str] = []
+        self._local: dict[str, Path] = {}
+        self._workspace: contextlib.ExitStack | None = None
+        self.folder: Path | None = None
         self._committed = False
 
     def __enter__(self) -> VersionTransaction:
-        clean_incomplete(self.out_dir, only_versions=True)  # the caller's scratch folder, in OUT, is in use
-        try:
-            self.folder.mkdir(parents=True)
-        except OSError as err:
-            raise write_error(self.folder, err) from None
+        self._workspace = contextlib.ExitStack()
+        self.folder = self._workspace.enter_context(self.store.storage.workspace())
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        if error is None:
-            if not self._committed:
-                self._roll_back()
-            return
-        if isinstance(error, DatasetInvalidError | StoreError):
-            self._roll_back()
-        elif isinstance(error, OSError):
-            self._roll_back()
-            raise write_error(self.folder, error) from None
-        elif isinstance(error, Exception) and not self._moved:
-            self._roll_back()  # a bug: nothing is left behind
+        try:
+            if not self._committed and (error is None or isinstance(error, Exception)):
+                self._roll_back()  # an interrupt is left as a crash is, for the next writer to clean up
+        finally:
+            if self._workspace is not None:
+                self._workspace.close()
+        if isinstance(error, OSError) and not isinstance(error, StoreError):
+            raise write_error(self.store.storage.url, error) from None  # a full or read-only disk: one line
 
-    def table_files(self) -> dict[str, Path]:
-        """The Parquet file of every table written so far, by table (for the report)."""
-        return {name: self.folder / f"{name}.parquet" for name in self.row_counts}
+    # --- files ----------------------------------------------------------------------------------------
 
-    def write_tables(
-        self, tables: Mapping[str, Batches], check: BatchCheck, kept: KeptRows | None = None,
-        index: IndexSource | None = None,
-    ) -> None:  # fmt: skip
-        """Write every table of the contract, each read batch by batch and every batch checked
-        with `check` before it is written; DatasetInvalidError naming every failure when any.
-
-        `kept`: papers rows the parent holds as they are, whose row groups are copied rather
-        than encoded again (when the parent is latest, under the same contract). `index`: the
-        version's paper index, placed in ``OUT/index`` once the version is committed.
-        Papers, by far the largest, are written on a thread of their own beside the rest."""
-        reusable = kept if kept is not None and may_keep(self.out_dir, self.parent_id, kept) else None
-        footers = footer_metadata(self.version_id)
-
-        def write(name: str) -> Written:
-            path = self.folder / f"{name}.parquet"
-            if name == "papers" and reusable is not None:
-                spliced = write_spliced_papers(reusable, path, check, footers[name])
-                if spliced is not None:
-                    return spliced
-            return write_batches(name, tables[name](), path, check, footers[name])
-
-        # A failure on the papers thread is raised once that thread is done: the pool's exit waits.
-        with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as open_writer:
-            papers = pool.submit(write, "papers")
-            written = {name: write(name) for name in MODELS if name != "papers"}
-            index_writer = None
-            if index is not None:
-                (self.out_dir / INDEX).mkdir(exist_ok=True)
-                self._index = self.out_dir / INDEX / tmp_name(self.version_id)
-                index_writer = open_index(index, self._index)
-                open_writer.callback(index_writer.close)
-            written["papers"] = papers.result()
-            failures = self._record(written)
-            if index is not None and index_writer is not None and self._index is not None and not failures:
-                open_writer.pop_all()  # closed here, with the papers file's sha256 in its footer
-                close_index(index_writer, index.metadata(self.files["papers.parquet"]["sha256"]), self._index)
+    def write(
+        self,
+        spec: TableSpec,
+        batches: Iterable[pa.RecordBatch],
+        check: BatchCheck,
+        *,
+        generation: int | None = None,
+        first_part: int = 0,
+        offset: int = 0,
+        empty_file: bool = False,
+        share: Sequence[DataFile] = (),
+    ) -> tuple[list[DataFile], int, list[pd.DataFrame]]:
+        """Write rows of one table as files of `generation` (this version's by default) and store
+        them; return the files, the rows and what the checks found (nothing stored then). When
+        they come out byte for byte as the files `share` (a table written whole that did not
+        change), those are returned instead, and nothing is stored."""
+        assert self.folder is not None, "use the transaction in a with block"
+        written, rows, failures = write_generation(spec, batches, self.folder, check, first_part=first_part,
+                                                   offset=offset, empty_file=empty_file)  # fmt: skip
         if failures:
-            raise DatasetInvalidError(pd.concat(failures, ignore_index=True))
+            return [], rows, failures
+        if share and [w.sha256 for w in written] == [f.sha256 for f in share]:
+            return list(share), rows, []
+        gen = self.generation if generation is None else generation
+        files = []
+        for done in written:
+            key = file_key(spec.area, spec.name, gen, done.part, done.sha256)
+            self._stored.append(key)
+            self.store.storage.put_file(key, done.path)
+            if done.path.is_file():  # still here (uploaded, not moved): read from here
+                self._local[key] = done.path
+            files.append(DataFile(key, done.sha256, done.bytes, done.rows, gen))
+        return files, rows, []
 
-    def _record(self, written: Mapping[str, Written]) -> list[pd.DataFrame]:
-        failures: list[pd.DataFrame] = []
-        for name in MODELS:
-            self.files[f"{name}.parquet"], self.row_counts[name], found = written[name]
-            failures += found
-        return failures
+    def parts(self, files: Sequence[DataFile]) -> list[Part]:
+        """Files of this version (written by it, or shared with older ones) as local parts."""
+        return [Part(self._local[f.key], f.generation) if f.key in self._local else self.store.parts([f])[0]
+                for f in files]  # fmt: skip
+
+    def set_table(self, spec: TableSpec, files: Sequence[DataFile], rows: int) -> None:
+        """The files of a table (or an index) in this version, in generation order, and its rows."""
+        listed = tuple(sorted(files, key=lambda f: f.key))
+        if spec.area == "index":
+            self.index[spec.name] = listed
+        else:
+            self.tables[spec.name] = listed
+            self.row_counts[spec.name] = rows
 
     def add_file(self, relative: str, text: str) -> None:
-        """A file of the version beside its tables (its report, say), listed in its manifest."""
+        """A file of the version beside its tables (its report), listed in its manifest."""
+        if relative not in OWN_FILES:
+            raise ValueError(f"{relative!r} is not a file of a version")
         data = text.encode("utf-8")
-        self.storage.write_bytes(f"{self._key}/{relative}", data)
-        self.files[relative] = bytes_digest(data)  # of the bytes written, not read back
+        key = version_key(self.version_id, relative)
+        self._stored.append(key)
+        self.store.storage.put(key, data)
+        self.own[relative] = bytes_digest(data)
+
+    # --- the commit -------------------------------------------------------------------------------------
 
     def commit(self, run: Mapping[str, Any], created_at: datetime) -> PublishOutcome:
-        """Make the version visible: its contract and manifest written last, the folder moved into
-        place, `latest` pointed at it; then its paper index placed (replacing the parent's)."""
-        (self.folder / CONTRACT).mkdir(exist_ok=True)
+        """Make the version visible: its contract, then its manifest (the commit: created only
+        where none is), then LATEST_ID and `latest`."""
         for relative, text in zip(CONTRACT_FILES, (contract_json(), data_dictionary()), strict=True):
             self.add_file(relative, text)
-        manifest = version_manifest(run, version_id=self.version_id, parent_id=self.parent_id,
-                                    created_at=created_at, row_counts=self.row_counts, files=self.files)  # fmt: skip
-        # The manifest last, created only where none is: the version's own commit marker (on
-        # object storage, put-if-absent on it is what lets exactly one writer win an id).
-        if not self.storage.create_if_absent(f"{self._key}/{MANIFEST}", manifest_bytes(manifest)):
-            raise StoreError(f"{self.folder} holds another writer's manifest: nothing was published")
-        fsync_dir(self.folder)
-        if self.remote is not None and self.lease is not None:
-            self.remote.commit(self.folder, self.version_id, self.lease)
-        self.storage.rename(self._key, f"{VERSIONS}/{self.version_id}")
-        self._moved = True
-        point_latest(self.out_dir, self.version_id)
+        document = version_manifest(
+            run, version_id=self.version_id, parent_id=self.parent_id, created_at=created_at,
+            schema_fingerprint=schema_fingerprint(), row_counts=self.row_counts, tables=self.tables,
+            index=self.index, index_rows=self.index_rows, index_recipe=self.index_recipe, own=self.own,
+        )  # fmt: skip
+        data = manifest_bytes(document)
+        parse_manifest(data, self.version_id)  # what readers will check, checked before anyone can read it
+        self.lease.check()
+        if not self.store.storage.put_if_absent(manifest_key(self.version_id), data):
+            raise StoreError(f"version {self.version_id} was committed under {self.store.url} by another writer: "
+                             "nothing was published by this run")  # fmt: skip
         self._committed = True
-        if self._index is not None:
-            place_index(self.out_dir, self._index, self.version_id)
-            if self.remote is not None and index_path(self.out_dir, self.version_id).is_file():
-                with contextlib.suppress(StoreError):  # costs the next run time, never data
-                    self.remote.push_index(index_path(self.out_dir, self.version_id), self.version_id)
-        if self.remote is not None:
-            return PublishOutcome(self.version_id, self.remote.version_url(self.version_id), True, self.parent_id)
-        return PublishOutcome(self.version_id, self.final, True, self.parent_id)
+        self.store.point_latest(self.version_id)
+        for files in self.index.values():
+            for file in files:
+                if file.key in self._local:
+                    self.store.keep_in_cache(self._local.pop(file.key), file.sha256)
+        return PublishOutcome(self.version_id, self.store.version_url(self.version_id), True, self.parent_id)
 
     def _roll_back(self) -> None:
-        """Remove what the transaction wrote, and when its version was already in place, put
-        `latest` back on the parent first."""
-        if self._index is not None:
-            remove(self._index)
-        if self._moved and not self._committed:
-            unpoint_latest(self.out_dir, self.parent_id)
-            doomed = self.out_dir / VERSIONS / tmp_name(f"deleting-{self.version_id}")
-            with contextlib.suppress(OSError):
-                self.final.rename(doomed)
-            remove(doomed)
-        remove(self.folder)
-
-
-def may_keep(out_dir: Path, parent: str | None, kept: KeptRows) -> bool:
-    """True when rows of `kept` may be copied: its parent is latest, and was published under the
-    contract of this version (so its rows passed today's checks)."""
-    if parent is None or kept.parent_id != parent or kept.rows <= 0:
-        return False
-    try:
-        return read_manifest(out_dir / VERSIONS / parent).get("schema_fingerprint") == schema_fingerprint()
-    except (StoreError, OSError, ValueError):
-        return False
+        """Delete what this transaction stored, but what another writer's manifest of the same id
+        lists (a writer that lost its lease may find its id taken)."""
+        with contextlib.suppress(StoreError, OSError):
+            theirs = self.store.storage.get(manifest_key(self.version_id))
+            keep: set[str] = set()
+            if theirs is not None:
+                listed = parse_manifest(theirs, self.version_id)
+                keep = {f.key for f in listed.data_files()} | {version_key(self.version_id, n) for n in listed.own}
+            self.store.storage.delete([k for k in self._stored if k not in keep])

@@ -1,81 +1,110 @@
-"""Verified reads of a version's files: each checked against its manifest's sha256, page checksums and types."""
+"""Verified reads of a version: its tables' files checked against the manifest, read as the newest generation of each key."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.errors import VersionDamagedError
-from pipeline.published.manifest import read_manifest
-from pipeline.storage.local import bytes_digest, file_digest
+from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
+from pipeline.db import connect, reading
+from pipeline.errors import UnreadableInputError, VersionDamagedError
+from pipeline.published.manifest import Manifest
+from pipeline.published.store import Store
+from pipeline.settings import READER_MEMORY
 from schemas import MODELS, arrow_schema
-from schemas.tables import plain_schema
+from schemas.tables import SORTED_BY, plain_schema, published_schema
+
+_BATCH_ROWS = 16_384
 
 
-def _read_parquet(file: Path, schema: pa.Schema | None = None, expected: object = None) -> pa.Table:
-    """A Parquet file, read once: equal to its `expected` digest (`file_digest`'s shape) when one
-    is given, every page checksum verified, every string valid UTF-8, of `schema` when one is
-    given. VersionDamagedError when it is missing, a link, damaged, edited or of another shape."""
-    try:
-        if file.is_symlink():
-            raise VersionDamagedError(f"{file} is a link, not a file")
-        data = file.read_bytes()
-    except OSError as err:
-        raise VersionDamagedError(f"{file} cannot be read: {err.strerror}") from None
-    if expected is not None and bytes_digest(data) != expected:
-        raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
-    try:
-        table = pq.read_table(pa.BufferReader(data), page_checksum_verification=True)
-        table.validate(full=True)
-    except (OSError, pa.ArrowException, ValueError) as err:
-        raise VersionDamagedError(f"{file} cannot be read: {str(err)[:300]}") from None
-    if schema is not None and not plain_schema(table.schema).equals(schema):
-        raise VersionDamagedError(f"{file} does not have the expected columns and types")
-    return table
-
-
-def _to_pandas(file: Path, table: pa.Table) -> pd.DataFrame:
-    try:
-        return table.to_pandas(date_as_object=True)
-    except (pa.ArrowException, ValueError, OverflowError) as err:  # e.g. a date32 past year 9999
-        raise VersionDamagedError(f"{file} holds values pandas cannot read: {str(err)[:200]}") from None
-
-
-def read_tables(path: Path, tables: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Read a version folder's tables into pandas (dates stay `datetime.date`), each verified
-    against the manifest's sha256 and size, its page checksums and the contract's types."""
+def version_parts(
+    store: Store, manifest: Manifest, tables: Sequence[str] | None = None, check_types: bool = True
+) -> dict[str, list[Part]]:
+    """The verified local parts of some tables of a version (all when None): every file checked
+    against the manifest's sha256 and size, and, unless `check_types` is False (a version written
+    under an older contract), against the contract's columns and types."""
     names = list(tables) if tables is not None else list(MODELS)
-    listed = read_manifest(path)["files"]
-    frames = {}
+    found = {}
     for name in names:
-        file = path / f"{name}.parquet"
-        if file.name not in listed:
-            raise VersionDamagedError(f"{file} has no sha256 in its manifest")
-        frames[name] = _to_pandas(file, _read_parquet(file, arrow_schema(name), listed[file.name]))
+        if name not in MODELS:
+            raise ValueError(f"unknown table {name!r}: one of {', '.join(MODELS)}")
+        parts = store.parts(manifest.tables[name])
+        if check_types:
+            for part in parts:
+                _check_types(part.path, name)
+        found[name] = parts
+    return found
+
+
+def _check_types(path: Path, table: str) -> None:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowException) as err:
+        raise VersionDamagedError(f"{path} cannot be read: {str(err)[:200]}") from None
+    if not plain_schema(schema).equals(arrow_schema(table)):
+        raise VersionDamagedError(f"{path} does not have the contract's columns and types")
+
+
+def table_sql(table: str, parts: Sequence[Part], ordered: bool = True, union_by_name: bool = False) -> str:
+    """The query of one table of a version from its parts: the rows of the newest generation of
+    each key, `ordered` as a version written whole holds them: by its key for a table that
+    declares one (`SORTED_BY`), else as written (capture, then line, for papers and rejects)."""
+    if ordered and table in SORTED_BY:
+        rows = live_sql(parts, REPLACED_BY[table], union_by_name=union_by_name)
+        return f"SELECT * FROM ({rows}) ORDER BY {', '.join(SORTED_BY[table])}"
+    return live_sql(parts, REPLACED_BY[table], ordered=ordered, union_by_name=union_by_name)
+
+
+def table_batches(table: str, parts: Sequence[Part], rows: int = _BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """One table of a version, batch by batch, in the contract's types (dictionaries as plain)."""
+    schema = arrow_schema(table)
+    with reading(), connect(memory_limit=READER_MEMORY, threads=1) as con:
+        for batch in con.sql(table_sql(table, parts)).to_arrow_reader(rows):  # noqa: B007
+            yield _typed(batch, schema)
+
+
+def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    try:
+        return pa.RecordBatch.from_arrays(
+            [batch.column(f.name).cast(f.type) for f in schema], schema=schema
+        )
+    except (KeyError, pa.ArrowException) as err:
+        raise VersionDamagedError(f"a table's rows are not of the contract's types: {str(err)[:200]}") from None
+
+
+def table_arrow(table: str, parts: Sequence[Part]) -> pa.Table:
+    """One table of a version, whole, as stored (its coded columns as dictionaries)."""
+    batches = list(table_batches(table, parts, 65_536))
+    plain = pa.Table.from_batches(batches, schema=arrow_schema(table))
+    stored = published_schema(table)
+    columns = [
+        plain.column(f.name).dictionary_encode() if pa.types.is_dictionary(f.type) else plain.column(f.name)
+        for f in stored
+    ]
+    return pa.Table.from_arrays(columns, schema=stored)
+
+
+def read_tables(store: Store, version_id: str, tables: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """A version's tables in pandas (dates stay `datetime.date`), each file verified against the
+    manifest's sha256 and size and the contract's types first."""
+    manifest = store.manifest(version_id)
+    frames = {}
+    for name, parts in version_parts(store, manifest, tables).items():
+        table = pa.Table.from_batches(list(table_batches(name, parts)), schema=arrow_schema(name))
+        try:
+            frames[name] = table.to_pandas(date_as_object=True)
+        except (pa.ArrowException, ValueError, OverflowError) as err:  # e.g. a date32 past year 9999
+            raise VersionDamagedError(f"{name} holds values pandas cannot read: {str(err)[:200]}") from None
     return frames
 
 
-def verified_files(path: Path, tables: Sequence[str], check_types: bool = True) -> dict[str, Path]:
-    """The Parquet files of some tables of a version folder, for a reader that scans them itself
-    (DuckDB): each a regular file equal to the manifest's sha256 (read in blocks, never whole),
-    with the contract's types in its footer (unless `check_types` is False: a version written
-    under an older contract); VersionDamagedError otherwise."""
-    listed = read_manifest(path)["files"]
-    files = {}
-    for name in tables:
-        file = path / f"{name}.parquet"
-        try:
-            if file.is_symlink() or not file.is_file():
-                raise VersionDamagedError(f"{file} is missing or not a regular file")
-            if file_digest(file) != listed.get(file.name):
-                raise VersionDamagedError(f"{file} differs from the sha256 in its manifest: damaged or edited")
-            if check_types and not plain_schema(pq.read_schema(file)).equals(arrow_schema(name)):
-                raise VersionDamagedError(f"{file} does not have the contract's columns and types")
-        except (OSError, pa.ArrowException) as err:
-            raise VersionDamagedError(f"{file} cannot be read: {str(err)[:200]}") from None
-        files[name] = file
-    return files
+def all_parts(store: Store, manifest: Manifest) -> Mapping[str, list[Part]]:
+    """Every table of a version as verified parts (types checked)."""
+    try:
+        return version_parts(store, manifest)
+    except UnreadableInputError as err:
+        raise VersionDamagedError(str(err)) from None

@@ -92,6 +92,8 @@ def _cut(buffer: bytearray, position: int, target: int, at_end: bool) -> tuple[i
 
 def _open_listing(source: Source) -> int:
     """A read-only descriptor of a listing, never through a link put in its place since discovery."""
+    if source.path is None:
+        raise InputError(f"cannot read {source.name}: it has no local copy")
     try:
         fd = os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:

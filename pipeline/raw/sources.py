@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import hashlib
 import os
 import re
-import stat
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -17,8 +17,7 @@ from pathlib import Path
 from pipeline.errors import InputError
 from pipeline.parse.normalize import plausible_capture_date
 from pipeline.settings import VERSION
-from pipeline.storage.local import inside
-from pipeline.storage.s3 import S3Location
+from pipeline.storage import ObjectInfo, Storage
 
 DATE_IN_NAME = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 LISTING_GLOB = "*.txt"
@@ -26,14 +25,32 @@ LISTING_GLOB = "*.txt"
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """One raw listing to read, with the capture date that applies to it."""
+    """One raw listing to read, with the capture date that applies to it.
 
-    path: Path
-    name: str  # relative to the raw folder: the value of source_file
+    `raw` is the storage of the raw folder and `key` the listing's key there; `path` the local file
+    it is read from, once there is one (`with_local_copy`): on disk the file itself."""
+
+    raw: Storage
+    key: str
+    name: str  # relative to the raw folder, printable: the value of source_file
     capture_date: date
     capture_date_from: str  # "file name", "--as-of" or "modification time"
     size_bytes: int
-    location: S3Location | None = None  # the raw prefix on object storage; `path` is then the key
+    tag: str  # what the raw storage says of its content without reading it (size and times, or ETag)
+    path: Path | None = None
+
+    def with_local_copy(self, into: Path) -> Source:
+        """This source with a local file to read it from (on disk the listing itself; else a
+        download into `into`, whose size must be the listed one)."""
+        if self.path is not None:
+            return self
+        try:
+            path = self.raw.local_file(self.key, into)
+        except FileNotFoundError:
+            raise InputError(f"{self.name} is gone from the raw folder since the run listed it: run again") from None
+        if path.stat().st_size != self.size_bytes:
+            raise InputError(f"{self.name} changed while the run read it: run again when it is complete")
+        return dataclasses.replace(self, path=path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,102 +98,70 @@ def printable_name(name: str) -> str:
 _UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
-def discover_sources(raw_dir: Path, as_of: date | None) -> Inputs:
-    """Every listing under `raw_dir` (recursively, sorted), with its capture date.
+def find_listings(raw: Storage, as_of: date | None) -> Inputs:
+    """Every listing of the raw folder `raw` (recursively, sorted), with its capture date.
 
     The date comes from a YYYY-MM-DD in the file name; else `as_of`; else the file's
     modification date (UTC), which the caller should warn about.
 
-    Hostile folders are read safely: a link that leads outside `raw_dir` is not followed and
-    neither is anything that is not a regular file (a FIFO would block the run); both are
-    reported as skipped. A name that is not UTF-8 is read under an escaped name (``caf\\xe9.txt``),
-    reported as renamed. A file dated by its modification time is reported too.
+    Hostile folders are read safely: what the storage passes over (a link that leads outside the
+    folder, anything that is not a regular file, a key that could escape) is reported as
+    skipped. A name that is not UTF-8 or holds control characters is read under an escaped name
+    (``caf\\xe9.txt``), reported as renamed; a file dated by its modification time is reported too.
     """
-    if not raw_dir.is_dir():
-        raise InputError(f"raw folder {raw_dir} does not exist (pass --raw DIR)")
-    root = raw_dir.resolve()
+    listing = raw.list()
     sources: list[Source] = []
     notices: list[InputNotice] = []
     names: set[str] = set()
-    for folder, dirnames, filenames in os.walk(raw_dir, followlinks=False):
-        dirnames.sort()
-        for dirname in dirnames:
-            link = Path(folder) / dirname
-            if link.is_symlink() and not inside(link.resolve(strict=False), root):
-                name = printable_name(link.relative_to(raw_dir).as_posix())
-                notices.append(InputNotice(name, "skipped", "a link to a folder outside the raw folder: not followed"))
-        for filename in sorted(filenames):
-            if not fnmatch.fnmatchcase(filename, LISTING_GLOB):
-                continue
-            source = _listing(Path(folder) / filename, raw_dir, root, as_of, names, notices)
-            if source is not None:
-                names.add(source.name)
-                sources.append(source)
+    for key, reason in listing.skipped:
+        if fnmatch.fnmatchcase(key.rsplit("/", 1)[-1], LISTING_GLOB) or "folder" in reason:
+            notices.append(InputNotice(printable_name(key), "skipped", reason))
+    for obj in listing.objects:
+        if not fnmatch.fnmatchcase(obj.key.rsplit("/", 1)[-1], LISTING_GLOB):
+            continue
+        name = printable_name(obj.key)
+        if name in names:  # an escaped name equal to a file's real one: never two files under one name
+            notices.append(InputNotice(name, "skipped", "its escaped name is that of another file: rename it"))
+            continue
+        if name != obj.key:
+            notices.append(InputNotice(name, "renamed", "its name is not UTF-8 or holds control characters; "
+                                       "read under this escaped name"))  # fmt: skip
+        source = _source(raw, obj, name, as_of)
+        if not plausible_capture_date(source.capture_date):
+            notices.append(InputNotice(name, "skipped", f"no usable capture date: its {source.capture_date_from} "
+                                       f"gives {source.capture_date}; put a YYYY-MM-DD in its name or pass --as-of"))  # fmt: skip
+            continue
+        if source.capture_date_from == "modification time":
+            notices.append(InputNotice(name, "dated", f"no valid YYYY-MM-DD in its name and no --as-of: captured on "
+                                       f"its modification date {source.capture_date}"))  # fmt: skip
+        names.add(name)
+        sources.append(source)
     if not sources:
-        raise InputError(f"no listings ({LISTING_GLOB}) under {raw_dir}")
+        raise InputError(f"no listings ({LISTING_GLOB}) under {raw.url} (pass --raw DIR)")
     sources.sort(key=lambda s: s.name)
     return Inputs(sources, notices)
 
 
-def _listing(
-    path: Path, raw_dir: Path, root: Path, as_of: date | None, names: set[str], notices: list[InputNotice]
-) -> Source | None:
-    """The listing at `path` as a source, or None (with a notice saying why) when it is not read:
-    a link that loops or leads outside the raw folder, not a regular file, an escaped name that
-    is another file's, no plausible capture date. `names`: the names already taken."""
-    relative = path.relative_to(raw_dir).as_posix()
-    name = printable_name(relative)
-
-    def skipped(reason: str) -> Source | None:
-        notices.append(InputNotice(name, "skipped", reason))
-        return None
-
-    try:
-        real = path.resolve()
-    except (RuntimeError, OSError):  # a link loop (RuntimeError up to Python 3.12)
-        return skipped("a link that loops: not followed")
-    if not inside(real, root):
-        return skipped("a link that leads outside the raw folder: not followed")
-    try:
-        info = real.stat()
-    except OSError as err:
-        return skipped(f"cannot be read ({err.strerror})")
-    if not stat.S_ISREG(info.st_mode):
-        return skipped("not a regular file")
-    if name in names:  # an escaped name equal to a file's real one: never two files under one name
-        return skipped("its escaped name is that of another file: rename it")
-    if name != relative:
-        notices.append(InputNotice(name, "renamed", "its name is not UTF-8 or holds control characters; "
-                                   "read under this escaped name"))  # fmt: skip
-    source = _source(real, name, info, as_of)
-    if not plausible_capture_date(source.capture_date):
-        return skipped(f"no usable capture date: its {source.capture_date_from} gives {source.capture_date}; "
-                       "put a YYYY-MM-DD in its name or pass --as-of")  # fmt: skip
-    if source.capture_date_from == "modification time":
-        notices.append(InputNotice(name, "dated", f"no valid YYYY-MM-DD in its name and no --as-of: captured on "
-                                   f"its modification date {source.capture_date}"))  # fmt: skip
-    return source
-
-
-def _source(path: Path, name: str, info: os.stat_result, as_of: date | None) -> Source:
+def _source(raw: Storage, obj: ObjectInfo, name: str, as_of: date | None) -> Source:
     from_name = capture_date_in_name(name.rsplit("/", 1)[-1])
     if from_name is not None:
-        return Source(path, name, from_name, "file name", info.st_size)
-    if as_of is not None:
-        return Source(path, name, as_of, "--as-of", info.st_size)
-    modified = datetime.fromtimestamp(info.st_mtime, tz=UTC).date()
-    return Source(path, name, modified, "modification time", info.st_size)
+        dated, by = from_name, "file name"
+    elif as_of is not None:
+        dated, by = as_of, "--as-of"
+    else:
+        dated, by = obj.modified.date(), "modification time"
+    return Source(raw, obj.key, name, dated, by, obj.size, obj.tag)
 
 
-def listing_cache_key(source: Source, content_sha256: str, code: str) -> str:
+def listing_cache_key(name: str, capture_date: date, content_sha256: str, code: str) -> str:
     """Key of a parsed listing: its content, name and capture date, and the code that parsed it."""
-    identity = f"{content_sha256}|{source.name}|{source.capture_date.isoformat()}|{code}"
+    identity = f"{content_sha256}|{name}|{capture_date.isoformat()}|{code}"
     return hashlib.sha256(identity.encode()).hexdigest()
 
 
 # Libraries whose output is part of the data: anyascii folds names into keys and ids, pylatexenc
-# renders abstracts. A new release of either must re-parse every capture.
-DATA_LIBRARIES = ("anyascii", "pylatexenc")
+# renders abstracts, DuckDB hashes content for changes. A new release of any must re-parse every capture.
+DATA_LIBRARIES = ("anyascii", "pylatexenc", "duckdb")
 
 
 @cache

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.dataset
-import pyarrow.parquet as pq
 
-from pipeline.db import connect, is_plain_path, sql_text
+from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
+from pipeline.db import connect
 from pipeline.reported.series import MAX_BARS, TimeBins, coauthor_groups, time_bins
 from pipeline.settings import READER_MEMORY
+from schemas import arrow_schema
 from schemas.tables import CHANGE_KINDS, MODELS
 
 TOP_CATEGORIES = 8  # categories drawn apart in the time chart; the rest are stacked as "other"
@@ -91,15 +91,6 @@ class ReportData:
     nulls: tuple[ColumnNulls, ...]  # every column of every table, in the contract's order
 
 
-def _register(con: Any, table: str, file: Path) -> None:
-    """`table` as a view of its file. DuckDB's own reader is the fast one, but it reads some
-    characters of a path as a pattern: such a path is handed over as an Arrow dataset instead."""
-    if not is_plain_path(file):
-        con.register(table, pyarrow.dataset.dataset(str(file), format="parquet"))
-    else:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({sql_text(str(file))})")
-
-
 def papers_by_period(
     counts: Sequence[tuple[int, str, int]],
     names: Mapping[str, str],
@@ -128,21 +119,17 @@ def papers_by_period(
     return bins, tuple(categories), tuple(tuple(row) for row in grid)
 
 
-def _column_nulls(con: Any, table: str, file: Path) -> list[ColumnNulls]:
-    """Nulls per column, from the row groups' statistics (no data read); counted by DuckDB for a
-    column whose statistics lack them."""
-    metadata = pq.read_metadata(file)
-    rows = metadata.num_rows
+def _column_nulls(con: Any, table: str, rows: int) -> list[ColumnNulls]:
+    """Nulls per column of a table: none where the contract forbids them (every row was checked
+    as it was written); counted by DuckDB in the nullable columns, which are all narrow."""
     found = []
-    for i in range(metadata.num_columns):
-        column = metadata.schema.column(i).name
-        chunks = [metadata.row_group(g).column(i).statistics for g in range(metadata.num_row_groups)]
-        if all(s is not None and s.has_null_count for s in chunks):
-            nulls = sum(s.null_count for s in chunks if s is not None)
+    for field in arrow_schema(table):
+        if field.nullable:
+            quoted = '"' + field.name.replace('"', '""') + '"'
+            nulls = int(con.execute(f"SELECT count(*) - count({quoted}) FROM {table}").fetchall()[0][0])
         else:
-            quoted = '"' + column.replace('"', '""') + '"'
-            nulls = con.execute(f"SELECT count(*) - count({quoted}) FROM {table}").fetchall()[0][0]
-        found.append(ColumnNulls(table, column, int(nulls), rows))
+            nulls = 0
+        found.append(ColumnNulls(table, field.name, nulls, rows))
     return found
 
 
@@ -207,19 +194,20 @@ def _top_authors(con: Any, top: int) -> list[RankedName]:
 
 
 def report_data(
-    files: Mapping[str, Path],
+    parts: Mapping[str, Sequence[Part]],
     version_id: str,
     parent_id: str | None,
+    row_counts: Mapping[str, int],
     top_categories: int = TOP_CATEGORIES,
     top: int = TOP_RANKED,
     max_bars: int = MAX_BARS,
     scratch: Path | None = None,
 ) -> ReportData:
-    """The report of a version from its Parquet files (every table of the contract, by name),
-    wherever they lie: aggregates only, in DuckDB within the readers' memory (`settings.READER_MEMORY`)
-    whatever the version's size. DuckDB spills beyond it to a temporary folder in `scratch` (the
-    system's when None)."""
-    missing = [name for name in MODELS if name not in files]
+    """The report of a version from its tables' files (every table of the contract, by name, as
+    local parts; `row_counts` its tables' rows): aggregates only, in DuckDB within the readers'
+    memory (`settings.READER_MEMORY`) whatever the version's size. DuckDB spills beyond it to a
+    temporary folder in `scratch` (the system's when None)."""
+    missing = [name for name in MODELS if name not in parts]
     if missing:
         raise ValueError(f"no file given for table(s) {', '.join(missing)}")
     if not 0 < top_categories <= MAX_TOP_CATEGORIES:
@@ -231,15 +219,15 @@ def report_data(
         connect(memory_limit=READER_MEMORY, spill=Path(spill)) as con,
     ):
         for table in MODELS:
-            _register(con, table, files[table])
+            con.execute(f"CREATE TEMP VIEW {table} AS {live_sql(parts[table], REPLACED_BY[table])}")
         found = _aggregates(con, top)
-        nulls = [n for table in MODELS for n in _column_nulls(con, table, files[table])]
+        nulls = [n for table in MODELS for n in _column_nulls(con, table, row_counts[table])]
     monthly, names, authors, organizations, rejects, changed = found
     time, categories, grid = papers_by_period(monthly, names, top_categories, max_bars)
     return ReportData(
         version_id=version_id,
         parent_id=parent_id,
-        row_counts={table: pq.read_metadata(files[table]).num_rows for table in MODELS},
+        row_counts={table: int(row_counts[table]) for table in MODELS},
         changes={kind: int(changed.get(kind, 0)) for kind in CHANGE_KINDS},
         time=time,
         categories=categories,

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline.assembled.generations import Part
 from pipeline.reported.report_data import OTHER, Category, ReportData, report_data
 from pipeline.reported.series import TimeBins
 from schemas.tables import CHANGE_KINDS
@@ -295,8 +296,11 @@ def render_report(data: ReportData) -> str:
     )
 
 
-def version_report_html(files: Mapping[str, Path], version_id: str, parent_id: str | None, scratch: Path) -> str:
-    """`report.html` of a version being written: its tables (`files`) summarised, then rendered.
-    DuckDB spills (if at all) inside `scratch`, the version's own temporary folder, so that a
-    crash leaves nothing elsewhere."""
-    return render_report(report_data(files, version_id, parent_id, scratch=scratch))
+def version_report_html(
+    parts: Mapping[str, Sequence[Part]], version_id: str, parent_id: str | None, row_counts: Mapping[str, int],
+    scratch: Path,
+) -> str:  # fmt: skip
+    """`report.html` of a version being written: its tables (`parts`) summarised, then rendered.
+    DuckDB spills (if at all) inside `scratch`, the run's own temporary folder, so that a crash
+    leaves nothing elsewhere."""
+    return render_report(report_data(parts, version_id, parent_id, row_counts, scratch=scratch))

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pipeline.raw.sources import Source
-from pipeline.staged.store import staged_part_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,17 +43,12 @@ class CaptureCounts:
 
 @dataclass(frozen=True, slots=True)
 class StagedCapture:
-    """One capture in the staged layer: where its tables are, and what it holds."""
+    """One capture in the staged layer: its key there, and what it holds."""
 
     source: Source
     key: str
     sha256: str
-    folder: Path
     parts: int
     counts: CaptureCounts
     from_cache: bool
     note: str | None = None
-
-    def files(self, table: str) -> list[Path]:
-        """The capture's Parquet files of one staged table, in line order."""
-        return [self.folder / staged_part_name(table, index) for index in range(self.parts)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import multiprocessing.forkserver
 import threading
@@ -16,7 +17,6 @@ from typing import Any
 
 from pipeline import settings
 from pipeline.db import connect, sql_files
-from pipeline.errors import StagedEntryInvalidError
 from pipeline.parse.listing import decode_listing
 from pipeline.parse.reference import load_reference
 from pipeline.parse.tables import chunk_tables
@@ -25,13 +25,14 @@ from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
 from pipeline.staged.lifeline import mark_run, run_alive, start_worker
 from pipeline.staged.store import (
+    KnownInput,
     commit_staged,
-    discard_staged,
-    read_staged,
+    known_inputs,
+    staged_meta,
     staged_part_name,
-    staging_folder,
     write_staged_part,
 )
+from pipeline.storage import Storage
 from schemas.tables import HEADERLESS_RULES
 
 # Opens the progress of parsing `total` bytes: a function told (bytes, papers) as each part is done.
@@ -172,38 +173,45 @@ def _cross_part_duplicates(folder: Path, parts: int) -> dict[int, dict[str, int]
 
 @dataclass(frozen=True, slots=True)
 class _ToParse:
-    """A listing the staged layer does not hold yet."""
+    """A listing the staged layer does not hold yet (its `source` with a local copy to read)."""
 
     source: Source
     sha256: str
     size_bytes: int
     key: str
-    note: str | None
-    replace: bool  # --refresh: what is staged under the key gives way to this parse
 
 
-def _staged_or_to_parse(source: Source, staged_dir: Path, refresh: bool) -> StagedCapture | _ToParse:
+def listing_key(source: Source, known: Mapping[str, KnownInput], refresh: bool, into: Path) -> tuple[Source, str, int]:
+    """The listing's content sha256 and size, and the source with a local copy when it had to be
+    read for them: a listing whose storage tag is the one recorded when a run last read it is not
+    read again (`--refresh` reads every one)."""
+    entry = known.get(source.name)
+    if not refresh and entry is not None and entry.tag == source.tag and entry.size == source.size_bytes:
+        return source, entry.sha256, entry.size
+    local = source.with_local_copy(into)
+    sha256, size = listing_digest(local)
+    return local, sha256, size
+
+
+def _staged_or_to_parse(
+    source: Source, staged: Storage, refresh: bool, known: Mapping[str, KnownInput], into: Path
+) -> StagedCapture | _ToParse:
     """The listing as the staged layer holds it (keyed on its content), or what parsing it needs.
 
-    With `refresh`, what is staged is not used (but is replaced). A staged entry that fails
-    verification is parsed again, with a note.
-    """
-    sha256, size = listing_digest(source)
-    key = listing_cache_key(source, sha256, code_fingerprint())
-    note = None
+    With `refresh`, what is staged is not used (but is replaced). Whether a staged entry is whole
+    is checked when it is read (`pipeline.staged.store.local_entry`), not here: a refresh never
+    reads the entries of the captures it does not assemble."""
+    read, sha256, size = listing_key(source, known, refresh, into)
+    key = listing_cache_key(source.name, source.capture_date, sha256, code_fingerprint())
     if not refresh:
-        try:
-            meta = read_staged(staged_dir, key)
-        except StagedEntryInvalidError as err:
-            meta, note = None, f"{source.name}: staged parse ignored and parsed again ({err})"
-            discard_staged(staged_dir, key)
+        meta = staged_meta(staged, key)
         if meta is not None:
             counts = CaptureCounts.from_json(source.name, meta["counts"])
-            return StagedCapture(source, key, sha256, staged_dir / key, meta["parts"], counts, True, note)
-    return _ToParse(source, sha256, size, key, note, replace=refresh)
+            return StagedCapture(source, key, sha256, meta["parts"], counts, True)
+    return _ToParse(read.with_local_copy(into), sha256, size, key)
 
 
-def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkResult]) -> StagedCapture:
+def _commit(todo: _ToParse, folder: Path, staged: Storage, results: list[ChunkResult], cache: Path) -> StagedCapture:
     source = todo.source
     counts = CaptureCounts(
         source.name, todo.size_bytes, sum(r.papers for r in results),
@@ -212,16 +220,14 @@ def _commit(todo: _ToParse, folder: Path, staged_dir: Path, results: list[ChunkR
     files = {name: digest for r in results for name, digest in r.files.items()}
     meta = {"source_file": source.name, "sha256": todo.sha256, "parts": len(results),
             "counts": counts.to_json(), "files": files}  # fmt: skip
-    if todo.replace:
-        # Else the rename into place would keep the entry that --refresh means to replace.
-        discard_staged(staged_dir, todo.key)
-    commit_staged(folder, staged_dir, todo.key, meta)
-    return StagedCapture(source, todo.key, todo.sha256, staged_dir / todo.key, len(results), counts, False, todo.note)
+    commit_staged(staged, folder, todo.key, meta, cache)
+    return StagedCapture(dataclasses.replace(source, path=None), todo.key, todo.sha256, len(results), counts, False)
 
 
 def _parse(
-    todo: Sequence[_ToParse], staged_dir: Path, workers: int, chunk_bytes: int, meter: OpenMeter
-) -> dict[str, StagedCapture]:
+    todo: Sequence[_ToParse], staged: Storage, work: Path, workers: int, chunk_bytes: int, meter: OpenMeter,
+    cache: Path,
+) -> dict[str, StagedCapture]:  # fmt: skip
     """Parse the parts of every listing of `todo` on up to `workers` processes (all parts of all
     files in one pool, so that small files keep every core busy too), then stage each listing.
 
@@ -229,7 +235,11 @@ def _parse(
     beside the parsing of its first parts, not before it. The meter hears of each part as it ends."""
     size = sum(t.size_bytes for t in todo)
     with ExitStack() as stack:
-        folders = [stack.enter_context(staging_folder(staged_dir, t.key)) for t in todo]
+        folders = []
+        for number, t in enumerate(todo):
+            folder = work / f"capture-{number:06d}"
+            folder.mkdir()
+            folders.append(folder)
         chunks: list[list[Chunk]] = [[] for _ in todo]
         futures: list[list[Future[ChunkResult]]] = [[] for _ in todo]
         advance = stack.enter_context(meter(size))
@@ -247,13 +257,13 @@ def _parse(
                     raise changed_error(t.source)
             results = [[f.result() for f in parts] for parts in futures]
         # The workers are gone before the checks below take memory of their own.
-        staged = {}
+        staged_captures = {}
         for t, folder, found, done in zip(todo, folders, chunks, results, strict=True):
             if len(done) > 1:
                 for i, earlier in _cross_part_duplicates(folder, len(done)).items():
                     done[i] = stage_chunk(t.source, found[i], folder, i, earlier)
-            staged[t.source.name] = _commit(t, folder, staged_dir, done)
-    return staged
+            staged_captures[t.source.name] = _commit(t, folder, staged, done, cache)
+    return staged_captures
 
 
 def _count(part: Future[ChunkResult], size: int, advance: Callable[[int, int], None]) -> None:
@@ -263,12 +273,19 @@ def _count(part: Future[ChunkResult], size: int, advance: Callable[[int, int], N
 
 
 def stage_sources(
-    sources: Sequence[Source], staged_dir: Path, refresh: bool, workers: int, chunk_bytes: int, meter: OpenMeter
-) -> list[StagedCapture]:
-    """Every listing of `sources` in the staged layer: found there, or parsed in parts of about
-    `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their start
-    (`meter` opened for the bytes to parse)."""
-    found = [_staged_or_to_parse(s, staged_dir, refresh) for s in sources]
-    parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged_dir, workers, chunk_bytes, meter)
-    stop_parsers()  # started early (`start_parsers`) for what turned out to be staged already
+    sources: Sequence[Source], staged: Storage, refresh: bool, workers: int, chunk_bytes: int, meter: OpenMeter,
+    cache: Path,
+) -> list[StagedCapture]:  # fmt: skip
+    """Every listing of `sources` in the staged layer `staged`: found there, or parsed in parts of
+    about `chunk_bytes` on up to `workers` processes when there is enough to parse to repay their
+    start (`meter` opened for the bytes to parse). A listing on storage that is not a local disk is
+    read from a local copy; the parts parsed here are kept in `cache` as they are stored, so that
+    this machine does not download them again."""
+    known = known_inputs(staged)
+    with staged.workspace() as work:
+        found = [_staged_or_to_parse(s, staged, refresh, known, work / f"listing-{n:06d}.txt")
+                 for n, s in enumerate(sources)]  # fmt: skip
+        parsed = _parse([f for f in found if isinstance(f, _ToParse)], staged, work, workers, chunk_bytes, meter,
+                        cache)  # fmt: skip
+        stop_parsers()  # started early (`start_parsers`) for what turned out to be staged already
     return [parsed[f.source.name] if isinstance(f, _ToParse) else f for f in found]

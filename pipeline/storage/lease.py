@@ -8,11 +8,27 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.errors import StoreError, StoreLockedError
 from pipeline.storage.local import HOST, pid_alive
-from pipeline.storage.s3 import S3Storage
+
+
+class ConditionalWrites(Protocol):
+    """What a lease needs of a storage: writes on a condition of the object's current tag."""
+
+    @property
+    def url(self) -> str: ...
+
+    def where(self, key: str) -> str: ...
+
+    def put_new(self, key: str, data: bytes) -> str | None: ...
+
+    def get_with_tag(self, key: str) -> tuple[bytes, str] | None: ...
+
+    def replace_if_tag(self, key: str, data: bytes, tag: str) -> str | None: ...
+
+    def delete(self, keys: Any) -> None: ...
 
 LEASE_SETTING = "PIPELINE_S3_LEASE_S"
 DEFAULT_LEASE_S = 60.0
@@ -34,7 +50,7 @@ class Lease:
     """A held lock: renewed on a thread of its own every quarter lease; `check` raises once
     another writer has taken it over (this run stalled past its lease), so that it never commits."""
 
-    def __init__(self, storage: S3Storage, key: str, tag: str, lease_s: float, holder: dict[str, Any]) -> None:
+    def __init__(self, storage: ConditionalWrites, key: str, tag: str, lease_s: float, holder: dict[str, Any]) -> None:
         self.storage, self.key, self.tag, self.lease_s, self.holder = storage, key, tag, lease_s, holder
         self.lost = False
         self._stop = threading.Event()
@@ -58,7 +74,7 @@ class Lease:
         """StoreError when the lock is no longer this run's."""
         if self.lost:
             raise StoreLockedError(
-                f"the writer lock {self.storage.url(self.key)} was taken over by another run (this one went "
+                f"the writer lock {self.storage.where(self.key)} was taken over by another run (this one went "
                 f"{self.lease_s:.0f} s without renewing it): nothing was published"
             )
 
@@ -67,9 +83,9 @@ class Lease:
         self._stop.set()
         self._thread.join()
         with contextlib.suppress(StoreError):
-            found = self.storage.read_with_tag(self.key)
+            found = self.storage.get_with_tag(self.key)
             if found is not None and found[1] == self.tag:
-                self.storage.delete(self.key)
+                self.storage.delete([self.key])
 
 
 def _body(holder: dict[str, Any]) -> bytes:
@@ -95,7 +111,7 @@ def _holder_text(found: bytes) -> str:
 
 @contextlib.contextmanager
 def object_lock(
-    storage: S3Storage, key: str, timeout_s: float, on_wait: Callable[[str], None] | None = None
+    storage: ConditionalWrites, key: str, timeout_s: float, on_wait: Callable[[str], None] | None = None
 ) -> Iterator[Lease]:
     """Hold the lock object `key` of `storage`; wait up to `timeout_s` seconds, then StoreLockedError.
 
@@ -113,7 +129,7 @@ def object_lock(
         tag = storage.put_new(key, _body(holder))
         if tag is not None:
             break
-        found = storage.read_with_tag(key)
+        found = storage.get_with_tag(key)
         if found is None:
             continue  # released meanwhile: try again at once
         data, current = found
@@ -129,7 +145,7 @@ def object_lock(
         waiting = True
         if now >= deadline:
             raise StoreLockedError(
-                f"another run ({_holder_text(data)}) is publishing to {storage.location.url}; waited "
+                f"another run ({_holder_text(data)}) is publishing to {storage.url}; waited "
                 f"{timeout_s:.0f} s. Retry when it has finished (a dead run's lock lapses after {lease_s:.0f} s)"
             )
         time.sleep(min(POLL_S, max(deadline - now, 0.05)))

@@ -1,4 +1,4 @@
-"""Advisory file locks (flock): one loop that waits for a lock, used by every lock the pipeline takes."""
+"""Advisory file locks (flock): one loop that waits for a lock, used by every lock taken on local disk."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from pipeline.errors import StoreLockedError
-from pipeline.storage.local import write_error
+from pipeline.errors import StoreLockedError, StoreWriteError
 
 POLL_S = 0.2
-LOCK_FILE = ".lock"  # in the folder a lock guards
 
 
 def wait_for_lock(handle: IO[Any], timeout_s: float, on_busy: Callable[[], None] | None = None,
@@ -37,18 +35,17 @@ def wait_for_lock(handle: IO[Any], timeout_s: float, on_busy: Callable[[], None]
 
 
 @contextlib.contextmanager
-def writer_lock(folder: Path, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Hold the exclusive writer lock of `folder` (``folder/.lock``); wait up to `timeout_s`
-    seconds for it, then StoreLockedError naming the holder.
+def writer_lock(lock_path: Path, timeout_s: float, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the exclusive lock of the file `lock_path` (created if missing); wait up to
+    `timeout_s` seconds for it, then StoreLockedError naming the holder.
 
-    `on_wait` is called once, with the holder, when the lock is taken and the run must wait.
+    `on_wait` is called once, with the holder, when the lock is taken and the caller must wait.
     """
-    lock_path = folder / LOCK_FILE
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = lock_path.open("a+")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        handle = os.fdopen(fd, "a+")
     except OSError as err:
-        raise write_error(lock_path, err) from None
+        raise StoreWriteError(f"cannot write {lock_path}: {err.strerror}", err.errno) from None
     with handle:
 
         def holder() -> str:
@@ -58,7 +55,7 @@ def writer_lock(folder: Path, timeout_s: float, on_wait: Callable[[str], None] |
         busy = (lambda: on_wait(holder())) if on_wait is not None else None
         if not wait_for_lock(handle, timeout_s, busy):
             raise StoreLockedError(
-                f"another run ({holder()}) is publishing to {folder}; waited {timeout_s:.0f} s. "
+                f"another run ({holder()}) is publishing to {lock_path.parent}; waited {timeout_s:.0f} s. "
                 "Retry when it has finished."
             )
         try:
@@ -67,7 +64,7 @@ def writer_lock(folder: Path, timeout_s: float, on_wait: Callable[[str], None] |
             handle.write(f"pid {os.getpid()}")
             handle.flush()
         except OSError as err:
-            raise write_error(lock_path, err) from None
+            raise StoreWriteError(f"cannot write {lock_path}: {err.strerror}", err.errno) from None
         try:
             yield
         finally:

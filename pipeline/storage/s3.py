@@ -1,21 +1,23 @@
-"""Object storage (S3 and S3-compatible servers) as storage: s3:// locations, one client, errors in one line."""
+"""Object storage (S3 and S3-compatible servers) as storage, through obstore: s3:// locations, one client, errors in one line."""
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date
-from functools import cache
+from datetime import UTC, datetime, timedelta
+from functools import cache, partial
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, Any
+from typing import Any, TypeVar
 
 from pipeline.errors import StoreError, StoreWriteError
+from pipeline.storage.interface import Lease, Listing, ObjectInfo, check_key
+from pipeline.storage.lease import object_lock
 
 SCHEME = "s3://"
 # S3's bucket names (the strict rules of today's AWS, which S3-compatible servers accept).
@@ -23,14 +25,18 @@ _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # One segment of a prefix or key: printable, and never "." or "..", which some servers and
 # every local copy would read as a step up.
 _SEGMENT = re.compile(r"[^\x00-\x1f\x7f/\\]+")
-# Whole files moved at once by `concurrently` (each of them streamed in parts by boto3).
-TRANSFER_THREADS = 4
 _NO_BUCKET = "the bucket does not exist (create it, or fix the URL)"
 _NO_CREDENTIALS = "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
 _DENIED = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
-                     "InvalidToken", "TokenRefreshRequired", "403", "Forbidden"})  # fmt: skip
-_PRECONDITION = frozenset({"PreconditionFailed", "412", "ConditionalRequestConflict", "409"})
-_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+                     "InvalidToken", "TokenRefreshRequired", "Forbidden"})  # fmt: skip
+_CODE = re.compile(r"<Code>([A-Za-z0-9]+)</Code>")
+# The environment that configures the client: a change of any of them makes a new one.
+_ENVIRONMENT = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+                "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_PROFILE",
+                "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE")  # fmt: skip
+# Four attempts of a request that a retry can cure (5xx, throttling, a dropped connection), with
+# backoff; a 4xx (denied, missing, precondition failed) fails at once.
+MAX_RETRIES = 3
 
 
 def is_s3_url(value: object) -> bool:
@@ -86,135 +92,134 @@ def parse_s3_url(text: str) -> S3Location:
     return S3Location(bucket, prefix)
 
 
-def parse_location(value: str | os.PathLike[str]) -> Path | S3Location:
-    """A dataset or raw location: an s3:// URL, or else a local path."""
-    return parse_s3_url(value) if isinstance(value, str) and is_s3_url(value) else Path(value)
-
-
-def concurrently(transfer: Callable[[str], None], names: Iterable[str]) -> None:
-    """`transfer` of each name, `TRANSFER_THREADS` at a time; the first failure is raised."""
-    with ThreadPoolExecutor(TRANSFER_THREADS) as pool:
-        list(pool.map(transfer, names))
-
-
 # --- the client ------------------------------------------------------------------------------------
 
 
 @cache
 def _sdk() -> SimpleNamespace:
-    """boto3, imported at the first use of object storage: a run on local disk never pays for it
-    (~1 s and ~13 MB in the driver and in the parsers' forkserver)."""
-    import boto3
-    import botocore.exceptions
-    from boto3.s3.transfer import TransferConfig
-    from botocore.config import Config
+    """obstore, imported at the first use of object storage: a run on local disk never pays for it."""
+    import obstore
+    import obstore.exceptions
+    import obstore.store
 
-    return SimpleNamespace(
-        boto3=boto3,
-        errors=botocore.exceptions,
-        # What botocore's "standard" retry mode retries: throttling, 5xx and dropped connections;
-        # a 4xx (denied, missing, precondition failed) fails at once. Four attempts, then one
-        # clear error.
-        client_config=Config(
-            retries={"mode": "standard", "total_max_attempts": 4},
-            connect_timeout=5,
-            read_timeout=60,
-            tcp_keepalive=True,
-        ),
-        transfer=TransferConfig(multipart_threshold=64 << 20, multipart_chunksize=64 << 20, max_concurrency=4),
-        failures=(botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError),
-    )
+    return SimpleNamespace(obs=obstore, errors=obstore.exceptions, S3Store=obstore.store.S3Store)
 
 
-def _failures() -> tuple[type[Exception], ...]:
-    """What a failed request raises (evaluated only once a request has raised: boto3 is loaded)."""
-    return tuple(_sdk().failures)
+def _environment() -> tuple[tuple[str, str | None], ...]:
+    return tuple((name, os.environ.get(name)) for name in _ENVIRONMENT)
+
+
+def endpoint() -> str | None:
+    """The endpoint requests go to (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL), None for AWS's own."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def _profile_provider() -> Any:
+    """A credential provider for AWS_PROFILE (the shared config files, SSO, roles), through boto3,
+    which reads them as every AWS tool does; StoreError when boto3 is not installed."""
+    try:
+        import boto3
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError:
+        raise StoreError(
+            "AWS_PROFILE needs boto3 to read the profile: pip install 'paper-listings[aws]', or set "
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ) from None
+    try:
+        return Boto3CredentialProvider(boto3.session.Session())
+    except Exception as err:  # a missing profile, a bad file: botocore's own classes
+        raise StoreError(f"the AWS profile cannot be used: {type(err).__name__}") from None
 
 
 @cache
-def client() -> Any:
-    """The process's S3 client, configured as every AWS tool is: the environment
-    (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL),
-    then AWS_PROFILE's profile, then an instance role. Thread-safe; made once per process."""
+def _client(location: S3Location, environment: tuple[tuple[str, str | None], ...]) -> Any:
+    """The obstore client of `location` for this environment (made once per process and settings)."""
+    sdk = _sdk()
+    settings = dict(environment)
+    config: dict[str, Any] = {}
+    url = endpoint()
+    if url is not None:
+        config["endpoint"] = url
+    region = settings.get("AWS_REGION") or settings.get("AWS_DEFAULT_REGION")
+    if region:
+        config["region"] = region
+    options = {"connect_timeout": "5s", "timeout": "300s", "allow_http": bool(url and url.startswith("http://"))}
+    retry = {"max_retries": MAX_RETRIES, "retry_timeout": timedelta(seconds=120),
+             "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2}}
+    extra: dict[str, Any] = {}
+    if settings.get("AWS_PROFILE") and not settings.get("AWS_ACCESS_KEY_ID"):
+        extra["credential_provider"] = _profile_provider()
     try:
-        sdk = _sdk()
-        return sdk.boto3.session.Session().client("s3", config=sdk.client_config)
-    except _sdk().errors.BotoCoreError as err:  # a missing profile, a bad region name
+        return sdk.S3Store(location.bucket, prefix=location.prefix or None, config=config, client_options=options,
+                           retry_config=retry, **extra)  # fmt: skip
+    except Exception as err:  # a malformed setting
         raise StoreError(f"the AWS configuration cannot be used: {type(err).__name__}") from None
 
 
-def endpoint() -> str:
-    """The endpoint requests go to (AWS_ENDPOINT_URL, a profile's endpoint_url, else AWS's)."""
-    return str(client().meta.endpoint_url)
-
-
-def object_store_options() -> dict[str, str]:
-    """This process's S3 configuration (as `client` resolves it) in the form Rust's object_store
-    takes, for deltalake's `storage_options`: the credentials, region and endpoint, and conditional
-    put by ETag (`If-None-Match` / `If-Match`), which makes concurrent Delta commits safe with no
-    DynamoDB. The values are secrets: never log or show them."""
-    session = _sdk().boto3.session.Session()
-    found = session.get_credentials()
-    if found is None:
-        raise StoreError(_NO_CREDENTIALS)
-    credentials = found.get_frozen_credentials()
-    options = {
-        "aws_access_key_id": credentials.access_key,
-        "aws_secret_access_key": credentials.secret_key,
-        "aws_region": session.region_name or str(client().meta.region_name),
-        "aws_conditional_put": "etag",
-    }
-    if credentials.token:
-        options["aws_session_token"] = credentials.token
-    url = endpoint()
-    if not url.endswith(".amazonaws.com"):  # AWS itself is object_store's default, with its own URL style
-        options["aws_endpoint"] = url
-        options["aws_allow_http"] = str(url.startswith("http://")).lower()
-    return options
-
-
-def error_code(err: Exception) -> str | None:
-    """The S3 error code of a failed request (None when it is not a service error)."""
-    if isinstance(err, _sdk().errors.ClientError):
-        return str(err.response.get("Error", {}).get("Code", ""))
-    return None
+def client(location: S3Location) -> Any:
+    """The client of `location`, configured as every AWS tool is: AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, AWS_ENDPOINT_URL (or _S3), else
+    AWS_PROFILE's profile (through boto3), else the instance's or container's role."""
+    return _client(location, _environment())
 
 
 def s3_error(where: str, err: Exception) -> StoreError:
-    """One line for a failed request: what failed and why, never a credential.
-
-    botocore's own messages are not repeated: some echo what was signed."""
-    code = error_code(err)
+    """One line for a failed request: what failed and why, never a credential (the client's own
+    messages are not repeated: they carry the request and the server's answer)."""
+    errors = _sdk().errors
+    text = str(err)
+    found = _CODE.search(text)
+    code = found[1] if found else None
     if code == "NoSuchBucket":
         return StoreError(f"{where}: {_NO_BUCKET}")
-    if code in _DENIED:
-        return StoreError(f"{where}: access denied ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                          "or AWS_PROFILE, and the bucket's policy")  # fmt: skip
+    if code in _DENIED or isinstance(err, errors.PermissionDeniedError | errors.UnauthenticatedError):
+        return StoreError(f"{where}: access denied ({code or 'refused'}): check AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, and the bucket's policy")  # fmt: skip
     if code is not None:
         return StoreWriteError(f"{where}: the S3 server answered {code}")
-    errors = _sdk().errors
-    if isinstance(err, errors.NoCredentialsError | errors.PartialCredentialsError):
+    if "credential" in text.lower() and ("metadata" in text.lower() or "not found" in text.lower()):
         return StoreError(f"{where}: {_NO_CREDENTIALS}")
-    if isinstance(err, errors.EndpointConnectionError | errors.ConnectionError):
-        return StoreError(f"{where}: the S3 endpoint {endpoint()} does not answer ({type(err).__name__})")
+    if "error sending request" in text or "connect" in text.lower():
+        shown = endpoint() or "of AWS"
+        return StoreError(f"{where}: the S3 endpoint {shown} does not answer")
+    status = re.search(r"status code: (\d{3})", text)
+    if status:
+        return StoreWriteError(f"{where}: the S3 server answered HTTP {status[1]}")
     return StoreError(f"{where}: {type(err).__name__}")
 
 
-@contextlib.contextmanager
-def translated(where: str) -> Iterator[None]:
-    """Run a request, its failure raised as `s3_error`'s one line."""
+def _missing(err: Exception) -> bool:
+    """True when a request failed because the object is not there (not the bucket)."""
+    return isinstance(err, FileNotFoundError) and "NoSuchBucket" not in str(err)
+
+
+T = TypeVar("T")
+
+
+def _request(where: str, call: Callable[[], T]) -> T:
+    """`call`'s answer; a failed request raised as `s3_error`'s one line, an object that is not
+    there as FileNotFoundError, and the refusal of a conditional write as it is (its caller reads it)."""
     try:
-        yield
-    except _failures() as err:
-        raise s3_error(where, err) from None
+        return call()
+    except StoreError:
+        raise
+    except Exception as err:
+        errors = _sdk().errors
+        if isinstance(err, errors.AlreadyExistsError | errors.PreconditionError):
+            raise
+        if _missing(err):
+            raise FileNotFoundError(where) from None
+        if isinstance(err, errors.BaseError | OSError):
+            raise s3_error(where, err) from None
+        raise
 
 
 class S3Storage:
     """`Storage` on an s3:// location: keys are relative names under its prefix.
 
-    An object is visible whole or not at all, so a write needs no temporary name; what the
-    local disk does with `rename`, this does with create-if-absent (``If-None-Match: *``) and
-    compare-and-swap (``If-Match``), the conditional writes of S3 and its compatible servers.
+    An object is visible whole or not at all, so a write needs no temporary name; create-if-absent
+    is ``If-None-Match: *`` and the writer lock a leased object renewed by compare-and-swap
+    (``If-Match``): the conditional writes of S3 and its compatible servers.
     """
 
     def __init__(self, location: S3Location) -> None:
@@ -224,137 +229,192 @@ class S3Storage:
     def __repr__(self) -> str:
         return f"S3Storage({self.location.url!r})"
 
-    def url(self, key: str = "") -> str:
-        """`key` as a URL, for messages."""
+    @property
+    def url(self) -> str:
+        return self.location.url
+
+    def where(self, key: str) -> str:
         return self.location.child(key).url if key else self.location.url
 
+    def uri(self, key: str = "") -> str:
+        return self.where(key)
+
+    def child(self, prefix: str) -> S3Storage:
+        return S3Storage(self.location.child(prefix))
+
+    def within(self, other: object) -> bool:
+        if not isinstance(other, S3Storage) or other.bucket != self.bucket:
+            return False
+        top, key = other.location.prefix, self.location.prefix
+        return not top or key == top or key.startswith(top + "/")
+
+    def parent(self) -> S3Storage:
+        return S3Storage(S3Location(self.bucket, self.location.prefix.rpartition("/")[0]))
+
+    @property
+    def name(self) -> str:
+        return self.location.prefix.rpartition("/")[2]
+
+    def _store(self) -> Any:
+        return client(self.location)
+
     def _key(self, key: str) -> str:
-        return self.location.key(key)
+        check_key(key)
+        return check_relative(key)
 
-    @contextlib.contextmanager
-    def open_write(self, key: str) -> Iterator[IO[bytes]]:
-        """A new object at `key`, written when the block ends (spooled to a temporary file first)."""
-        with tempfile.SpooledTemporaryFile(8 << 20) as spool:
-            yield spool
-            spool.seek(0)
-            with translated(f"cannot write {self.url(key)}"):
-                client().upload_fileobj(spool, self.bucket, self._key(key), Config=_sdk().transfer)
+    # --- reading -----------------------------------------------------------------------------------
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """An object at `key` holding `data` (replacing one there)."""
-        with translated(f"cannot write {self.url(key)}"):
-            client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+    def get(self, key: str) -> bytes | None:
+        found = self.get_with_tag(key)
+        return None if found is None else found[0]
 
-    def read_bytes(self, key: str) -> bytes:
-        """The whole object at `key`; FileNotFoundError when there is none."""
-        found = self.read_with_tag(key)
-        if found is None:
-            raise FileNotFoundError(self.url(key))
-        return found[0]
-
-    def read_with_tag(self, key: str) -> tuple[bytes, str] | None:
+    def get_with_tag(self, key: str) -> tuple[bytes, str] | None:
         """The object at `key` and its ETag, or None when there is none."""
+
+        def get() -> tuple[bytes, str]:
+            answer = _sdk().obs.get(self._store(), self._key(key))
+            return bytes(answer.bytes()), str(answer.meta["e_tag"])
+
         try:
-            answer = client().get_object(Bucket=self.bucket, Key=self._key(key))
-            return answer["Body"].read(), str(answer["ETag"])
-        except _failures() as err:
-            if error_code(err) in _MISSING:
-                return None
-            raise s3_error(f"cannot read {self.url(key)}", err) from None
+            return _request(f"cannot read {self.where(key)}", get)
+        except FileNotFoundError:
+            return None
 
-    def size(self, key: str) -> int | None:
-        """The size of the object at `key`, or None when there is none."""
+    def get_range(self, key: str, start: int, length: int) -> bytes:
+        return _request(f"cannot read {self.where(key)}", lambda: bytes(
+            _sdk().obs.get_range(self._store(), self._key(key), start=start, length=length)))  # fmt: skip
+
+    def head(self, key: str) -> ObjectInfo | None:
         try:
-            return int(client().head_object(Bucket=self.bucket, Key=self._key(key))["ContentLength"])
-        except _failures() as err:
-            if error_code(err) in _MISSING:
-                return None
-            raise s3_error(f"cannot read {self.url(key)}", err) from None
+            return _request(f"cannot read {self.where(key)}",
+                            lambda: _info(key, _sdk().obs.head(self._store(), self._key(key))))  # fmt: skip
+        except FileNotFoundError:
+            return None
 
-    def _pages(self, key: str, delimiter: bool) -> Iterator[dict[str, Any]]:
-        prefix = self._key(key)
-        prefix = f"{prefix}/" if prefix else ""
-        options = {"Bucket": self.bucket, "Prefix": prefix, **({"Delimiter": "/"} if delimiter else {})}
-        with translated(f"cannot list {self.url(key)}"):
-            yield from client().get_paginator("list_objects_v2").paginate(**options)
+    def local_file(self, key: str, into: Path) -> Path:
+        into.parent.mkdir(parents=True, exist_ok=True)
+        partial = into.with_name(f"{into.name}.part-{os.getpid()}")
 
-    def list(self, prefix: str) -> list[str]:
-        """Names directly under `prefix` (objects and 'folders'), sorted."""
-        start = len(self._key(prefix)) + 1 if self._key(prefix) else 0
-        names: set[str] = set()
-        for page in self._pages(prefix, delimiter=True):
-            names.update(entry["Prefix"][start:].rstrip("/") for entry in page.get("CommonPrefixes", []))
-            names.update(entry["Key"][start:] for entry in page.get("Contents", []))
-        return sorted(name for name in names if name)
+        def download() -> None:
+            with partial.open("wb") as sink:
+                answer = _sdk().obs.get(self._store(), self._key(key))
+                for block in answer.stream(min_chunk_size=8 << 20):
+                    sink.write(block)
 
-    def tree(self, prefix: str) -> dict[str, int]:
-        """Every object under `prefix`, by its name relative to `prefix`, with its size."""
-        start = len(self._key(prefix)) + 1 if self._key(prefix) else 0
-        return {
-            e["Key"][start:]: int(e["Size"]) for page in self._pages(prefix, False) for e in page.get("Contents", [])
-        }
+        try:
+            _request(f"cannot read {self.where(key)}", download)
+            partial.replace(into)
+        finally:
+            partial.unlink(missing_ok=True)
+        return into
 
-    def tree_dated(self, prefix: str) -> dict[str, tuple[int, date]]:
-        """`tree`, with each object's last-modified date (UTC)."""
-        start = len(self._key(prefix)) + 1 if self._key(prefix) else 0
-        return {e["Key"][start:]: (int(e["Size"]), e["LastModified"].astimezone(UTC).date())
-                for page in self._pages(prefix, False) for e in page.get("Contents", [])}  # fmt: skip
+    def list(self, prefix: str = "") -> Listing:
+        objects, skipped = [], []
 
-    def delete(self, key: str) -> None:
-        """Remove the object `key` and every object under it; what is gone is not an error."""
-        keys = [self._key(key)] + [self._key(f"{key}/{name}" if key else name) for name in self.tree(key)]
-        with translated(f"cannot delete {self.url(key)}"):
-            for start in range(0, len(keys), 1000):
-                batch = [{"Key": k} for k in keys[start : start + 1000]]
-                client().delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        def batches() -> builtins.list[Any]:
+            return builtins.list(_sdk().obs.list(self._store(), prefix=f"{self._key(prefix)}/" if prefix else None))
 
-    def create_if_absent(self, key: str, data: bytes) -> bool:
-        """Write `data` at `key` unless an object is there (then False): never overwrites."""
+        for batch in _request(f"cannot list {self.where(prefix)}", batches):
+            for meta in batch:
+                key = str(meta["path"])
+                try:
+                    check_relative(key)
+                except StoreError:
+                    skipped.append((key, "its key is not a plain relative name: not read"))
+                    continue
+                objects.append(_info(key, meta))
+        objects.sort(key=lambda o: o.key)
+        return Listing(objects, skipped)
+
+    # --- writing -----------------------------------------------------------------------------------
+
+    def put(self, key: str, data: bytes) -> None:
+        _request(f"cannot write {self.where(key)}", lambda: _sdk().obs.put(self._store(), self._key(key), data))
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
         return self.put_new(key, data) is not None
 
     def put_new(self, key: str, data: bytes) -> str | None:
-        """`create_if_absent`, returning the new object's ETag (None when one was there)."""
-        return self._conditional_put(key, data, IfNoneMatch="*")
+        """`put_if_absent`, returning the new object's ETag (None when one was there)."""
+        try:
+            answer = _request(f"cannot write {self.where(key)}",
+                              lambda: _sdk().obs.put(self._store(), self._key(key), data, mode="create"))  # fmt: skip
+        except (_sdk().errors.AlreadyExistsError, _sdk().errors.PreconditionError):
+            return None
+        return str(answer["e_tag"])
 
     def replace_if_tag(self, key: str, data: bytes, tag: str) -> str | None:
         """Replace the object at `key` only while its ETag is `tag` (compare-and-swap); the new
-        ETag, or None when another write came first."""
-        return self._conditional_put(key, data, IfMatch=tag)
-
-    def _conditional_put(self, key: str, data: bytes, **condition: str) -> str | None:
+        ETag, or None when another write came first (or the object is gone)."""
         try:
-            answer = client().put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **condition)
-        except _failures() as err:
-            if error_code(err) in _PRECONDITION or (error_code(err) in _MISSING and "IfMatch" in condition):
-                return None
-            raise s3_error(f"cannot write {self.url(key)}", err) from None
-        return str(answer["ETag"])
+            answer = _request(f"cannot write {self.where(key)}",
+                              lambda: _sdk().obs.put(self._store(), self._key(key), data, mode={"e_tag": tag}))  # fmt: skip
+        except (_sdk().errors.PreconditionError, _sdk().errors.AlreadyExistsError, FileNotFoundError):
+            return None
+        return str(answer["e_tag"])
 
-    def upload(self, path: Path, key: str) -> None:
-        """The local file `path` as the object `key`, streamed in parts."""
-        with translated(f"cannot write {self.url(key)}"):
-            client().upload_file(str(path), self.bucket, self._key(key), Config=_sdk().transfer)
+    def put_file(self, key: str, path: Path) -> None:
+        _request(f"cannot write {self.where(key)}", lambda: _sdk().obs.put(self._store(), self._key(key), path))
 
-    def download(self, key: str, path: Path) -> None:
-        """The object `key` into the local file `path`, streamed in parts."""
-        with translated(f"cannot read {self.url(key)}"):
-            client().download_file(self.bucket, self._key(key), str(path), Config=_sdk().transfer)
+    def delete(self, keys: Iterable[str]) -> None:
+        names = [self._key(k) for k in keys]
+        for start in range(0, len(names), 1000):
+            batch = names[start : start + 1000]
+            _request(f"cannot delete under {self.url}", partial(_sdk().obs.delete, self._store(), batch))
 
-    def check_bucket(self) -> None:
-        """StoreError, in one line, unless the bucket exists and answers (a missing object and a
-        missing bucket look alike to a HEAD request: this tells them apart)."""
-        try:
-            client().head_bucket(Bucket=self.bucket)
-        except _failures() as err:
-            if error_code(err) in {"404", "NoSuchBucket"}:
-                raise StoreError(f"{self.location.url}: {_NO_BUCKET}") from None
-            raise s3_error(self.location.url, err) from None
+    def lock(
+        self, key: str, timeout_s: float, on_wait: Callable[[str], None] | None = None
+    ) -> contextlib.AbstractContextManager[Lease]:
+        return object_lock(self, key, timeout_s, on_wait)
+
+    def workspace(self) -> contextlib.AbstractContextManager[Path]:
+        return _temporary_workspace()
+
+    def alias(self, key: str, target: str) -> None:
+        return None  # no links on object storage: readers use the pointer object
 
     def check_usable(self) -> None:
-        """StoreError, in one line, unless the bucket answers and takes a write under the prefix
-        (bad credentials, a missing bucket, an endpoint that does not answer)."""
-        self.check_bucket()
+        # a missing bucket says so here
+        _request(self.location.url, lambda: next(iter(_sdk().obs.list(self._store(), chunk_size=1)), None))
         probe = f".probe-{os.getpid()}-{os.urandom(4).hex()}"
-        self.write_bytes(probe, b"probe")
-        with translated(self.url(probe)):
-            client().delete_object(Bucket=self.bucket, Key=self._key(probe))
+        self.put(probe, b"probe")
+        self.delete([probe])
+
+    def cleanup(self) -> builtins.list[str]:
+        return []  # a write is whole or absent: nothing half-written to remove
+
+    def options(self) -> dict[str, Any] | None:
+        """This process's S3 configuration in the form object_store takes (deltalake's
+        `storage_options`): credentials, region, endpoint, and conditional put by ETag, which makes
+        concurrent Delta commits safe with no DynamoDB. The values are secrets: never show them."""
+        key, secret, token = (os.environ.get(n) for n in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                           "AWS_SESSION_TOKEN"))  # fmt: skip
+        if not (key and secret) and os.environ.get("AWS_PROFILE"):
+            provider = _profile_provider()
+            found = provider()
+            key, secret, token = found.get("access_key_id"), found.get("secret_access_key"), found.get("token")
+        if not (key and secret):
+            raise StoreError(_NO_CREDENTIALS)
+        options = {"aws_access_key_id": key, "aws_secret_access_key": secret, "aws_conditional_put": "etag",
+                   "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+        if token:
+            options["aws_session_token"] = token
+        url = endpoint()
+        if url is not None:
+            options["aws_endpoint"] = url
+            options["aws_allow_http"] = str(url.startswith("http://")).lower()
+        return options
+
+
+def _info(key: str, meta: Any) -> ObjectInfo:
+    modified = meta["last_modified"]
+    if isinstance(modified, datetime):
+        modified = modified.astimezone(UTC)
+    return ObjectInfo(key, int(meta["size"]), modified, str(meta.get("e_tag") or ""))
+
+
+@contextlib.contextmanager
+def _temporary_workspace() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="paper-listings-work-") as folder:
+        yield Path(folder)
+

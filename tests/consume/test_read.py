@@ -13,6 +13,7 @@ import pytest
 from pipeline import load, load_duckdb
 from pipeline.consume.read import LINEAGE, TABLES
 from pipeline.errors import StoreError, VersionDamagedError
+from pipeline.published import Store
 
 pytestmark = pytest.mark.flow
 
@@ -79,13 +80,22 @@ def test_bad_arguments_get_clear_errors(out: Path, kwargs: dict[str, str], error
 def test_a_damaged_file_is_never_read(out: Path, tmp_path: Path) -> None:
     copy = tmp_path / "out"
     shutil.copytree(out, copy, symlinks=True)
-    file = copy / "versions" / "000001" / "authors.parquet"
+    store = Store.open(copy)
+    (listed,) = store.manifest("000001").tables["changes"]
+    assert listed not in store.manifest("000002").tables["changes"]  # each version's own changes
+    file = copy / listed.key
     data = bytearray(file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     file.write_bytes(bytes(data))
     with pytest.raises(VersionDamagedError, match="differs from the sha256"):
-        load("authors", version="000001", out=copy)
-    assert len(load("authors", out=copy)) > 0  # the other version still reads
+        load("changes", version="000001", out=copy)
+    assert len(load("changes", out=copy)) > 0  # the other version still reads
+    (shared,) = store.manifest("000001").tables["categories"]
+    assert shared in store.manifest("000002").tables["categories"]  # a file both versions list
+    (copy / shared.key).unlink()
+    for version in ("000001", "000002"):
+        with pytest.raises(VersionDamagedError, match="is missing"):
+            load("categories", version=version, out=copy)
     with pytest.raises(VersionDamagedError):
         load_duckdb(version="000001", out=copy)
 

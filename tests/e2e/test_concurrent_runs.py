@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import read_tables
 from pipeline.published.versions import version_ids
-from pipeline.storage.lock import writer_lock
+
+from pipeline.published import Store
+from pipeline.published.manifest import read_manifest
+from tests.assembly import version_tables
 from tests.conftest import LineWatcher
 
 pytestmark = pytest.mark.flow
@@ -33,7 +33,7 @@ def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, s
         raws.append(raw)
 
     # Hold the writer lock until both runs have parsed their input and say they wait for it.
-    with writer_lock(out, timeout_s=5):
+    with Store.open(out).lock(5):
         procs = [
             subprocess.Popen(
                 # each run replaces the other's papers: allow the removal
@@ -69,7 +69,7 @@ def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, s
     assert (first["parent_id"], second["parent_id"]) == (None, "000001")
     for manifest in (first, second):
         # never a mix: every paper of a version comes from that version's own inputs
-        papers = read_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
+        papers = version_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
         assert set(papers["source_file"]) == {i["path"] for i in manifest["inputs"]}
         assert len(manifest["inputs"]) == 1
-    assert set(read_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}
+    assert set(version_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from pipeline.published.versions import latest_id, version_ids
+
 from pipeline.storage.local import TMP_PREFIX
 from tests.assembly import publish_frames
 from tests.conftest import SAMPLE

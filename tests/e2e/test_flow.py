@@ -11,8 +11,8 @@ import duckdb
 import pytest
 
 from pipeline.orchestrate import progress
-from pipeline.published.verify import read_tables
 from pipeline.raw.sources import discover_sources
+from tests.assembly import version_tables
 from tests.conftest import run_flow as run
 from tests.listings import record
 
@@ -40,7 +40,7 @@ def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path, gold) 
     # "Sebastien" in one paper, folded together
     assert (joined["name"] == "Sébastien Bubeck").sum() == gold.papers_of("Sébastien Bubeck")
 
-    tables = read_tables(latest)
+    tables = version_tables(latest)
     merged = tables["papers"].merge(tables["paper_authors"], on="paper_id").merge(tables["authors"], on="author_id")
     assert len(merged) == gold.paper_authors
     assert merged.groupby("paper_id")["position"].min().eq(1).all()
@@ -63,11 +63,11 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     assert inputs["extra.txt"]["capture_date"] == "2026-01-03"
     assert inputs["extra.txt"]["capture_date_from"] == "--as-of"
     assert summary.rejects_by_rule == {"unknown_category": 1, "truncated_record": 1, "invalid_encoding": 1}
-    rejects = read_tables(out / "latest", ["rejects"])["rejects"]
+    rejects = version_tables(out / "latest", ["rejects"])["rejects"]
     assert set(zip(rejects["source_file"], rejects["rule"], strict=True)) == {
         ("extra.txt", "unknown_category"), ("extra.txt", "truncated_record"), ("latin1.txt", "invalid_encoding"),
     }  # fmt: skip
-    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    papers = version_tables(out / "latest", ["papers"])["papers"].set_index("title")
     # captured (per --as-of) on 2026-01-03, "Mar 2" without a year is the previous March
     assert papers.loc["Another Study of Graphs", "published"] == date(2025, 3, 2)
 

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.parse.latex import latex_to_text
-from pipeline.published.verify import read_tables
-from pipeline.published.versions import version_path
+from tests.assembly import version_tables
 from tests.conftest import run_flow
 from tests.frozen import CORPORA, frozen_digests, frozen_texts, table_digests, text_digest, write_corpus
 
@@ -26,7 +25,7 @@ def test_published_tables_equal_the_frozen_output(prefect_server, tmp_path: Path
     write_corpus(corpus, raw)
     summary = run_flow(raw, out, max_reject_rate=1.0)
     assert summary.published
-    published = read_tables(version_path(out))
+    published = version_tables(out / "latest")
     # The rows only: the reference rendering is computed below for the abstracts that differ, not
     # for every abstract (pylatexenc on 20k abstracts takes minutes).
     got = {name: digests for name, digests in table_digests(published).items() if digests}  # as frozen: no empty table

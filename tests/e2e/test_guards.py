@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pipeline.published.versions import latest_id, version_ids
 
 from pipeline.errors import NothingToPublishError, RejectRateExceededError, RemovalRateExceededError
 from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import read_tables
-from pipeline.published.versions import latest_id, version_ids
 from pipeline.reported.summary import report_markdown
 from schemas.contract import schema_fingerprint
+from tests.assembly import version_tables
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -92,7 +92,7 @@ def test_links_out_of_the_raw_folder_are_not_published(prefect_server, raw_dir: 
     out = tmp_path / "out"
     summary = run_flow(raw_dir, out)
     assert summary.warnings == ["y.txt: skipped: a link that leads outside the raw folder: not followed"]
-    rejects = read_tables(out / "latest", ["rejects"])["rejects"]
+    rejects = version_tables(out / "latest", ["rejects"])["rejects"]
     assert "root:x" not in "".join(rejects["raw"])
     manifest = read_manifest(out / "latest")
     assert [i["path"] for i in manifest["inputs"]] == [SAMPLE.name]
@@ -107,7 +107,7 @@ def test_a_file_name_that_is_not_utf8_does_not_crash_the_run(prefect_server, raw
     summary = run_flow(raw_dir, out)
     assert summary.published
     assert "caf\\xe9_2026-11-20.txt: renamed" in summary.warnings[0]
-    papers = read_tables(out / "latest", ["papers"])["papers"]
+    papers = version_tables(out / "latest", ["papers"])["papers"]
     assert "caf\\xe9_2026-11-20.txt" in set(papers["source_file"])
     report_markdown(summary).encode("utf-8")  # printable
 

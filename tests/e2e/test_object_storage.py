@@ -16,11 +16,11 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.arrow import ArrowFSWrapper
+from pipeline.published.remote import RemoteStore
 
 from pipeline.cli import main
 from pipeline.consume.read import TABLES, load, load_duckdb
 from pipeline.errors import StoreError
-from pipeline.published.remote import RemoteStore
 from pipeline.storage.s3 import S3Storage, parse_s3_url
 from tests.conftest import SAMPLE, run_flow
 from tests.s3server import ACCESS_KEY, REGION, SECRET_KEY

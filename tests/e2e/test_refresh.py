@@ -15,14 +15,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pipeline.published.parquet_footer import footer_layout
+from pipeline.published.splice import footer_bytes
+from pipeline.published.versions import latest_id
 
 from pipeline.assembled import batches
 from pipeline.errors import VersionDamagedError
 from pipeline.orchestrate import steps
 from pipeline.published.layout import INDEX
-from pipeline.published.parquet_footer import footer_layout
-from pipeline.published.splice import footer_bytes
-from pipeline.published.versions import latest_id
 from schemas import MODELS
 from tests.conftest import SAMPLE
 from tests.conftest import run_flow as run

@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 
 import pytest
+from pipeline.published.versions import latest_id
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from pipeline.published.manifest import read_manifest
-from pipeline.published.versions import latest_id
 from tests.conftest import ROOT, SAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.subprocess]

@@ -9,10 +9,10 @@ import duckdb
 import pandas as pd
 import polars as pl
 import pytest
+from pipeline.published.versions import latest_id, version_ids
 
 from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import read_tables
-from pipeline.published.versions import latest_id, version_ids
+from tests.assembly import version_tables
 from tests.conftest import run_flow
 
 pytestmark = pytest.mark.flow
@@ -25,10 +25,10 @@ P3 = "CVMar 3, 2025\nVision at ScaleŁukasz Kaiser · openai\nAbstract three.\n"
 
 def changes_of(out: Path, version_id: str) -> dict[str, str]:
     """title → change, for one version's changes table."""
-    tables = read_tables(out / "versions" / version_id, ["changes", "papers"])
+    tables = version_tables(out / "versions" / version_id, ["changes", "papers"])
     titles = dict(zip(tables["papers"]["paper_id"], tables["papers"]["title"], strict=True))
     if version_id != "000001":
-        parent = read_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
+        parent = version_tables(out / "versions" / f"{int(version_id) - 1:06d}", ["papers"])["papers"]
         titles.update({k: v for k, v in zip(parent["paper_id"], parent["title"], strict=True) if k not in titles})
     return {titles[row.paper_id]: row.change for row in tables["changes"].itertuples()}
 
@@ -45,12 +45,12 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     second = run_flow(raw, out)
     assert (second.version_id, second.parent_id) == ("000002", "000001")
     assert changes_of(out, "000002") == {"Language Models Revisited": "updated", "Vision at Scale": "added"}
-    changes = read_tables(out / "latest", ["changes"])["changes"]
+    changes = version_tables(out / "latest", ["changes"])["changes"]
     assert set(changes.loc[changes["change"] == "updated", "changed_fields"].iloc[0].split(",")) == {
         "score",
         "has_code",
     }
-    papers = read_tables(out / "latest", ["papers"])["papers"].set_index("title")
+    papers = version_tables(out / "latest", ["papers"])["papers"].set_index("title")
     assert papers.loc["Language Models Revisited", ["first_seen", "last_seen"]].tolist() == [
         date(2026, 1, 1), date(2026, 2, 1),
     ]  # fmt: skip

@@ -8,18 +8,24 @@ from pathlib import Path
 import pytest
 
 from pipeline.orchestrate.decisions import (
+    ParentFacts,
     RunFacts,
     empty_first_version,
     file_batches,
+    parent_facts,
     run_facts,
     run_fingerprint,
     too_many_rejects,
     too_many_removed,
     up_to_date,
+    whole_assembly,
 )
-from pipeline.raw.sources import InputNotice, Source
+from pipeline.raw.sources import InputNotice, Source, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
+from pipeline.storage import LocalStorage
 from schemas.tables import HEADERLESS_RULES
+
+RAW = LocalStorage(Path("raw"))
 
 
 def facts(records: int, rejects: int, fingerprint: str = "f") -> RunFacts:
@@ -27,10 +33,10 @@ def facts(records: int, rejects: int, fingerprint: str = "f") -> RunFacts:
 
 
 def staged(name: str, papers: int, rejects: dict[str, int], cached: bool = False) -> StagedCapture:
-    source = Source(Path(name), name, date(2026, 1, 1), "file name", 100)
+    source = Source(RAW, name, name, date(2026, 1, 1), "file name", 100, "tag")
     headed = papers + sum(n for rule, n in rejects.items() if rule not in HEADERLESS_RULES)
     counts = CaptureCounts(name, 100, papers, rejects, headed)
-    return StagedCapture(source, f"key-{name}", "0" * 64, Path("staged") / name, 1, counts, cached)
+    return StagedCapture(source, f"key-{name}", "0" * 64, 1, counts, cached)
 
 
 def test_run_facts_count_every_capture_and_fingerprint_inputs_code_and_contract() -> None:
@@ -91,16 +97,14 @@ def test_too_many_removed_names_each_capture_and_what_became_of_it() -> None:
 
 
 def test_file_batches_never_split_a_file_and_feed_every_worker() -> None:
-    sources = [Source(Path(f"{i}.txt"), f"{i}.txt", date(2026, 1, 1), "file name", 10) for i in range(6)]
+    sources = [Source(RAW, f"{i}.txt", f"{i}.txt", date(2026, 1, 1), "file name", 10, "t") for i in range(6)]
     assert [len(b) for b in file_batches(sources, 25)] == [3, 3]
     assert [len(b) for b in file_batches(sources, 1_000, min_batches=3)] == [2, 2, 2]
     assert [s for batch in file_batches(sources, 1, min_batches=1) for s in batch] == sources
 
 
-def test_file_batches_group_small_files_and_keep_order(tmp_path: Path) -> None:
-    from pipeline.raw.sources import Source
-
-    sources = [Source(tmp_path / f"{n}.txt", f"{n}.txt", date(2026, 1, 1), "file name", size) for n, size in
+def test_file_batches_group_small_files_and_keep_order() -> None:
+    sources = [Source(RAW, f"{n}.txt", f"{n}.txt", date(2026, 1, 1), "file name", size, "t") for n, size in
                enumerate([5, 5, 5, 20, 1, 1])]  # fmt: skip
     batches = file_batches(sources, 10)
     assert [[s.name for s in b] for b in batches] == [["0.txt", "1.txt"], ["2.txt", "3.txt"], ["4.txt", "5.txt"]]
@@ -116,3 +120,45 @@ def test_fingerprint_ignores_input_order() -> None:
     b = {"path": "b.txt", "sha256": "2", "capture_date": "2026-01-02"}
     assert run_fingerprint([a, b], "c", "s") == run_fingerprint([b, a], "c", "s")
     assert run_fingerprint([a], "c", "s") != run_fingerprint([a], "c2", "s")
+
+
+# --- the choice of assembly: incremental only where a full one would give the same ---------------
+
+JAN = {"a": (date(2026, 1, 1), "listing_2026-01-01.txt"), "b": (date(2026, 1, 2), "listing_2026-01-02.txt")}
+
+
+def test_a_refresh_that_only_adds_later_captures_is_assembled_incrementally() -> None:
+    parent = ParentFacts(2, True, "code", dict(JAN))
+    later = {**JAN, "c": (date(2026, 1, 3), "listing_2026-01-03.txt")}
+    assert whole_assembly(parent, later, "code") is None
+    same_day_later_name = {**JAN, "c": (date(2026, 1, 2), "listing_2026-01-02_b.txt")}
+    assert whole_assembly(parent, same_day_later_name, "code") is None
+    assert whole_assembly(parent, dict(JAN), "code") is None  # nothing new (a forced run): nothing to add
+
+
+@pytest.mark.parametrize(
+    ("parent", "captures", "why"),
+    [
+        (None, JAN, "a first version"),
+        (ParentFacts(1, False, "code", dict(JAN)), JAN, "no index"),
+        (ParentFacts(2, False, "code", dict(JAN)), JAN, "no index"),
+        (ParentFacts(2, True, "old code", dict(JAN)), JAN, "code"),
+        (ParentFacts(2, True, "code", dict(JAN)), {"b": JAN["b"]}, "gone or changed (listing_2026-01-01.txt)"),
+        (ParentFacts(2, True, "code", dict(JAN)), {**JAN, "c": (date(2025, 12, 31), "x.txt")}, "before"),
+        (ParentFacts(2, True, "code", dict(JAN)), {**JAN, "c": (date(2026, 1, 2), "early.txt")}, "before"),
+    ],
+    ids=["first", "layout 1", "no index", "new code", "removed", "backfill", "same day, earlier name"],
+)
+def test_a_version_is_assembled_whole_when_a_refresh_could_not_equal_a_full_assembly(parent, captures, why) -> None:
+    reason = whole_assembly(parent, captures, "code")
+    assert reason is not None
+    assert why in reason
+
+
+def test_a_parents_captures_are_keyed_as_staging_keys_them() -> None:
+    manifest = {"code_fingerprint": "code",
+                "inputs": [{"path": "a.txt", "sha256": "1" * 64, "capture_date": "2026-01-01"}]}  # fmt: skip
+    found = parent_facts(manifest, 2, True)
+    key = listing_cache_key("a.txt", date(2026, 1, 1), "1" * 64, "code")
+    assert found == ParentFacts(2, True, "code", {key: (date(2026, 1, 1), "a.txt")})
+    assert parent_facts({"inputs": [{"path": 1}]}, 2, True).captures == {}  # damaged: no capture is the parent's

@@ -25,8 +25,8 @@ from pipeline.errors import PrefectUnavailableError
 from pipeline.orchestrate.prefect_api import (
     start_temporary_server,
 )
+from pipeline.published import Store
 from pipeline.settings import ALLOWANCE_SETTING
-from pipeline.storage.lock import writer_lock
 from tests.conftest import QUIET_SETTINGS, ROOT, SAMPLE, LineWatcher
 
 SERVER_APP = "prefect.server.api.server:create_app"
@@ -140,7 +140,7 @@ def test_a_killed_run_takes_its_server_with_it(first_run_home: Path, raw_dir: Pa
     out = tmp_path / "out"
     shutil.copy(SAMPLE, raw_dir / "listing_2026-11-27.txt")
     # Holding the writer lock keeps the run alive, its server up, until the test kills it.
-    with writer_lock(out, timeout_s=5):
+    with Store.open(out).lock(5):
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "run", "--raw", str(raw_dir), "--out", str(out)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=one_off_env(first_run_home),

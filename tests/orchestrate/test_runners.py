@@ -10,7 +10,7 @@ import pandas as pd
 import psutil
 import pytest
 
-from pipeline.published.verify import read_tables
+from tests.assembly import version_tables
 from tests.conftest import run_flow
 
 pytestmark = pytest.mark.flow
@@ -47,8 +47,8 @@ def test_dask_workers_give_the_same_tables(prefect_server, twenty_files: Path, t
     assert default.row_counts == on_dask.row_counts
     assert default.row_counts["papers"] > 2000
     assert len(on_dask.parsed_files) == 20
-    left = read_tables(tmp_path / "default" / "latest")
-    right = read_tables(tmp_path / "dask" / "latest")
+    left = version_tables(tmp_path / "default" / "latest")
+    right = version_tables(tmp_path / "dask" / "latest")
     for name in left:
         pd.testing.assert_frame_equal(left[name], right[name], obj=name)
 

@@ -36,9 +36,9 @@ def test_a_version_that_cannot_be_pruned_is_a_warning(
     out = tmp_path / "out"
     run_flow(raw_dir, out)
 
-    def refuse(out_dir: Path, keep: int) -> list[str]:
+    def refuse(store, keep: int) -> list[str]:
         raise StoreWriteError("cannot write versions/000001: Operation not permitted")
 
-    monkeypatch.setattr(steps, "prune_versions", refuse)
+    monkeypatch.setattr(steps, "prune", refuse)
     summary = run_flow(raw_dir, out, force=True, keep=1)
     assert (summary.published, summary.version_id, summary.pruned) == (True, "000002", [])

@@ -11,17 +11,17 @@ import pytest
 
 from pipeline.errors import StoreWriteError
 from pipeline.orchestrate.tasks import stage_listings
-from pipeline.raw.sources import discover_sources
-from pipeline.staged.remote import StagedPlace
+from pipeline.raw.sources import find_listings
+from pipeline.storage import open_storage
 from tests.conftest import run_flow as run
 
 
 def test_staging_task_unit(raw_dir: Path, tmp_path: Path, gold) -> None:
-    (source,) = discover_sources(raw_dir, None).sources
-    staged = StagedPlace(tmp_path / "staged")
-    (capture,) = stage_listings.fn([source], staged, False, 1, 1 << 20)
+    (source,) = find_listings(open_storage(raw_dir), None).sources
+    staged = open_storage(tmp_path / "staged")
+    (capture,) = stage_listings.fn([source], staged, tmp_path / "cache", False, 1, 1 << 20)
     assert (capture.counts.records, capture.counts.rejects, capture.from_cache) == (gold.papers, 0, False)
-    assert stage_listings.fn([source], staged, False, 1, 1 << 20)[0].from_cache
+    assert stage_listings.fn([source], staged, tmp_path / "cache", False, 1, 1 << 20)[0].from_cache
 
 
 @pytest.mark.flow
@@ -44,6 +44,7 @@ def test_invalid_dataset_publishes_nothing(prefect_server, raw_dir: Path, tmp_pa
     assert sorted(err.value.report.loc[err.value.report["column"] == "position", "row"].astype(int)) == [0, 1]
     assert not (out / "latest").exists()
     assert not (out / "versions").exists() or not any((out / "versions").iterdir())
+    assert not (out / "data").exists() or not any((out / "data").rglob("*.parquet"))
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,13 @@
-"""Fixtures of the published layer's tests: the sample's tables, published as a version, and a copy of it to damage."""
+"""Fixtures of the published layer's tests: the sample's tables, published as a version, and a hand-off of it to damage."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pipeline.published.transaction import PublishOutcome
+from pipeline.published import PublishOutcome, Store, export_version
 from tests.assembly import publish_frames
 from tests.validation import validate_dataset
 
@@ -21,7 +20,7 @@ def tables(sample_tables):
     return validate_dataset(sample_tables)
 
 
-def publish(out: Path, tables, fingerprint: str = "f1") -> PublishOutcome:
+def publish(out: Path | str, tables, fingerprint: str = "f1") -> PublishOutcome:
     """`tables` published in `out` as the child of its latest version, created at NOW."""
     return publish_frames(out, tables, {"fingerprint": fingerprint}, NOW)
 
@@ -36,7 +35,7 @@ def published(sample_tables, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def copy(published: Path, tmp_path: Path) -> Path:
-    """A copy of the version, as handed to another team."""
+    """The version handed to another team: written as a self-contained folder (`export version`)."""
     target = tmp_path / "handoff"
-    shutil.copytree(published / "latest", target)
+    export_version(Store.open(published), "000001", target)
     return target

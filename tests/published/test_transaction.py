@@ -1,9 +1,10 @@
-"""A version published as one transaction: complete and the child of latest when it commits, nothing
-left of it when it fails or the process dies mid-write."""
+"""A version published as one transaction: complete and the child of latest when it commits, nothing of it
+visible when it fails or the process dies mid-write, and what it left collected by the next writer."""
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 from datetime import date
 from pathlib import Path
@@ -11,13 +12,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import DatasetInvalidError, StoreError, StoreWriteError
-from pipeline.published import transaction
-from pipeline.published.manifest import read_manifest
-from pipeline.published.transaction import VersionTransaction
-from pipeline.published.verify import read_tables
-from pipeline.published.versions import latest_id, version_ids
-from pipeline.published.writer import write_batches
-from pipeline.storage.local import file_digest
+from pipeline.published import Store, VersionTransaction, collect_garbage, read_tables, transaction
+from pipeline.published.publish import table_specs
+from pipeline.published.writer import write_generation
+from pipeline.storage.files import file_digest
 from schemas.contract import schema_fingerprint
 from schemas.validate import batch_failures
 from tests.assembly import frame_batches
@@ -25,27 +23,40 @@ from tests.published.conftest import NOW, publish
 from tests.validation import validate_dataset
 
 
+def _stored(out: Path) -> set[str]:
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+
 def test_publish_writes_a_complete_version_and_points_latest(tmp_path: Path, tables, gold) -> None:
     outcome = publish(tmp_path, tables)
     assert (outcome.version_id, outcome.published, outcome.parent_id) == ("000001", True, None)
-    assert (tmp_path / "latest").resolve() == outcome.path.resolve()
+    assert (tmp_path / "latest").resolve() == Path(outcome.path).resolve()
     assert (tmp_path / "LATEST_ID").read_text().strip() == "000001"
-    manifest = read_manifest(tmp_path / "latest")
-    assert manifest["created_at"] == "2026-11-26T12:00:00Z"
-    assert manifest["row_counts"]["papers"] == gold.papers
-    assert (outcome.path / "contract" / "data_dictionary.md").is_file()
-    read = read_tables(tmp_path / "latest")
+    manifest = Store.open(tmp_path).manifest("000001")
+    assert manifest.layout == 2
+    assert manifest.created_at == "2026-11-26T12:00:00Z"
+    assert manifest.row_counts["papers"] == gold.papers
+    assert (Path(outcome.path) / "contract" / "data_dictionary.md").is_file()
+    for name, files in manifest.tables.items():
+        for file in files:  # every file of a table is listed with its sha256, under data/<table>/
+            assert file.key.startswith(f"data/{name}/000001-")
+            assert file_digest(tmp_path / file.key) == {"sha256": file.sha256, "bytes": file.bytes}
+    read = read_tables(Store.open(tmp_path), "000001")
     assert read["papers"]["published"].iloc[0].__class__ is date
     validate_dataset(read)
 
 
-def test_every_transaction_publishes_a_child_of_latest(tmp_path: Path, tables) -> None:
+def test_a_version_shares_every_file_it_holds_unchanged(tmp_path: Path, tables) -> None:
     """Whether to publish at all is the flow's decision (`decisions.up_to_date`): a transaction
-    that commits always makes a new version, whose parent is latest."""
+    that commits always makes a new version, whose parent is latest. A table written whole that
+    comes out byte for byte as its parent's is the parent's file, listed again, not a copy."""
     publish(tmp_path, tables)
     again = publish(tmp_path, tables)
     assert (again.published, again.version_id, again.parent_id) == (True, "000002", "000001")
-    assert version_ids(tmp_path) == ["000001", "000002"]
+    store = Store.open(tmp_path)
+    first, second = store.manifest("000001"), store.manifest("000002")
+    assert second.tables == first.tables
+    assert not list((tmp_path / "data").rglob("000002-*"))
 
 
 class SimulatedCrash(BaseException):
@@ -53,120 +64,123 @@ class SimulatedCrash(BaseException):
 
 
 def _fail_on_fourth_table(monkeypatch, error: BaseException) -> None:
-    real_write = write_batches
     written: list[str] = []
 
-    def write(table, batches, path, check, *args, **kwargs):
+    def write(spec, batches, folder, check, **kwargs):
         if len(written) == 3:
             raise error
-        written.append(table)
-        return real_write(table, batches, path, check, *args, **kwargs)
+        written.append(spec.name)
+        return write_generation(spec, batches, folder, check, **kwargs)
 
-    monkeypatch.setattr(transaction, "write_batches", write)
-
-
-def _leftovers(out: Path) -> list[Path]:
-    return [p for p in (out / "versions").iterdir() if p.name.startswith(".tmp-")]
+    monkeypatch.setattr(transaction, "write_generation", write)
 
 
-def test_crash_mid_write_leaves_latest_intact_and_next_run_cleans_up(tmp_path: Path, tables, monkeypatch) -> None:
+def _edited(tables) -> dict:
+    return {**tables, "papers": tables["papers"].assign(score=12.5)}  # so that no file is shared
+
+
+def test_a_crash_mid_write_leaves_latest_intact_and_its_files_are_collected(tmp_path: Path, tables, monkeypatch):
     publish(tmp_path, tables)
-    before = (tmp_path / "latest" / "papers.parquet").read_bytes()
+    before = _stored(tmp_path)
     _fail_on_fourth_table(monkeypatch, SimulatedCrash())
     with pytest.raises(SimulatedCrash):
-        publish(tmp_path, tables, fingerprint="f2")
+        publish(tmp_path, _edited(tables), fingerprint="f2")
     monkeypatch.undo()
 
-    assert latest_id(tmp_path) == "000001"
-    assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
-    assert version_ids(tmp_path) == ["000001"]
-    assert _leftovers(tmp_path)
+    store = Store.open(tmp_path)
+    assert (store.latest_id(), store.version_ids()) == ("000001", ["000001"])
+    assert _stored(tmp_path) > before  # files no manifest lists: no reader sees them
+    with store.lock(5):
+        store.clean_uncommitted()
+        assert collect_garbage(store, grace_s=0)
+    assert _stored(tmp_path) - before <= {"gc/pending.json"}
 
-    outcome = publish(tmp_path, tables, fingerprint="f2")
+    outcome = publish(tmp_path, _edited(tables), fingerprint="f2")
     assert (outcome.version_id, outcome.parent_id) == ("000002", "000001")
-    assert not _leftovers(tmp_path)
 
 
-def test_failed_write_is_a_clear_error_that_leaves_nothing(tmp_path: Path, tables, monkeypatch) -> None:
+def test_a_failed_write_is_a_clear_error_that_leaves_nothing(tmp_path: Path, tables, monkeypatch) -> None:
     publish(tmp_path, tables)
-    before = (tmp_path / "latest" / "papers.parquet").read_bytes()
-    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "versions" / "x" / "authors.parquet"))
+    before = _stored(tmp_path)
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "data" / "authors" / "x.parquet"))
     _fail_on_fourth_table(monkeypatch, full)
-    with pytest.raises(StoreWriteError, match=r"cannot write .*authors.parquet: No space left on device") as err:
-        publish(tmp_path, tables, fingerprint="f2")
+    with pytest.raises(StoreWriteError, match=r"cannot write .*authors.*: No space left on device") as err:
+        publish(tmp_path, _edited(tables), fingerprint="f2")
     assert err.value.permanent  # the publish task does not retry it
-    assert latest_id(tmp_path) == "000001"
-    assert (tmp_path / "latest" / "papers.parquet").read_bytes() == before
-    assert not _leftovers(tmp_path)
-    assert version_ids(tmp_path) == ["000001"]
+    assert Store.open(tmp_path).version_ids() == ["000001"]
+    assert _stored(tmp_path) == before
 
 
-# --- the transaction as an object: commit is the only way in, any exception rolls back ----------
+def _write_all(tx: VersionTransaction, tables) -> None:
+    for name, spec in table_specs().items():
+        files, rows, failures = tx.write(spec, frame_batches(name, tables[name]), batch_failures, empty_file=True)
+        if failures:
+            raise DatasetInvalidError(failures[0])
+        tx.set_table(spec, files, rows)
 
 
-def _frames_sources(tables) -> dict:
-    return {name: (lambda name=name: frame_batches(name, tables[name])) for name in tables}
-
-
-def test_leaving_a_transaction_without_commit_publishes_nothing(tmp_path: Path, tables) -> None:
-    with VersionTransaction(tmp_path, None) as tx:
-        tx.write_tables(_frames_sources(tables), batch_failures)
-        assert tx.folder.is_dir()
-    assert version_ids(tmp_path) == []
-    assert latest_id(tmp_path) is None
-    assert [p.name for p in (tmp_path / "versions").iterdir()] == []
+def test_leaving_a_transaction_without_commit_publishes_and_leaves_nothing(tmp_path: Path, tables) -> None:
+    store = Store.open(tmp_path)
+    with store.lock(5) as lease, VersionTransaction(store, None, lease) as tx:
+        _write_all(tx, tables)
+        assert any(k.startswith("data/") for k in _stored(tmp_path))
+    assert store.version_ids() == []
+    assert _stored(tmp_path) == set()
 
 
 def test_an_exception_inside_the_block_rolls_everything_back(tmp_path: Path, tables) -> None:
     publish(tmp_path, tables)
+    before = _stored(tmp_path)
+    store = Store.open(tmp_path)
 
     def fail_midway() -> None:
-        with VersionTransaction(tmp_path, "000001") as tx:
-            tx.write_tables(_frames_sources(tables), batch_failures)
+        with store.lock(5) as lease, VersionTransaction(store, "000001", lease) as tx:
+            _write_all(tx, _edited(tables))
             tx.add_file("report.html", "<p>")
             raise RuntimeError("a bug")
 
     with pytest.raises(RuntimeError, match="a bug"):
         fail_midway()
-    assert (version_ids(tmp_path), latest_id(tmp_path)) == (["000001"], "000001")
-    assert [p.name for p in (tmp_path / "versions").iterdir()] == ["000001"]
+    assert (store.version_ids(), store.latest_id()) == (["000001"], "000001")
+    assert _stored(tmp_path) == before
 
 
 def test_a_failed_check_publishes_nothing_and_names_the_rows(tmp_path: Path, tables) -> None:
-    bad = dict(tables)
-    bad["papers"] = tables["papers"].assign(score=1_000.0)
-    with pytest.raises(DatasetInvalidError, match="score"), VersionTransaction(tmp_path, None) as tx:
-        tx.write_tables(_frames_sources(bad), batch_failures)
-    assert version_ids(tmp_path) == []
-    assert [p.name for p in (tmp_path / "versions").iterdir()] == []
+    bad = {**tables, "papers": tables["papers"].assign(score=1_000.0)}
+    store = Store.open(tmp_path)
+    with pytest.raises(DatasetInvalidError, match="score"), store.lock(5) as lease:
+        with VersionTransaction(store, None, lease) as tx:
+            _write_all(tx, bad)
+    assert store.version_ids() == []
+    assert _stored(tmp_path) == set()
 
 
-def test_commit_writes_the_manifest_last_and_only_where_none_is(tmp_path: Path, tables) -> None:
+def test_the_commit_is_the_manifest_created_only_where_none_is(tmp_path: Path, tables) -> None:
+    store = Store.open(tmp_path)
 
     def commit_over_a_manifest() -> None:
-        with VersionTransaction(tmp_path, None) as tx:
-            tx.write_tables(_frames_sources(tables), batch_failures)
-            (tx.folder / "manifest.json").write_text("{}")  # as if another writer had committed this folder
+        with store.lock(5) as lease, VersionTransaction(store, None, lease) as tx:
+            _write_all(tx, tables)
+            # another writer (one whose lease ran out) committed this id meanwhile
+            store.storage.put("versions/000001/manifest.json", json.dumps({"id": "000001"}).encode())
             tx.commit({"fingerprint": "f"}, NOW)
 
-    with pytest.raises(StoreError, match="another writer's manifest"):
+    with pytest.raises(StoreError, match="committed .* by another writer"):
         commit_over_a_manifest()
-    assert version_ids(tmp_path) == []
-    assert latest_id(tmp_path) is None
+    assert (tmp_path / "versions" / "000001" / "manifest.json").read_text() == '{"id": "000001"}'
 
 
 def test_commit_makes_the_version_visible_with_every_file_listed(tmp_path: Path, tables) -> None:
-    with VersionTransaction(tmp_path, None) as tx:
-        tx.write_tables(_frames_sources(tables), batch_failures)
+    store = Store.open(tmp_path)
+    with store.lock(5) as lease, VersionTransaction(store, None, lease) as tx:
+        _write_all(tx, tables)
         tx.add_file("report.html", "<p>report</p>")
-        assert version_ids(tmp_path) == []  # nothing visible before the commit
+        assert store.version_ids() == []  # nothing visible before the commit
         outcome = tx.commit({"fingerprint": "f"}, NOW)
-    assert (outcome.version_id, outcome.published, latest_id(tmp_path)) == ("000001", True, "000001")
-    manifest = read_manifest(outcome.path)
-    assert manifest["schema_fingerprint"] == schema_fingerprint()
-    assert set(manifest["files"]) == {f"{n}.parquet" for n in tables} | {
-        "report.html",
-        "contract/schema.json",
-        "contract/data_dictionary.md",
-    }
-    assert manifest["files"]["report.html"] == file_digest(outcome.path / "report.html")
+    assert (outcome.version_id, outcome.published, store.latest_id()) == ("000001", True, "000001")
+    manifest = store.manifest("000001")
+    assert manifest.schema_fingerprint == schema_fingerprint()
+    assert set(manifest.own) == {"report.html", "contract/schema.json", "contract/data_dictionary.md"}
+    assert manifest.own["report.html"] == file_digest(Path(outcome.path) / "report.html")
+    listed = {f.key for f in manifest.data_files()}
+    assert listed == {k for k in _stored(tmp_path) if k.startswith("data/")}

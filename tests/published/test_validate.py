@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.published import Store, check_location, check_version, export_version
 from pipeline.published.layout import CONTRACT_FILES
-from pipeline.published.validate import check_version_folder
-from pipeline.storage.local import file_digest
+from pipeline.storage.files import file_digest
 from tests.damage import edit_title, flip_bit, rehash, validate
 
 
@@ -105,17 +105,30 @@ def test_validate_takes_a_folder_under_any_path(copy: Path, tmp_path: Path, caps
 
 @pytest.mark.flow
 def test_validate_checks_each_footer_against_the_manifest(flow_versions: Path, tmp_path: Path) -> None:
-    """A file moved in from another version (its sha256 put in the manifest, as a careless
-    hand-off would) is caught by what its footer says."""
-    out = flow_versions
-    assert check_version_folder(out / "versions" / "000002").empty
-    copy = tmp_path / "000002"
-    shutil.copytree(out / "versions" / "000002", copy)
-    moved = copy / "categories.parquet"
-    shutil.copyfile(out / "versions" / "000001" / "categories.parquet", moved)
-    manifest = json.loads((copy / "manifest.json").read_text(encoding="utf-8"))
+    """A file moved in from another version's hand-off (its sha256 put in the manifest, as a
+    careless hand-off would) is caught by what its footer says."""
+    store = Store.open(flow_versions)
+    first, second = tmp_path / "000001", tmp_path / "000002"
+    export_version(store, "000001", first)
+    export_version(store, "000002", second)
+    assert check_location(second).empty
+    moved = second / "categories.parquet"
+    shutil.copyfile(first / "categories.parquet", moved)
+    manifest = json.loads((second / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"]["categories.parquet"] = file_digest(moved)
-    (copy / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    report = check_version_folder(copy)
+    (second / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    report = check_location(second)
     assert report["check"].tolist() == ["footer(paper_listings.version_id=000002)"]
     assert report["failure_case"].tolist() == ["000001"]
+
+
+def test_a_version_in_its_store_is_checked_there_and_every_file_named(published: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    assert check_location(out / "versions" / "000001").empty
+    assert check_location(out / "latest").empty
+    assert check_version(Store.open(out), "000001").empty
+    (key,) = [f.key for f in Store.open(out).manifest("000001").tables["authors"]]
+    (out / key).unlink()
+    report = check_location(out / "versions" / "000001")
+    assert report.loc[report["table"] == key, "check"].tolist() == ["file_present"]

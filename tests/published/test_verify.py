@@ -1,10 +1,9 @@
-"""Verified reads: a version's files are read only when their sha256, page checksums and types agree
-with the manifest; `show` and `diff` refuse what `validate` refuses."""
+"""Verified reads: a table's files are read only when their sha256 agrees with the manifest, each once
+however many versions share it; `show` and `diff` refuse what `validate` refuses."""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -13,58 +12,79 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.errors import VersionDamagedError
-from pipeline.published.verify import read_tables
-from tests.damage import edit_title, flip_bit, rehash, validate
+from pipeline.published import Store, read_tables
+from tests.damage import validate
 
 
-def test_reading_a_damaged_version_is_a_clear_error(copy: Path) -> None:
-    flip_bit(0.3)(copy)
-    with pytest.raises(VersionDamagedError, match=r"papers.parquet differs from the sha256 in its manifest"):
-        read_tables(copy, ["papers"])
+def _papers_file(out: Path) -> Path:
+    (key,) = [f.key for f in Store.open(out).manifest("000001").tables["papers"]]
+    return out / key
 
 
-def _rewrite_column(folder: Path, name: str, values: Callable[[int], pa.Array]) -> None:
-    """The column `name` of the papers file replaced by `values(number of rows)`, the manifest put right."""
-    table = pq.read_table(folder / "papers.parquet")
-    index = table.schema.get_field_index(name)
-    column = values(table.num_rows)
-    table = table.set_column(index, table.schema.field(index).with_type(column.type), column)
-    pq.write_table(table, folder / "papers.parquet", write_page_checksum=True)
-    rehash(folder, "papers.parquet")
+def _flip_bit(file: Path, share: float) -> None:
+    data = bytearray(file.read_bytes())
+    data[min(int(len(data) * share), len(data) - 1)] ^= 0x04
+    file.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize(
-    "column",
-    [
-        ("title", lambda n: pa.array([b"\xff"] * n, pa.binary()).view(pa.string())),  # not UTF-8
-        ("published", lambda n: pa.array([2**31 - 1] * n, pa.int32()).cast(pa.date32())),  # year 5881580
-        ("title", lambda n: pa.array([["a"]] * n)),  # list<string>
-    ],
-    ids=["invalid utf-8", "date past year 9999", "list column"],
-)
-def test_values_no_reader_can_take_are_damage_everywhere(published: Path, tmp_path: Path, capsys, column) -> None:
-    name, values = column
-    out = tmp_path / "out"
-    shutil.copytree(published, out, symlinks=True)
-    version = out / "versions" / "000001"
-    _rewrite_column(version, name, values)
-    code, output = validate(version, capsys)
-    assert code == 1, output
-    assert "Traceback" not in output
-    assert main(["show", "--out", str(out)]) == 2
-    assert main(["diff", "000001", "--out", str(out)]) == 2
-    assert "papers.parquet" in capsys.readouterr().err
-    with pytest.raises(VersionDamagedError):
-        read_tables(version, ["papers"])
+def test_a_listed_file_damaged_or_deleted_is_refused_by_readers_and_named_by_validate(
+    published: Path, tmp_path: Path, capsys
+) -> None:
+    for damage in ("flip", "delete"):
+        out = tmp_path / damage
+        shutil.copytree(published, out, symlinks=True)
+        file = _papers_file(out)
+        if damage == "flip":
+            _flip_bit(file, 0.3)
+        else:
+            file.unlink()
+        expected = "differs from the sha256 in its manifest" if damage == "flip" else "is missing"
+        with pytest.raises(VersionDamagedError, match=expected):
+            read_tables(Store.open(out), "000001", ["papers"])
+        assert main(["show", "--out", str(out)]) == 2
+        assert expected in capsys.readouterr().err
+        code, output = validate(out / "versions" / "000001", capsys)
+        assert code == 1
+        assert file.name in output
+        assert "Traceback" not in output
 
 
-def test_show_and_diff_refuse_an_edited_table_as_validate_does(published: Path, tmp_path: Path, capsys) -> None:
+def test_an_edited_table_valid_as_parquet_is_refused_as_validate_refuses_it(published: Path, tmp_path: Path, capsys):
     """A title rewritten with valid page checksums: only the manifest's sha256 tells."""
     out = tmp_path / "out"
     shutil.copytree(published, out, symlinks=True)
-    edit_title(out / "versions" / "000001")
+    file = _papers_file(out)
+    table = pq.read_table(file)
+    titles = table.column("title").to_pylist()
+    titles[0] = "An Edited Title"
+    index = table.schema.get_field_index("title")
+    pq.write_table(table.set_column(index, table.schema.field(index), pa.array(titles)), file, write_page_checksum=True)
     assert main(["show", "--out", str(out)]) == 2
     assert main(["diff", "000001", "--out", str(out)]) == 2
     captured = capsys.readouterr()
     assert "An Edited Title" not in captured.out
     assert "differs from the sha256 in its manifest" in captured.err
+
+
+def test_a_file_several_versions_share_is_checked_once_per_reader(published: Path, tmp_path: Path, monkeypatch):
+    from pipeline.storage import verified
+
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    from tests.assembly import publish_frames
+
+    store = Store.open(out)
+    frames = read_tables(store, "000001")
+    publish_frames(out, frames, {"fingerprint": "f2"})  # every table the same: every file shared
+    reads: list[str] = []
+    real = verified.file_digest
+
+    def counted(path: Path) -> dict:
+        reads.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(verified, "file_digest", counted)
+    reader = Store.open(out)
+    for version_id in reader.version_ids():
+        read_tables(reader, version_id, ["papers"])
+    assert len(reads) == 1

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline.parse.listing import decode_listing, parse_listing
 from pipeline.raw.lines import LONG_LINE_BYTES
 from pipeline.raw.scan import read_part
-from pipeline.raw.sources import InputError, discover_sources
+from pipeline.raw.sources import InputError
 from pipeline.settings import DEFAULT_CHUNK_BYTES
 from tests.conftest import ONE_RECORD as LISTING
 from tests.listings import contents, only_source, parse_in_parts, record, scan_listing, stage
@@ -73,7 +73,7 @@ def test_one_endless_line_is_held_as_its_start_by_the_scan_and_by_its_reader(
 
 
 def test_a_link_swapped_in_after_discovery_is_not_followed(raw: Path, tmp_path: Path) -> None:
-    (source,) = discover_sources(raw, None).sources
+    source = only_source(raw)
     source.path.unlink()
     source.path.symlink_to(tmp_path / "anything.txt")
     with pytest.raises(InputError, match=r"cannot read listing_2026-01-01\.txt"):
@@ -139,6 +139,6 @@ def test_a_header_less_line_bigger_than_several_parts_is_one_reject(raw: Path, t
     the same line number, and failed the run's validation."""
     (raw / "listing_2026-01-01.txt").write_text(LISTING + "x" * 5_000_000 + "\n" + LISTING, encoding="utf-8")
     capture = stage(only_source(raw), tmp_path / "staged", chunk_bytes=1_000)
-    rejects = contents(capture)["rejects"].to_pylist()
+    rejects = contents(capture, tmp_path / "staged")["rejects"].to_pylist()
     assert [(r["rule"], r["source_line"]) for r in rejects] == [("stray_lines", 4), ("duplicate_paper", 5)]
     assert rejects[0]["raw"].endswith("[truncated: 5,000,000 characters in all]")

@@ -8,9 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.raw.sources import InputError, discover_sources
+from pipeline.raw.sources import InputError, Inputs, find_listings
+from pipeline.storage import LocalStorage
 from tests.conftest import ONE_RECORD as LISTING
 from tests.listings import scan_listing
+
+
+def discover(raw: Path, as_of: date | None) -> Inputs:
+    """The listings of a local raw folder."""
+    return find_listings(LocalStorage(raw), as_of)
 
 
 def test_links_that_leave_the_raw_folder_are_skipped_and_reported(raw: Path, tmp_path: Path) -> None:
@@ -23,15 +29,15 @@ def test_links_that_leave_the_raw_folder_are_skipped_and_reported(raw: Path, tmp
     (raw / "sub").symlink_to(outside, target_is_directory=True)
     (raw / "inside.txt").symlink_to(raw / "listing_2026-01-01.txt")  # stays inside: read
 
-    found = discover_sources(raw, date(2026, 1, 1))
+    found = discover(raw, date(2026, 1, 1))
     assert [s.name for s in found.sources] == ["inside.txt", "listing_2026-01-01.txt"]
     assert {(n.name, n.action) for n in found.notices} == {("y.txt", "skipped"), ("sub", "skipped")}
-    assert all("outside the raw folder" in n.reason for n in found.notices)
+    assert all("outside the root" in n.reason for n in found.notices)
 
 
 def test_a_fifo_is_skipped_not_read(raw: Path) -> None:
     os.mkfifo(raw / "pipe.txt")  # reading it would block the run forever
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     assert [s.name for s in found.sources] == ["listing_2026-01-01.txt"]
     assert [(n.name, n.reason) for n in found.notices] == [("pipe.txt", "not a regular file")]
 
@@ -40,18 +46,18 @@ def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> Non
     raw_bytes = os.fsencode(raw)
     with open(raw_bytes + b"/caf\xe9_2026-01-02.txt", "wb") as handle:  # noqa: PTH123 - a bytes path
         handle.write(LISTING.replace("Graphs", "Cafés").encode())
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     names = [s.name for s in found.sources]
     assert names == ["caf\\xe9_2026-01-02.txt", "listing_2026-01-01.txt"]
     assert names[0].encode("utf-8")  # printable, storable in JSON and Parquet
     assert found.sources[0].capture_date == date(2026, 1, 2)
     assert [(n.name, n.action) for n in found.notices] == [("caf\\xe9_2026-01-02.txt", "renamed")]
-    assert scan_listing(found.sources[0], 1 << 20).size_bytes == len(LISTING.replace("Graphs", "Cafés").encode())
+    assert scan_listing(found.sources[0].with_local_copy(raw), 1 << 20).size_bytes == len(LISTING.replace("Graphs", "Cafés").encode())
 
 
 def test_no_listing_at_all_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no listings"):
-        discover_sources(tmp_path, None)
+        discover(tmp_path, None)
 
 
 def test_capture_dates_outside_what_readers_can_hold_are_not_used(raw: Path) -> None:
@@ -60,19 +66,19 @@ def test_capture_dates_outside_what_readers_can_hold_are_not_used(raw: Path) -> 
     future = raw / "undated.txt"
     future.write_text(LISTING, encoding="utf-8")
     os.utime(future, (0, 10_500_000_000))  # modified in the year 2302
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     dates = {s.name: (s.capture_date, s.capture_date_from) for s in found.sources}
     assert dates["listing_0001-01-01.txt"][1] == "modification time"
     assert "undated.txt" not in dates
     assert [(n.name, n.action) for n in found.notices if n.action == "skipped"] == [("undated.txt", "skipped")]
-    assert discover_sources(raw, date(2026, 1, 1)).sources[0].capture_date == date(2026, 1, 1)
+    assert discover(raw, date(2026, 1, 1)).sources[0].capture_date == date(2026, 1, 1)
 
 
 def test_link_loops_are_skipped(raw: Path) -> None:
     (raw / "self.txt").symlink_to("self.txt")
     (raw / "a.txt").symlink_to("b.txt")
     (raw / "b.txt").symlink_to("a.txt")
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     assert [s.name for s in found.sources] == ["listing_2026-01-01.txt"]
     assert sorted((n.name, n.reason) for n in found.notices) == [
         ("a.txt", "a link that loops: not followed"),
@@ -84,7 +90,7 @@ def test_link_loops_are_skipped(raw: Path) -> None:
 def test_names_with_control_characters_are_escaped_to_one_safe_line(raw: Path) -> None:
     hostile = "cap\nerror: all good\x1b[32m OK\u202e_2026-01-03.txt"
     (raw / hostile).write_text(LISTING, encoding="utf-8")
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     (renamed,) = [s for s in found.sources if s.name.startswith("cap")]
     assert renamed.name == "cap\\nerror: all good\\x1b[32m OK\\u202e_2026-01-03.txt"
     assert renamed.capture_date == date(2026, 1, 3)
@@ -93,7 +99,7 @@ def test_names_with_control_characters_are_escaped_to_one_safe_line(raw: Path) -
 
 def test_only_ascii_digits_make_a_capture_date(raw: Path) -> None:
     (raw / "listing_٢٠٢٦-٠١-٠٥.txt").write_text(LISTING, encoding="utf-8")  # Arabic-Indic digits
-    (source,) = [s for s in discover_sources(raw, date(2026, 2, 1)).sources if s.name != "listing_2026-01-01.txt"]
+    (source,) = [s for s in discover(raw, date(2026, 2, 1)).sources if s.name != "listing_2026-01-01.txt"]
     assert (source.capture_date, source.capture_date_from) == (date(2026, 2, 1), "--as-of")
 
 
@@ -101,7 +107,7 @@ def test_two_files_never_share_one_name(raw: Path) -> None:
     """A file literally named like another's escaped name: the second is skipped, not merged."""
     (raw / "a\nb_2026-01-04.txt").write_text(LISTING, encoding="utf-8")
     (raw / "a\\nb_2026-01-04.txt").write_text(LISTING, encoding="utf-8")
-    found = discover_sources(raw, None)
+    found = discover(raw, None)
     names = [s.name for s in found.sources]
     assert names.count("a\\nb_2026-01-04.txt") == 1
     assert [(n.name, n.action) for n in found.notices if n.action == "skipped"] == [("a\\nb_2026-01-04.txt", "skipped")]

@@ -27,8 +27,10 @@ from pathlib import Path
 from pipeline import settings
 settings.MIN_PARALLEL_BYTES = 0
 from pipeline.staged.stage import no_meter, stage_sources
+from pipeline.storage import open_storage
 from tests.listings import only_source
-stage_sources([only_source(Path(sys.argv[1]))], Path(sys.argv[2]), False, 2, 4_000, no_meter)
+staged = Path(sys.argv[2])
+stage_sources([only_source(Path(sys.argv[1]))], open_storage(staged), False, 2, 4_000, no_meter, Path(sys.argv[2] + "-cache"))
 """
 
 

@@ -14,9 +14,10 @@ from pipeline.parse.tables import STAGED_TABLES
 from pipeline.raw.sources import InputError
 from pipeline.staged.stage import no_meter, stage_sources, start_parsers
 from pipeline.staged.store import STAGED_META
-from pipeline.storage.local import file_digest
+from pipeline.storage import LocalStorage
+from pipeline.storage.files import file_digest
 from tests.conftest import ONE_RECORD as LISTING
-from tests.listings import contents, only_source, record, stage
+from tests.listings import contents, only_source, record, stage, staged_files
 
 
 @pytest.fixture
@@ -40,13 +41,13 @@ def test_a_listing_in_parts_gives_what_it_gives_whole_on_one_worker_or_two(
     text += "".join(record(n) for n in after)
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8", newline="")
     source = only_source(raw)
-    whole = contents(stage(source, tmp_path / "whole"))
+    whole = contents(stage(source, tmp_path / "whole"), tmp_path / "whole")
     in_parts = stage(source, tmp_path / "parts-1", workers=1, chunk_bytes=3_000)
     assert in_parts.parts > 5
     on_two = stage(source, tmp_path / "parts-2", workers=2, chunk_bytes=3_000)
     for table in STAGED_TABLES:
-        assert contents(in_parts)[table].equals(whole[table]), table
-        assert contents(on_two)[table].equals(whole[table]), table
+        assert contents(in_parts, tmp_path / "parts-1")[table].equals(whole[table]), table
+        assert contents(on_two, tmp_path / "parts-2")[table].equals(whole[table]), table
     assert whole["papers"].num_rows == len(before) + len(after)
     assert sorted(whole["rejects"].column("rule").to_pylist()) == ["invalid_date", "stray_lines", "truncated_record"]
     assert in_parts.counts == stage(source, tmp_path / "whole").counts
@@ -59,7 +60,7 @@ def test_hostile_lines_stage_the_same_in_parts_of_a_few_bytes(raw: Path, tmp_pat
     listing = b"\n".join([*lines, record(2).encode(), record(1).encode(), b"trailing"]).replace(b"\n\n", b"\r\n")
     (raw / "listing_2026-01-01.txt").write_bytes(listing)
     source = only_source(raw)
-    whole = contents(stage(source, tmp_path / "whole"))
+    whole = contents(stage(source, tmp_path / "whole"), tmp_path / "whole")
     assert sorted(set(whole["rejects"].column("rule").to_pylist())) == [
         "duplicate_paper",
         "invalid_encoding",
@@ -69,18 +70,18 @@ def test_hostile_lines_stage_the_same_in_parts_of_a_few_bytes(raw: Path, tmp_pat
         in_parts = stage(source, tmp_path / f"parts-{size}", chunk_bytes=size)
         assert in_parts.parts >= 3
         for table in STAGED_TABLES:
-            assert contents(in_parts)[table].equals(whole[table]), (size, table)
+            assert contents(in_parts, tmp_path / f"parts-{size}")[table].equals(whole[table]), (size, table)
 
 
 def test_a_paper_repeated_in_a_later_part_is_a_duplicate_there(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
     text = "".join(record(n) for n in range(40)) + record(3) + "".join(record(n) for n in range(40, 60)) + record(3)
     (raw / "listing_2026-01-01.txt").write_text(text, encoding="utf-8")
     source = only_source(raw)
-    whole = contents(stage(source, tmp_path / "whole"))
+    whole = contents(stage(source, tmp_path / "whole"), tmp_path / "whole")
     parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
     assert parts.parts > 3
     for table in STAGED_TABLES:
-        assert contents(parts)[table].equals(whole[table]), table
+        assert contents(parts, tmp_path / "parts")[table].equals(whole[table]), table
     rejects = whole["rejects"].to_pylist()
     assert [(r["source_line"], r["rule"]) for r in rejects] == [(121, "duplicate_paper"), (184, "duplicate_paper")]
     assert all("line 10" in r["reason"] for r in rejects)
@@ -108,11 +109,11 @@ def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, mo
 
     monkeypatch.setattr(staging, "worker_pool", spy)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
-    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
+    (capture,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
     assert used == [2]
     assert capture.counts.papers == len(records)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
-    stage_sources([only_source(raw)], tmp_path / "again", False, 2, 2_000, no_meter)
+    stage_sources([only_source(raw)], LocalStorage(tmp_path / "again"), False, 2, 2_000, no_meter, tmp_path / "c")
     assert used == [2, 1]  # a small input is parsed in this process
 
 
@@ -135,7 +136,7 @@ def test_the_meter_hears_of_each_part_before_the_listing_is_staged(
         # Whether anything is staged yet when a part is counted: nothing, until the last part is in.
         yield lambda done, papers: heard.append((done, papers, any(staged.glob(f"*/{STAGED_META}"))))
 
-    (capture,) = stage_sources([source], staged, False, workers, 2_000, meter)
+    (capture,) = stage_sources([source], LocalStorage(staged), False, workers, 2_000, meter, tmp_path / "c")
     assert totals == [source.size_bytes]
     assert len(heard) == capture.parts > 3
     assert sum(done for done, _, _ in heard) == source.size_bytes
@@ -153,7 +154,8 @@ def test_nothing_to_parse_opens_no_meter_worth_showing(raw: Path, tmp_path: Path
         totals.append(total)
         yield lambda done, papers: None
 
-    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 1, 2_000, meter)
+    (capture,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 1, 2_000, meter,
+                               tmp_path / "c")  # fmt: skip
     assert capture.from_cache
     assert totals == [0]
 
@@ -166,11 +168,11 @@ def test_the_parsers_server_stops_once_the_listings_are_parsed(raw: Path, tmp_pa
     (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
     start_parsers()
     assert _forkservers()
-    (capture,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
+    (capture,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
     assert capture.parts > 1
     assert not _forkservers()  # its memory is not the run's until the run ends
     start_parsers()
-    (again,) = stage_sources([only_source(raw)], tmp_path / "staged", False, 2, 2_000, no_meter)
+    (again,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
     assert again.from_cache
     assert not _forkservers()  # started early for nothing: stopped all the same
 
@@ -194,20 +196,20 @@ def test_refresh_replaces_what_is_staged(raw: Path, tmp_path: Path) -> None:
 
     source, staged = only_source(raw), tmp_path / "staged"
     first = stage(source, staged)
-    papers = first.files("papers")[0]
+    papers = staged_files(first, staged)["papers"][0]
     table = pq.read_table(papers)
     edited = table.set_column(1, "title", pa.array(["STALE TITLE"], pa.string()).cast(table.schema.field(1).type))
     pq.write_table(edited.cast(table.schema), papers)
-    meta_file = first.folder / "capture.json"
+    meta_file = staged / first.key / "capture.json"
     meta = json.loads(meta_file.read_text())
     meta["files"][papers.name] = file_digest(papers)
     meta_file.write_text(json.dumps(meta))
-    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["STALE TITLE"]  # trusted
+    assert contents(stage(source, staged), staged)["papers"].column("title").to_pylist() == ["STALE TITLE"]
 
     fresh = stage(source, staged, refresh=True)
     assert not fresh.from_cache
-    assert contents(fresh)["papers"].column("title").to_pylist() == ["A Study of Graphs"]
-    assert contents(stage(source, staged))["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+    assert contents(fresh, staged)["papers"].column("title").to_pylist() == ["A Study of Graphs"]
+    assert contents(stage(source, staged), staged)["papers"].column("title").to_pylist() == ["A Study of Graphs"]
 
 
 def test_old_mac_line_ends_are_cut_into_parts_too(raw: Path, tmp_path: Path, pool_for_any_size) -> None:
@@ -217,10 +219,10 @@ def test_old_mac_line_ends_are_cut_into_parts_too(raw: Path, tmp_path: Path, poo
     source = only_source(raw)
     parts = stage(source, tmp_path / "parts", workers=2, chunk_bytes=1_000)
     assert parts.parts > 5
-    whole = contents(stage(source, tmp_path / "whole"))
+    whole = contents(stage(source, tmp_path / "whole"), tmp_path / "whole")
     assert whole["papers"].num_rows == len(records)
     for table in STAGED_TABLES:
-        assert contents(parts)[table].equals(whole[table]), table
+        assert contents(parts, tmp_path / "parts")[table].equals(whole[table]), table
 
 
 def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw: Path, tmp_path, monkeypatch) -> None:

@@ -1,36 +1,43 @@
-"""The staged layer's storage: data, never code; each staged capture verified before it is reused."""
+"""The staged layer's storage: data, never code; an entry read only once every part matches its description, on disk or S3."""
 
 from __future__ import annotations
 
 import pickle
-import shutil
 from pathlib import Path
 
 import pytest
 
-from pipeline.published.cleanup import remove_legacy_cache
-from pipeline.published.layout import LEGACY_CACHE, STAGED
-from pipeline.staged.stage import worth_starting_parsers
-from pipeline.staged.store import STAGED_META, staged_listings
+from pipeline.errors import StagedEntryInvalidError
+from pipeline.parse.tables import STAGED_TABLES
+from pipeline.staged.stage import no_meter, stage_sources, worth_starting_parsers
+from pipeline.staged.store import (
+    STAGED_META,
+    KnownInput,
+    discard_staged,
+    known_inputs,
+    local_entry,
+    prune_staged,
+    remember_inputs,
+)
+from pipeline.storage import LocalStorage, open_storage
 from tests.listings import contents, only_source, record, stage
 
 
-def test_a_staged_capture_is_reused_and_a_tampered_one_parsed_again(raw: Path, tmp_path: Path) -> None:
+def test_a_staged_capture_is_reused_and_a_tampered_one_refused_when_read(raw: Path, tmp_path: Path) -> None:
     source, staged = only_source(raw), tmp_path / "staged"
     first = stage(source, staged)
     assert not first.from_cache
     assert stage(source, staged).from_cache
-    papers = first.files("papers")[0]
+    papers = staged / first.key / "papers-00000.parquet"
     data = bytearray(papers.read_bytes())
     data[len(data) // 2] ^= 0x01
     papers.write_bytes(bytes(data))
-
+    with pytest.raises(StagedEntryInvalidError, match="differs from the sha256"):
+        local_entry(LocalStorage(staged), first.key, tmp_path / "cache")
+    discard_staged(LocalStorage(staged), first.key)  # what the flow does before staging it again
     again = stage(source, staged)
     assert not again.from_cache
-    assert again.note is not None
-    assert "staged parse ignored" in again.note
-    assert contents(again)["papers"].equals(contents(stage(source, tmp_path / "fresh"))["papers"])
-    assert stage(source, staged).from_cache  # rewritten, verified again
+    assert contents(again, staged)["papers"].equals(contents(stage(source, tmp_path / "fresh"), tmp_path / "fresh")["papers"])
 
 
 class Payload:
@@ -44,58 +51,76 @@ class Payload:
 
 
 def test_a_planted_pickle_is_never_loaded(raw: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out"
     marker = tmp_path / "pwned"
-    source = only_source(raw)
-    staged = out / STAGED
-    first = stage(source, staged)
-    # Where an earlier release kept its cache, and in place of every staged file.
-    legacy = out / LEGACY_CACHE
-    legacy.mkdir()
-    (legacy / f"{first.key}.pickle").write_bytes(pickle.dumps(Payload(marker)))
-    for file in first.folder.iterdir():
-        file.write_bytes(pickle.dumps(Payload(marker)))
-
-    loaded = stage(source, staged)
-    assert remove_legacy_cache(out)
-    assert not marker.exists()
-    assert not legacy.exists()
-    assert not loaded.from_cache
-    assert loaded.counts.records == 1
-
-
-def test_a_staged_entry_that_is_a_file_is_replaced(raw: Path, tmp_path: Path) -> None:
     source, staged = only_source(raw), tmp_path / "staged"
     first = stage(source, staged)
-    shutil.rmtree(first.folder)
-    first.folder.write_text("not a folder", encoding="utf-8")
-    again = stage(source, staged)
-    assert (again.from_cache, again.note is not None) == (False, True)
-    assert stage(source, staged).from_cache
+    for file in (staged / first.key).iterdir():
+        file.write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(StagedEntryInvalidError):
+        local_entry(LocalStorage(staged), first.key, tmp_path / "cache")
+    assert not marker.exists()
 
 
-def test_a_staged_capture_missing_a_part_is_parsed_again(raw: Path, tmp_path: Path) -> None:
+def test_a_staged_capture_missing_a_part_is_refused(raw: Path, tmp_path: Path) -> None:
     (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(30)), encoding="utf-8")
     source, staged = only_source(raw), tmp_path / "staged"
     first = stage(source, staged, chunk_bytes=500)
-    first.files("rejects")[-1].unlink()
-    again = stage(source, staged, chunk_bytes=500)
-    assert not again.from_cache
-    assert "missing" in (again.note or "")
+    assert first.parts > 1
+    sorted((staged / first.key).glob("rejects-*.parquet"))[-1].unlink()
+    with pytest.raises(StagedEntryInvalidError, match="missing"):
+        local_entry(LocalStorage(staged), first.key, tmp_path / "cache")
 
 
-def test_what_the_staged_layer_holds_is_hinted_by_name_and_size(raw: Path, tmp_path: Path) -> None:
-    (raw / "listing_2026-01-01.txt").write_text(record(1) + record(2), encoding="utf-8")
-    source = only_source(raw)
-    staged = tmp_path / "staged"
-    assert staged_listings(staged) == frozenset()
-    capture = stage(source, staged)
-    assert staged_listings(staged) == {("listing_2026-01-01.txt", source.size_bytes)}
-    # An entry whose description cannot be read is no hint, and never an error.
-    (capture.folder / STAGED_META).write_text('{"source_file": 7', encoding="utf-8")
-    (staged / "other").mkdir()
-    (staged / "other" / STAGED_META).write_bytes(b"\xff\xfe")
-    assert staged_listings(staged) == frozenset()
+def test_an_entry_without_its_description_is_not_staged(raw: Path, tmp_path: Path) -> None:
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    (staged / first.key / STAGED_META).write_text('{"format": 2, "key": "another"}', encoding="utf-8")
+    assert not stage(source, staged).from_cache  # described as another key's: parsed again
+
+
+@pytest.mark.server
+def test_an_entry_on_s3_is_downloaded_once_and_checked_on_every_use(raw: Path, tmp_path: Path, s3, s3_prefix) -> None:
+    staged = open_storage(f"{s3_prefix}/staged")
+    cache = tmp_path / "cache"
+    (capture,) = stage_sources([only_source(raw)], staged, False, 1, 1 << 20, no_meter, tmp_path / "writer-cache")
+    entry = local_entry(staged, capture.key, cache)
+    assert set(entry.files) == set(STAGED_TABLES)
+    assert all(path.is_relative_to(cache) for paths in entry.files.values() for path in paths)
+    downloaded = {p: p.stat().st_mtime_ns for paths in entry.files.values() for p in paths}
+    again = local_entry(staged, capture.key, cache)
+    assert {p: p.stat().st_mtime_ns for paths in again.files.values() for p in paths} == downloaded  # not again
+    first = next(iter(downloaded))
+    first.write_bytes(b"tampered in the cache")
+    assert local_entry(staged, capture.key, cache).files  # a bad copy is dropped and fetched anew
+    (capture2,) = stage_sources([only_source(raw)], staged, False, 1, 1 << 20, no_meter, tmp_path / "writer-cache")
+    assert capture2.from_cache
+    assert prune_staged(staged, set()) == 1
+    assert not staged.list().objects
+
+
+def test_the_listings_a_run_read_are_remembered_by_their_tag(tmp_path: Path) -> None:
+    staged = LocalStorage(tmp_path / "staged")
+    assert known_inputs(staged) == {}
+    remember_inputs(staged, [("a.txt", KnownInput("1:2:3", 10, "f" * 64))])
+    assert known_inputs(staged) == {"a.txt": KnownInput("1:2:3", 10, "f" * 64)}
+    staged.put("inputs.json", b"\xff not json")
+    assert known_inputs(staged) == {}  # only ever spares reading: an unreadable record is none
+
+
+def test_a_listing_whose_tag_is_unchanged_is_not_read_again(raw: Path, tmp_path: Path, monkeypatch) -> None:
+    from pipeline.staged import stage as staging
+
+    source, staged = only_source(raw), tmp_path / "staged"
+    first = stage(source, staged)
+    remember_inputs(LocalStorage(staged), [(source.name, KnownInput(source.tag, source.size_bytes, first.sha256))])
+    read: list[str] = []
+    real = staging.listing_digest
+    monkeypatch.setattr(staging, "listing_digest", lambda s: read.append(s.name) or real(s))
+    assert stage(source, staged).from_cache
+    assert read == []
+    (raw / "listing_2026-01-01.txt").write_text(record(9), encoding="utf-8")  # new content: a new tag
+    changed = stage(only_source(raw), staged)
+    assert (changed.from_cache, read) == (False, [source.name])
 
 
 @pytest.mark.parametrize(("unstaged", "workers", "worth"), [(8 << 20, 2, True), ((8 << 20) - 1, 2, False),
