@@ -103,7 +103,8 @@ _FAULT_CODES = {403: "AccessDenied", 500: "InternalError", 503: "SlowDown"}
 class FaultyProxy:
     """An HTTP proxy on 127.0.0.1 in front of a real S3 server that answers the next requests with
     the given error statuses (503 SlowDown, 500, 403 ...) and forwards the rest unchanged, their
-    Host header kept so that the signatures still hold. `requests` counts what reached it."""
+    Host header kept so that the signatures still hold. `requests` counts what reached it;
+    `bytes_up` and `bytes_down` the bodies it forwarded each way (what a client moved)."""
 
     def __init__(self, upstream: str) -> None:
         import http.client
@@ -114,6 +115,8 @@ class FaultyProxy:
         proxy = self
         self.faults: list[int] = []
         self.requests = 0
+        self.bytes_up = 0
+        self.bytes_down = 0
         self._lock = threading.Lock()
         target = urlsplit(upstream)
 
@@ -123,6 +126,7 @@ class FaultyProxy:
                 body = self.rfile.read(length) if length else None
                 with proxy._lock:
                     proxy.requests += 1
+                    proxy.bytes_up += len(body or b"")
                     fault = proxy.faults.pop(0) if proxy.faults else None
                 if fault is not None:
                     xml = f"<Error><Code>{_FAULT_CODES[fault]}</Code><Message>injected</Message></Error>".encode()
@@ -137,6 +141,8 @@ class FaultyProxy:
                 connection.request(self.command, self.path, body, headers=dict(self.headers.items()))
                 answer = connection.getresponse()
                 data = answer.read()
+                with proxy._lock:
+                    proxy.bytes_down += len(data) if self.command != "HEAD" else 0
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in {"transfer-encoding", "connection", "content-length"}:
@@ -153,6 +159,7 @@ class FaultyProxy:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -1,7 +1,8 @@
 """The indexes a version is published with: what a refresh reads instead of its tables, and their recipe.
 
 - `paper_index`: one row per paper: where its row came from (file, line, first and last seen),
-  how many author and organisation rows it has, and the content hashes changes compare.
+  how many author and organisation rows it has, the content hashes changes compare, and what the
+  version's report shows of it (date, category, score): a report need not read the papers' texts.
 - `author_spellings`: one row per author and spelling: how often any capture listed it (the
   display name is the richest, then the most frequent spelling) and the name parts it gives.
 - `author_refs`: one row per author: how many rows of paper_authors name them (an author no row
@@ -23,6 +24,9 @@ from pipeline.parse.content import content_recipe, content_schema
 from schemas import arrow_schema
 
 INDEX_NAMES = ("paper_index", "author_spellings", "author_refs", "org_refs")
+# What the report reads of papers: their date and category, and every column that may be null;
+# kept in the index under these names (the content hashes are named after the columns).
+REPORTED_PAPER_COLUMNS = {"published": "published_value", "category": "category_value", "score": "score_value"}
 
 
 def _author_fields() -> list[pa.Field]:
@@ -38,6 +42,7 @@ INDEX_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("last_seen", pa.date32(), nullable=False),
         pa.field("author_rows", pa.int64(), nullable=False),
         pa.field("org_rows", pa.int64(), nullable=False),
+        *(f.with_name(REPORTED_PAPER_COLUMNS[f.name]) for f in arrow_schema("papers") if f.name in REPORTED_PAPER_COLUMNS),
         *(f for f in content_schema() if f.name != "paper_id"),
     ]),
     "author_spellings": pa.schema([
@@ -68,3 +73,10 @@ def index_recipe() -> str:
     recipe = {name: schema.to_string() for name, schema in INDEX_SCHEMAS.items()}
     recipe.update(content_recipe())
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reported_papers_sql(paper_index: str) -> str:
+    """What the report reads of papers, from a query of the paper index: their id, and the
+    columns of `REPORTED_PAPER_COLUMNS` under their names in papers."""
+    columns = ", ".join(f'"{kept}" AS "{name}"' for name, kept in REPORTED_PAPER_COLUMNS.items())
+    return f"SELECT paper_id, {columns} FROM ({paper_index})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from pipeline.assembled.captures import select
-from pipeline.assembled.index import INDEX_SCHEMAS
+from pipeline.assembled.index import INDEX_SCHEMAS, REPORTED_PAPER_COLUMNS
 from pipeline.parse.content import hash_columns
 from schemas import arrow_schema
 from schemas.tables import SORTED_BY
@@ -77,15 +77,17 @@ def create_content(con: Any) -> None:
 
 
 def create_paper_index(con: Any, target: str, authors: str, orgs: str) -> None:
-    """`target`: the paper index rows of the winning rows, from `now_rows`, `now_content` and
-    their child rows (`authors`, `orgs`: tables of paper_authors and paper_organizations rows)."""
+    """`target`: the paper index rows of the winning rows, from `now_rows`, `now_content`, the
+    staged rows (what the report reads of them) and their child rows (`authors`, `orgs`: tables
+    of paper_authors and paper_organizations rows)."""
     columns = [f.name for f in INDEX_SCHEMAS["paper_index"]]
     sources = {"source_file": "c.source_file", "author_rows": "coalesce(a.n, 0)", "org_rows": "coalesce(o.n, 0)",
-               **{h: f'h."{h}"' for h in hash_columns()}}  # fmt: skip
+               **{h: f'h."{h}"' for h in hash_columns()}, **{kept: f's."{c}"' for c, kept in REPORTED_PAPER_COLUMNS.items()}}  # fmt: skip
     chosen = ", ".join(f'{sources.get(c, f"n.{c}")} AS "{c}"' for c in columns)
     con.execute(
         f"CREATE TABLE {target} AS SELECT {chosen} FROM now_rows n JOIN captures c USING (ordinal) "
         "JOIN now_content h USING (paper_id) "
+        "JOIN s_papers s ON s.paper_id = n.paper_id AND s.ordinal = n.ordinal "
         f"LEFT JOIN (SELECT paper_id, count(*) AS n FROM {authors} GROUP BY paper_id) a USING (paper_id) "
         f"LEFT JOIN (SELECT paper_id, count(*) AS n FROM {orgs} GROUP BY paper_id) o USING (paper_id) "
         "ORDER BY paper_id"

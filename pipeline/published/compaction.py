@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from pipeline.published.manifest import DataFile
-from pipeline.settings import MAX_SMALL_FILES, MAX_SUPERSEDED_SHARE, SMALL_GENERATION_BYTES
+from pipeline import settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +33,9 @@ def compaction_runs(
     files: Sequence[DataFile],
     live_rows: int,
     *,
-    small_bytes: int = SMALL_GENERATION_BYTES,
-    max_small: int = MAX_SMALL_FILES,
-    max_superseded: float = MAX_SUPERSEDED_SHARE,
+    small_bytes: int | None = None,
+    max_small: int | None = None,
+    max_superseded: float | None = None,
 ) -> list[Run]:
     """What to compact of a table stored in `files` (in generation order) whose live rows are
     `live_rows`:
@@ -43,7 +43,13 @@ def compaction_runs(
     - when more than `max_superseded` of its stored rows are superseded by newer ones, all of it;
     - else, once more than `max_small` of its files belong to small generations (under
       `small_bytes` in all), each run of two or more consecutive small generations.
+
+    The thresholds default to `pipeline.settings`' (SMALL_GENERATION_BYTES, MAX_SMALL_FILES,
+    MAX_SUPERSEDED_SHARE).
     """
+    small_bytes = settings.SMALL_GENERATION_BYTES if small_bytes is None else small_bytes
+    max_small = settings.MAX_SMALL_FILES if max_small is None else max_small
+    max_superseded = settings.MAX_SUPERSEDED_SHARE if max_superseded is None else max_superseded
     stored = sum(f.rows for f in files)
     if stored and (stored - live_rows) / stored > max_superseded:
         return [Run(tuple(files), "superseded rows")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -52,7 +53,10 @@ class Store:
 
     def __init__(self, storage: Storage, cache: Path | None = None) -> None:
         self.storage = storage
-        self.cache = cache if cache is not None else cache_dir()
+        # A cache of this store's own: a copy is never read in place of a store's file of the same
+        # sha256 elsewhere (a local file damaged is refused, not served from another's copy).
+        root = cache if cache is not None else cache_dir()
+        self.cache = root / "stores" / hashlib.sha256(storage.uri().encode()).hexdigest()[:16]
         self._manifests: dict[str, Manifest] = {}
         self._verified: dict[tuple[str, str], Path] = {}
 

@@ -161,7 +161,9 @@ class VersionTransaction:
                              "nothing was published by this run")  # fmt: skip
         self._committed = True
         self.store.point_latest(self.version_id)
-        for files in self.index.values():
+        # Uploaded, not moved: kept in this machine's readers' cache, so that its next refresh (and
+        # its readers) find them without downloading them again.
+        for files in (*self.tables.values(), *self.index.values()):
             for file in files:
                 if file.key in self._local:
                     self.store.keep_in_cache(self._local.pop(file.key), file.sha256)

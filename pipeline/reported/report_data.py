@@ -10,6 +10,7 @@ from typing import Any
 
 
 from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
+from pipeline.assembled.index import reported_papers_sql
 from pipeline.db import connect
 from pipeline.reported.series import MAX_BARS, TimeBins, coauthor_groups, time_bins
 from pipeline.settings import READER_MEMORY
@@ -202,11 +203,14 @@ def report_data(
     top: int = TOP_RANKED,
     max_bars: int = MAX_BARS,
     scratch: Path | None = None,
+    paper_index: Sequence[Part] | None = None,
 ) -> ReportData:
     """The report of a version from its tables' files (every table of the contract, by name, as
     local parts; `row_counts` its tables' rows): aggregates only, in DuckDB within the readers'
     memory (`settings.READER_MEMORY`) whatever the version's size. DuckDB spills beyond it to a
-    temporary folder in `scratch` (the system's when None)."""
+    temporary folder in `scratch` (the system's when None). With the version's `paper_index`,
+    what the report shows of papers (dates, categories, nulls) is read from it, not from the
+    papers' files, which hold their texts."""
     missing = [name for name in MODELS if name not in parts]
     if missing:
         raise ValueError(f"no file given for table(s) {', '.join(missing)}")
@@ -219,7 +223,10 @@ def report_data(
         connect(memory_limit=READER_MEMORY, spill=Path(spill)) as con,
     ):
         for table in MODELS:
-            con.execute(f"CREATE TEMP VIEW {table} AS {live_sql(parts[table], REPLACED_BY[table])}")
+            sql = live_sql(parts[table], REPLACED_BY[table]) if parts[table] else ""
+            if table == "papers" and paper_index:
+                sql = reported_papers_sql(live_sql(paper_index, REPLACED_BY["paper_index"]))
+            con.execute(f"CREATE TEMP VIEW {table} AS {sql}")
         found = _aggregates(con, top)
         nulls = [n for table in MODELS for n in _column_nulls(con, table, row_counts[table])]
     monthly, names, authors, organizations, rejects, changed = found
