@@ -196,8 +196,10 @@ def days_in_a_row(work: Path, base: Path, captures: list[Path]) -> list[dict[str
         after = tree_bytes(out)
         runs.append({"day": day, **result, "written": {k: after[k] - before[k] for k in after}, "kept": after,
                      "version_bytes": full})  # fmt: skip
-        log(f"day {day}: {result['end_to_end_s']:.1f} s, kept {(after['data'] + after['versions']) / full:.3f}"
-            " versions' worth")
+        log(
+            f"day {day}: {result['end_to_end_s']:.1f} s, kept {(after['data'] + after['versions']) / full:.3f}"
+            " versions' worth"
+        )
     shutil.rmtree(out, ignore_errors=True)
     return runs
 
@@ -216,8 +218,11 @@ def markdown(runs: list[dict[str, Any]], days: list[dict[str, Any]], info: dict[
         lines.append(f"| {r['round']} | {r['code']} | {r['target']} | {r['kind']} | {r['end_to_end_s']:.1f} | "
                      f"{r['bare_s']:.1f} | {r['beyond_s']:.1f} | {r['peak_pss_bytes'] / 2**20:,.0f} | {wrote} | "
                      f"{moved} |")  # fmt: skip
-    lines += ["", "| code | target | run | median beyond bare s | median peak PSS MiB | median written, share of a version |",
-              "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    lines += [
+        "",
+        "| code | target | run | median beyond bare s | median peak PSS MiB | median written, share of a version |",
+        "|---|---|---|---:|---:|---:|",
+    ]
     for code in dict.fromkeys(r["code"] for r in runs):
         for target in dict.fromkeys(r["target"] for r in runs):
             for kind in ("first run", "refresh"):
@@ -241,9 +246,13 @@ def markdown(runs: list[dict[str, Any]], days: list[dict[str, Any]], info: dict[
             lines.append(f"| {d['day']} | {d['end_to_end_s']:.1f} | "
                          f"{(d['written']['data'] + d['written']['versions']) / 1e6:.1f} | "
                          f"{d['written']['staged'] / 1e6:.1f} | {kept:.3f} |")  # fmt: skip
-        lines += ["", f"After {len(days)} days the store keeps {(last['data'] + last['versions']) / 1e9:.2f} GB of tables, "
-                  f"indexes and versions for a {full / 1e9:.2f} GB version ({(last['data'] + last['versions']) / full:.3f}×), "
-                  f"and {last['staged'] / 1e9:.2f} GB of staged captures."]  # fmt: skip
+        kept = last["data"] + last["versions"]
+        lines += [
+            "",
+            f"After {len(days)} days the store keeps {kept / 1e9:.2f} GB of tables, indexes and versions "
+            f"for a {full / 1e9:.2f} GB version ({kept / full:.3f}×), "
+            f"and {last['staged'] / 1e9:.2f} GB of staged captures.",
+        ]
     bare = sorted({(r["round"], r["bare_s"]) for r in runs})
     lines += ["", "Bare flow per round: " + ", ".join(f"{s:.1f} s" for _, s in bare)]
     return "\n".join(lines) + "\n"
@@ -251,7 +260,9 @@ def markdown(runs: list[dict[str, Any]], days: list[dict[str, Any]], info: dict[
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.refresh_cost", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--papers", type=int, default=1_000_000, help="papers of the large capture (default: %(default)s)")
+    parser.add_argument(
+        "--papers", type=int, default=1_000_000, help="papers of the large capture (default: %(default)s)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are reported (default: 3)")
     parser.add_argument("--days", type=int, default=30, help="daily refreshes in a row (0: none; default: %(default)s)")
     parser.add_argument("--baseline", default=None, help="a git revision to run alternately with this checkout")
@@ -273,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-refresh-cost-") as temp, contextlib.ExitStack() as stack:
         codes = {checkout_label(): ROOT}
         if args.baseline:
-            codes[git("rev-parse", "--short", args.baseline)] = stack.enter_context(old_checkout(args.baseline,
-                                                                                                 Path(temp)))  # fmt: skip
+            old = stack.enter_context(old_checkout(args.baseline, Path(temp)))
+            codes[git("rev-parse", "--short", args.baseline)] = old
         server = None
         if not args.no_s3:
             from tests.s3server import start_s3_server

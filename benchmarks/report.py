@@ -11,10 +11,11 @@ import os
 import time
 from pathlib import Path
 
+from pipeline.published.versions import version_path
+
 from pipeline.published.layout import MANIFEST
 from pipeline.published.manifest import read_manifest
 from pipeline.published.verify import verified_files
-from pipeline.published.versions import version_path
 from pipeline.reported.report_data import report_data
 from pipeline.reported.version_report import render_report
 from schemas import MODELS

@@ -11,28 +11,8 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.errors import StoreError, StoreWriteError, UnreadableInputError
+from pipeline.errors import StoreWriteError, UnreadableInputError
 from pipeline.settings import READER_MEMORY
-
-# What DuckDB takes for a file pattern (*, ?, [...], {...}) or an option (? in a database path),
-# or turns into a slash (\\), in a path it is given.
-_PATTERN_CHARACTERS = frozenset("*?[]{}\\")
-
-
-def is_plain_path(path: Path) -> bool:
-    """True when DuckDB reads the absolute path of `path` as itself."""
-    return not set(str(path.absolute())) & _PATTERN_CHARACTERS
-
-
-def check_plain_path(path: Path) -> None:
-    """StoreError when the absolute path of `path` holds a character DuckDB would not read as
-    itself: another folder's files could be read in its place."""
-    found = sorted(set(str(path.absolute())) & _PATTERN_CHARACTERS)
-    if found:
-        raise StoreError(
-            f"{path}: its path holds {' '.join(found)}, which DuckDB reads as a file pattern or option; "
-            "use a dataset folder whose path has none of * ? [ ] { } \\"
-        )
 
 
 def sql_text(text: str) -> str:

@@ -67,6 +67,15 @@ class Gold:
         return sum(any(same_person(name) == wanted for name in r["authors"]) for r in self.records)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def own_reader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own readers' cache: never the user's ~/.cache, nor a previous run's copies."""
+    with pytest.MonkeyPatch.context() as patched:
+        cache = tmp_path_factory.mktemp("reader-cache")
+        patched.setenv("PIPELINE_CACHE_DIR", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def gold() -> Gold:
     return Gold(tuple(gold_records()))

@@ -3,6 +3,7 @@ its parts, and a source staged and read back."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,31 @@ from pipeline.staged.capture import StagedCapture
 from pipeline.staged.stage import no_meter, stage_sources
 from pipeline.staged.store import local_entry
 from pipeline.storage import LocalStorage
+from tests.conftest import SAMPLE
+
+# The sample's 50 real records, each three lines.
+RECORDS = [
+    "\n".join(lines) + "\n" for lines in zip(*[iter(SAMPLE.read_text(encoding="utf-8").splitlines())] * 3, strict=True)
+]
+_SCORE = re.compile(r"^[0-9]+(\.[0-9]+)?")
+
+
+def variant(record: str, kind: int) -> str:
+    """One of a record's editions: as listed (0), with another abstract (1), another score and a
+    Code badge (2), its organisations dropped or one added (3), an author spelled with a diacritic (4)."""
+    header, line, abstract = record.rstrip("\n").split("\n")
+    if kind == 1:
+        abstract += " Revised."
+    elif kind == 2:
+        header = "12.5" + _SCORE.sub("", header)
+        header = header if header.endswith("Code") else header + "Code"
+    elif kind == 3:
+        line = line.split(" · ")[0] if " · " in line else line + " · openai"
+    elif kind == 4:
+        names = line.split(" · ")[0]
+        cut = max(names.rfind(","), 0)
+        line = line[:cut] + line[cut:].replace("e", "é", 1)
+    return f"{header}\n{line}\n{abstract}\n"
 
 
 def record(n: int) -> str:

@@ -1,4 +1,4 @@
-"""Test helper: the flow's steps without Prefect (stage, choose the assembly, assemble, check, publish), for fast tests of sequences of refreshes."""
+"""Test helper: the flow's steps without Prefect, for fast tests of sequences of refreshes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Versions the report is checked on: the sample and an edited child of it (published as a run
 would), and a large generated one: 200k papers over three decades, mostly old, and names that many
-unrelated people share (the tables the report reads, written straight as Parquet)."""
+unrelated people share (written straight as Parquet, one file per table; the columns the report
+does not chart are filled in)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import verified_files
+from pipeline.assembled.generations import Part
+from pipeline.published import Store, version_parts
 from pipeline.reported.report_data import ReportData, report_data
-from schemas import MODELS
+from schemas import MODELS, arrow_schema
 
 CAPTURE = date(2026, 11, 26)
 STRAY = "<script>alert(1)</script> a line that belongs to no record\n"
@@ -30,13 +33,20 @@ def edited_sample(text: str) -> str:
     return STRAY + "".join(r if r.endswith("\n") else r + "\n" for r in edited) + UNKNOWN_CATEGORY
 
 
-def folder_report_data(folder: Path) -> ReportData:
-    """The report data of a published version folder, as the publish step makes it: ids from its
-    manifest, its files verified against the manifest's sha256 first (VersionDamagedError otherwise)."""
-    manifest = read_manifest(folder)
-    files = verified_files(folder, list(MODELS))
-    parent = manifest.get("parent_id")
-    return report_data(files, str(manifest["id"]), str(parent) if parent is not None else None)
+def version_folder(out: Path | str, version_id: str) -> Path:
+    """The folder of a version of the store at `out` (``OUT/versions/<id>``), as a path."""
+    return Path(Store.open(out).version_url(version_id))
+
+
+def folder_report_data(folder: Path | str) -> ReportData:
+    """The report data of a published version, from its folder ``OUT/versions/<id>``, as the
+    publish step makes it: ids and row counts from its manifest, its files verified against the
+    manifest's sha256 first (VersionDamagedError otherwise)."""
+    folder = Path(folder)
+    store = Store.open(folder.parent.parent)
+    manifest = store.manifest(folder.name)
+    parts = version_parts(store, manifest)
+    return report_data(parts, manifest.id, manifest.parent_id, manifest.row_counts)
 
 
 PAPERS = 200_000
@@ -142,11 +152,26 @@ def large_tables(seed: int = 22) -> dict[str, pd.DataFrame]:
     }
 
 
-def write_large_version(folder: Path, tables: dict[str, pd.DataFrame]) -> dict[str, Path]:
-    """The tables as one Parquet file each in `folder`, by table name (every table of the contract)."""
+def _filler(field: pa.Field, rows: int) -> pa.Array:
+    """A column the generator does not make: null where the contract allows it, else a constant of its type."""
+    if field.nullable:
+        return pa.nulls(rows, field.type)
+    value = {"string": "", "bool": False, "int64": 0, "date32[day]": FIRST}[str(field.type)]
+    return pa.array([value] * rows, field.type)
+
+
+def write_large_version(folder: Path, tables: dict[str, pd.DataFrame]) -> dict[str, list[Part]]:
+    """The tables as one Parquet file each in `folder` with every column of the contract (those the
+    generator does not make filled by `_filler`), as the parts of one generation, by table name."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {}
+    parts = {}
     for name in MODELS:
-        files[name] = folder / f"{name}.parquet"
-        tables[name].to_parquet(files[name], index=False)
-    return files
+        frame, schema = tables[name], arrow_schema(name)
+        columns = [
+            pa.array(frame[f.name], f.type, from_pandas=True) if f.name in frame else _filler(f, len(frame))
+            for f in schema
+        ]
+        path = folder / f"{name}.parquet"
+        pq.write_table(pa.Table.from_arrays(columns, schema=schema), path)
+        parts[name] = [Part(path, 1)]
+    return parts

@@ -1,5 +1,6 @@
-"""The DuckDB connection factory and SQL literals: quoting, plain paths, connections closed and
-spilling into their own temporary folder, DuckDB's write failures as the store's."""
+"""The DuckDB connection factory and SQL literals: quoting, connections closed and spilling into
+their own temporary folder, DuckDB's write failures as the store's. (Which paths DuckDB reads as
+themselves: tests/storage/test_verified.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.db import check_plain_path, connect, is_plain_path, reading, sql_files, sql_text
-from pipeline.errors import StoreError, StoreWriteError, UnreadableInputError
+from pipeline.db import connect, reading, sql_files, sql_text
+from pipeline.errors import StoreWriteError, UnreadableInputError
 
 HOSTILE_TEXTS = ["plain", "it's", "''", "'); DROP TABLE papers; --", "back\\slash", "a\nb", "é ✓", ""]
 
@@ -37,30 +38,6 @@ def test_sql_files_is_a_list_literal_duckdb_reads_the_files_of(tmp_path: Path) -
     rows = duckdb.execute(f"SELECT n FROM read_parquet({sql_files(paths)}) ORDER BY n").fetchall()
     assert rows == [(0,), (1,)]
     assert sql_files([]) == "[]"
-
-
-@pytest.mark.parametrize("name", ["out[1]", "out*", "what?", "a{b,c}", "back\\slash", "x]"])
-def test_a_path_duckdb_would_read_as_a_pattern_is_not_plain(tmp_path: Path, name: str) -> None:
-    path = tmp_path / name
-    assert not is_plain_path(path)
-    with pytest.raises(StoreError, match="DuckDB reads as a file pattern or option") as err:
-        check_plain_path(path)
-    assert str(path) in str(err.value)
-
-
-def test_a_path_with_spaces_quotes_and_commas_is_plain(tmp_path: Path) -> None:
-    path = tmp_path / "out (1), it's fine"
-    assert is_plain_path(path)
-    check_plain_path(path)
-
-
-def test_a_relative_path_is_judged_by_where_it_leads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    odd = tmp_path / "work[1]"
-    odd.mkdir()
-    monkeypatch.chdir(odd)
-    assert not is_plain_path(Path("out"))
-    with pytest.raises(StoreError, match=r"\[ \]"):
-        check_plain_path(Path("out"))
 
 
 def test_connect_closes_the_connection_and_removes_its_spill_folder() -> None:

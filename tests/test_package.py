@@ -12,7 +12,8 @@ MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 # Imported inside a function, each for its reason: the optional extras (deltalake, polars, the
 # Dask task runner), Prefect in the CLI, which must not be imported before --quiet has set its
-# logging settings in the environment, and boto3, which a run on local disk never needs.
+# logging settings in the environment, and the S3 client (obstore), which a run on local disk
+# never needs, with boto3 only to read an AWS_PROFILE.
 DEFERRED_IMPORTS = {
     ("pipeline/__init__.py", "pipeline.consume"),
     ("pipeline/errors.py", "schemas.validate"),
@@ -21,10 +22,11 @@ DEFERRED_IMPORTS = {
     ("pipeline/orchestrate/runners.py", "prefect_dask"),
     ("pipeline/cli/__init__.py", "pipeline.cli.commands"),
     ("pipeline/cli/parser.py", "prefect.client.schemas.schedules"),
+    ("pipeline/storage/s3.py", "obstore"),
+    ("pipeline/storage/s3.py", "obstore.exceptions"),
+    ("pipeline/storage/s3.py", "obstore.store"),
     ("pipeline/storage/s3.py", "boto3"),
-    ("pipeline/storage/s3.py", "botocore.exceptions"),
-    ("pipeline/storage/s3.py", "boto3.s3.transfer"),
-    ("pipeline/storage/s3.py", "botocore.config"),
+    ("pipeline/storage/s3.py", "obstore.auth.boto3"),
 }
 
 

@@ -1,4 +1,4 @@
-"""An assembly read back for publishing: each table's rows to write, in order, batch by batch; a refused run's rejects."""
+"""An assembly read back for publishing: each table's rows to write, batch by batch; a refused run's rejects."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What assembly reads and returns: staged captures, the parent version, the rows a new version writes; shared SQL helpers."""
+"""What assembly reads and returns: staged captures, the parent version, the rows a new version writes."""
 
 from __future__ import annotations
 

@@ -57,7 +57,9 @@ def refresh_version(
         con.execute("CREATE TEMP TABLE listed AS SELECT DISTINCT paper_id FROM s_papers")
         _load(con, "then_index", parent, "paper_index", "SEMI JOIN listed USING (paper_id)")
         # The parent's rows of a paper stand for its earlier sightings: all before the new ones.
-        create_winners(con, f"{staged_sightings()} UNION ALL SELECT paper_id, -1, first_seen, last_seen FROM then_index")
+        create_winners(
+            con, f"{staged_sightings()} UNION ALL SELECT paper_id, -1, first_seen, last_seen FROM then_index"
+        )
         create_content(con)
         for table, (hashed, _, _) in _CHILDREN.items():
             create_child_rows(con, table, f"now_{table}")
@@ -86,7 +88,8 @@ def _rewritten_children(con: Any, table: str, hashed: str) -> None:
     rewrite = f"rewrite_{table}"
     con.execute(
         f"CREATE TEMP TABLE {rewrite} AS SELECT n.paper_id, t.paper_id IS NOT NULL AS replaced "
-        f'FROM now_content n LEFT JOIN then_index t USING (paper_id) WHERE t.paper_id IS NULL OR t."{hashed}" <> n."{hashed}"'
+        "FROM now_content n LEFT JOIN then_index t USING (paper_id) "
+        f'WHERE t.paper_id IS NULL OR t."{hashed}" <> n."{hashed}"'
     )
     con.execute(f"CREATE TABLE {table} AS SELECT * FROM now_{table} SEMI JOIN {rewrite} USING (paper_id) "
                 "ORDER BY paper_id, position")  # fmt: skip
@@ -178,9 +181,12 @@ def _result(con: Any, database: Path, parent: ParentVersion) -> Assembled:
     found = {
         "papers": before["papers"] + written["papers"] - replaced_papers,
         "paper_authors": before["paper_authors"] + written["paper_authors"] - replaced_children("paper_authors"),
-        "paper_organizations": before["paper_organizations"] + written["paper_organizations"]
+        "paper_organizations": before["paper_organizations"]
+        + written["paper_organizations"]
         - replaced_children("paper_organizations"),
-        "authors": before["authors"] + written["authors"] - dropped["authors"]
+        "authors": before["authors"]
+        + written["authors"]
+        - dropped["authors"]
         - n("SELECT count(*) FROM authors SEMI JOIN authors_then USING (author_id)"),
         "rejects": before["rejects"] + written["rejects"],
         **{name: written[name] for name in ("organizations", "categories", "changes")},
@@ -189,9 +195,11 @@ def _result(con: Any, database: Path, parent: ParentVersion) -> Assembled:
     index_before = parent.index_counts
     index_counts = {
         "paper_index": index_before["paper_index"] + written["paper_index"] - replaced_papers,
-        "author_spellings": index_before["author_spellings"] + written["author_spellings"]
+        "author_spellings": index_before["author_spellings"]
+        + written["author_spellings"]
         - n("SELECT count(*) FROM author_spellings SEMI JOIN then_spellings USING (author_id, name)"),
-        "author_refs": index_before["author_refs"] + written["author_refs"]
+        "author_refs": index_before["author_refs"]
+        + written["author_refs"]
         - n("SELECT count(*) FROM author_refs SEMI JOIN then_refs USING (author_id)"),
         "org_refs": written["org_refs"],
     }

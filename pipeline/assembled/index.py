@@ -42,7 +42,11 @@ INDEX_SCHEMAS: dict[str, pa.Schema] = {
         pa.field("last_seen", pa.date32(), nullable=False),
         pa.field("author_rows", pa.int64(), nullable=False),
         pa.field("org_rows", pa.int64(), nullable=False),
-        *(f.with_name(REPORTED_PAPER_COLUMNS[f.name]) for f in arrow_schema("papers") if f.name in REPORTED_PAPER_COLUMNS),
+        *(
+            f.with_name(REPORTED_PAPER_COLUMNS[f.name])
+            for f in arrow_schema("papers")
+            if f.name in REPORTED_PAPER_COLUMNS
+        ),
         *(f for f in content_schema() if f.name != "paper_id"),
     ]),
     "author_spellings": pa.schema([

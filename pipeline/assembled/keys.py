@@ -33,7 +33,9 @@ def key_failures(database: Path, incremental: bool) -> pd.DataFrame:
     whose rows name them (`authors_now`), the rest against the tables written whole."""
     # The readers' settings: the checks run beside the publishing readers, on one shared instance.
     with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
-        papers = "(SELECT paper_id, category, row_number() OVER (ORDER BY ordinal, source_line) - 1 AS row FROM now_rows)"
+        papers = (
+            "(SELECT paper_id, category, row_number() OVER (ORDER BY ordinal, source_line) - 1 AS row FROM now_rows)"
+        )
         return _key_failures(
             con, {"papers": papers}, {"authors": "authors_now"} if incremental else {},
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The rules a version is assembled by, each declared once as SQL, whether over every capture or over a refresh's new ones.
+"""The rules a version is assembled by, each declared once as SQL, over every capture or a refresh's new ones.
 
 A full assembly applies them to every staged capture; a refresh applies the same statements to
 its new captures and to the parent's indexes, which stand for everything older (a paper's earlier
@@ -81,8 +81,13 @@ def create_paper_index(con: Any, target: str, authors: str, orgs: str) -> None:
     staged rows (what the report reads of them) and their child rows (`authors`, `orgs`: tables
     of paper_authors and paper_organizations rows)."""
     columns = [f.name for f in INDEX_SCHEMAS["paper_index"]]
-    sources = {"source_file": "c.source_file", "author_rows": "coalesce(a.n, 0)", "org_rows": "coalesce(o.n, 0)",
-               **{h: f'h."{h}"' for h in hash_columns()}, **{kept: f's."{c}"' for c, kept in REPORTED_PAPER_COLUMNS.items()}}  # fmt: skip
+    sources = {
+        "source_file": "c.source_file",
+        "author_rows": "coalesce(a.n, 0)",
+        "org_rows": "coalesce(o.n, 0)",
+        **{h: f'h."{h}"' for h in hash_columns()},
+        **{kept: f's."{c}"' for c, kept in REPORTED_PAPER_COLUMNS.items()},
+    }
     chosen = ", ".join(f'{sources.get(c, f"n.{c}")} AS "{c}"' for c in columns)
     con.execute(
         f"CREATE TABLE {target} AS SELECT {chosen} FROM now_rows n JOIN captures c USING (ordinal) "

@@ -151,7 +151,9 @@ def _start_parsers_early(sources: Sequence[Source], store: Store, workers: int, 
         known = {} if refresh else known_inputs(store.staged)
     except PipelineError:
         return  # the run reports it
-    new = sum(s.size_bytes for s in sources if (k := known.get(s.name)) is None or (k.tag, k.size) != (s.tag, s.size_bytes))
+    new = sum(
+        s.size_bytes for s in sources if (k := known.get(s.name)) is None or (k.tag, k.size) != (s.tag, s.size_bytes)
+    )
     if worth_starting_parsers(new, workers):
         start_parsers()
 
@@ -188,7 +190,9 @@ def versions(args: argparse.Namespace) -> int:
         try:
             manifest = store.manifest(version_id)
             counts = manifest.row_counts
-            print(f"{marker} {version_id}  {manifest.created_at}  papers={counts['papers']}  changes={counts['changes']}")
+            print(
+                f"{marker} {version_id}  {manifest.created_at}  papers={counts['papers']}  changes={counts['changes']}"
+            )
         except (StoreError, KeyError, TypeError):
             print(f"{marker} {version_id}  (damaged: its manifest cannot be read; see `validate`)")
     return EXIT_OK

@@ -1,4 +1,4 @@
-"""Where the Delta export writes: a folder or an s3:// prefix, as deltalake and our lock reach it, through one storage."""
+"""Where the Delta export writes: a folder or an s3:// prefix, as deltalake and our lock reach it."""
 
 from __future__ import annotations
 

@@ -100,6 +100,8 @@ def export_delta(
     place = DeltaTarget.at(open_storage(target))
     place.check_apart_from(store.storage, tables, _OUT_FOLDERS)
     ids = store.version_ids()
+    if not ids and not store.storage.list().objects:
+        raise ExportError(f"no dataset at {store.url} (pass --out DIR)")  # as `versions` says it
     if not ids:
         raise ExportError(f"no version has been published under {store.url}: nothing to export")
 

@@ -197,9 +197,7 @@ def assemble_version(
     return assemble(scratch / "assembly.duckdb", captures, base, reason)
 
 
-def guard_removals(
-    built: Assembled, run: RunFacts, parent_id: str | None, max_removed_rate: float
-) -> None:
+def guard_removals(built: Assembled, run: RunFacts, parent_id: str | None, max_removed_rate: float) -> None:
     """Refuse a version that would remove too many of the parent's papers, or a first one without any."""
     removed = decisions.too_many_removed(built.parent_papers, built.removed_by_origin, run.manifest["inputs"],
                                          max_removed_rate)  # fmt: skip

@@ -96,11 +96,9 @@ def publish(
         write_version(tx, parent, built, partial(_counted_check, advance))
         gate()
         # What the report reads of papers comes from the paper index: the papers' texts are not read.
-        parts = {name: tx.parts(files) for name, files in tx.tables.items() if name != "papers"}
-        parts["papers"] = []
-        index = tx.parts(tx.index["paper_index"]) if "paper_index" in tx.index else None
-        if index is None:
-            parts["papers"] = tx.parts(tx.tables["papers"])
+        index = {name: tx.parts(files) for name, files in tx.index.items()}
+        parts = {name: tx.parts(files) for name, files in tx.tables.items() if name != "papers" or "paper_index" not in index}
+        parts.setdefault("papers", [])
         html = version_report_html(parts, tx.version_id, parent_id, tx.row_counts, scratch, index)
         tx.add_file(REPORT_FILE, html)
         return tx.commit(run, datetime.now(UTC))

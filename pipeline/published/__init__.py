@@ -1,4 +1,4 @@
-"""The versioned store: versions that share immutable files, one atomic commit of every table, verified reads, retention.
+"""The versioned store: versions sharing immutable files, one atomic commit of every table, verified reads.
 
 `Store.open(folder or URL)` is the store; `VersionTransaction` writes a version; `write_version`
 composes its tables from an assembly and its parent; `check_location` is `validate`;

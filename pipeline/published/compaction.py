@@ -1,4 +1,4 @@
-"""Compaction: when a table's files pass a threshold, runs of whole generations merged into one, nothing any version reads changed.
+"""Compaction: past a threshold, runs of whole generations merged into one; nothing any version reads changes.
 
 The rule (`compaction_runs`) is a pure function of a table's file list; a run is rewritten into the
 generation of its first file (so that the table keeps its order and every newer row still wins),
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
 
-from pipeline.published.manifest import DataFile
 from pipeline import settings
+from pipeline.published.manifest import DataFile
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""A hand-off: one version written as a self-contained folder (one Parquet file per table, its manifest and contract), which `validate` accepts."""
+"""A hand-off: one version as a self-contained folder (a Parquet file per table, manifest, contract)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def export_version(store: Store, version_id: str, target: Location) -> tuple[str
     rows: dict[str, int] = {}
     with out.workspace() as work:
         for name in MODELS:
-            spec = dataclasses.replace(specs[name], footer={**specs[name].footer, "paper_listings.version_id": version_id})
+            spec = dataclasses.replace(
+                specs[name], footer={**specs[name].footer, "paper_listings.version_id": version_id}
+            )
             written, count, _ = write_generation(spec, table_batches(name, parts[name]), work, no_check,
                                                  target_bytes=1 << 62, empty_file=True)  # fmt: skip
             (done,) = written

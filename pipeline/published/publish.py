@@ -1,4 +1,4 @@
-"""A new version's tables composed: the parent's files shared, the change's rows added as a new generation, compactions made."""
+"""A new version's tables composed: the parent's files shared, the change added as a new generation."""
 
 from __future__ import annotations
 
@@ -32,9 +32,15 @@ def table_specs() -> dict[str, TableSpec]:
     safe across threads)."""
     fingerprint = schema_fingerprint()
     return {
-        name: TableSpec(name, DATA, arrow_schema(name), published_schema(name), REPLACED_BY[name],
-                        SORTED_BY.get(name), footer({"table": name, "schema_fingerprint": fingerprint,
-                                                     "contract": table_contract_json(name)}))  # fmt: skip
+        name: TableSpec(
+            name,
+            DATA,
+            arrow_schema(name),
+            published_schema(name),
+            REPLACED_BY[name],
+            SORTED_BY.get(name),
+            footer({"table": name, "schema_fingerprint": fingerprint, "contract": table_contract_json(name)}),
+        )
         for name in MODELS
     }
 
@@ -43,15 +49,20 @@ def index_specs() -> dict[str, TableSpec]:
     """How each index is written."""
     recipe = index_recipe()
     return {
-        name: TableSpec(name, INDEX, schema, schema, REPLACED_BY[name], INDEX_ORDER[name],
-                        footer({"table": name, "index_recipe": recipe}))  # fmt: skip
+        name: TableSpec(
+            name,
+            INDEX,
+            schema,
+            schema,
+            REPLACED_BY[name],
+            INDEX_ORDER[name],
+            footer({"table": name, "index_recipe": recipe}),
+        )
         for name, schema in INDEX_SCHEMAS.items()
     }
 
 
-def write_version(
-    tx: VersionTransaction, parent: Manifest | None, built: Assembled, check: BatchCheck
-) -> None:
+def write_version(tx: VersionTransaction, parent: Manifest | None, built: Assembled, check: BatchCheck) -> None:
     """Every table and index of the new version in `tx`: from the rows `built` writes, the files
     of `parent` they do not replace, and any compaction due. DatasetInvalidError naming every
     row the checks refuse. Papers, by far the largest, are written on a thread of their own."""
@@ -128,9 +139,13 @@ def _without_keys(
         columns = ", ".join(f'"{c}"' for c in spec.key)
         holding = []
         for file, part in zip(files, parts, strict=True):
-            if file in shared and con.execute(
-                f"SELECT 1 FROM read_parquet({sql_text(str(part.path))}) SEMI JOIN dropped_keys USING ({columns}) LIMIT 1"
-            ).fetchall():
+            if (
+                file in shared
+                and con.execute(
+                    f"SELECT 1 FROM read_parquet({sql_text(str(part.path))}) "
+                    f"SEMI JOIN dropped_keys USING ({columns}) LIMIT 1"
+                ).fetchall()
+            ):
                 holding.append(file)
         con.unregister("dropped_keys")
     for file in holding:
@@ -166,4 +181,3 @@ def _compacted(tx: VersionTransaction, spec: TableSpec, files: list[DataFile], l
         written, _, _ = tx.write(spec, iter(()), no_check, empty_file=True)
         result = written
     return result
-

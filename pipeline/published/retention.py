@@ -1,4 +1,4 @@
-"""Retention: versions past --keep pruned, and files no kept version lists deleted once they have been so for a grace period.
+"""Retention: versions past --keep pruned; files no kept version lists deleted after a grace period.
 
 A version is pruned by deleting its manifest: it is gone for every reader that looks for it after.
 Its files (and those a killed writer left) are garbage only once no kept manifest lists them, and

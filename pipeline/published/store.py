@@ -1,10 +1,9 @@
-"""The versioned store, written once over one storage: versions and latest, verified reads, the lock, cleanup, the readers' cache."""
+"""The versioned store over one storage: versions and latest, verified reads, the lock, the readers' cache."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,7 +157,7 @@ class Store:
         cached = cache_path(self.cache, sha256)
         with contextlib.suppress(OSError):
             cached.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, cached)
+            Path(path).replace(cached)
 
     def parts(self, files: Sequence[DataFile]) -> list[Part]:
         """The files of a table as verified local parts, in generation order."""
@@ -205,4 +204,3 @@ class Store:
     def forget(self, version_id: str) -> None:
         """Drop a manifest from this object's memory (after it was deleted)."""
         self._manifests.pop(version_id, None)
-

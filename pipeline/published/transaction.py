@@ -1,4 +1,4 @@
-"""A version published as one transaction: its files written where no manifest lists them, made visible by `commit` alone."""
+"""A version published as one transaction: files written unlisted, made visible by `commit` alone."""
 
 from __future__ import annotations
 

@@ -124,30 +124,13 @@ def check_manifest(manifest: Manifest, fetch: Fetch) -> pd.DataFrame:
                 failures.append(report_row(label, "sha256", differs))
             problems = _file_failures(label, name, path, manifest)
             failures += problems
-            if not any(p["check"] == "readable" or p["check"].startswith(("arrow_type", "column_present"))
-                       for p in problems):  # a footer that says otherwise: the rows are still checked
+            if not any(
+                p["check"] == "readable" or p["check"].startswith(("arrow_type", "column_present")) for p in problems
+            ):  # a footer that says otherwise: the rows are still checked
                 found.append(Part(path, file.generation))
         if len(found) == len(manifest.tables[name]):
             parts[name] = found
-    for relative in CONTRACT_FILES:
-        listed = manifest.own.get(relative)
-        if listed is None:
-            failures.append(report_row(relative, "file_present", "the manifest lists no such file"))
-            continue
-        try:
-            path, differs = fetch(_own_key(manifest, relative), listed["sha256"], listed["bytes"])
-            text = path.read_text(encoding="utf-8")
-        except VersionDamagedError as err:
-            failures.append(report_row(relative, "file_present" if "missing" in str(err) else "readable", str(err)))
-            continue
-        except (OSError, UnicodeDecodeError) as err:
-            failures.append(report_row(relative, "readable", str(err)[:200]))
-            continue
-        if differs:
-            failures.append(report_row(relative, "sha256", differs))
-        current = contract_json() if relative == CONTRACT_FILES[0] else data_dictionary()
-        if text != current:
-            failures.append(report_row(relative, "contract_current", "differs from this pipeline's contract"))
+    failures += _contract_failures(manifest, fetch)
     rows: dict[str, int] = {}
     model_failures: list[pd.DataFrame] = []
     for name, found in parts.items():
@@ -173,6 +156,32 @@ def check_manifest(manifest: Manifest, fetch: Fetch) -> pd.DataFrame:
     if extra:
         report = pd.concat([report, pd.DataFrame(extra, columns=REPORT_COLUMNS)], ignore_index=True)
     return report
+
+
+def _contract_failures(manifest: Manifest, fetch: Fetch) -> list[dict[str, Any]]:
+    """What is wrong with the contract files the version lists: missing, unreadable, not as
+    listed, or not this pipeline's contract."""
+    failures = []
+    for relative in CONTRACT_FILES:
+        listed = manifest.own.get(relative)
+        if listed is None:
+            failures.append(report_row(relative, "file_present", "the manifest lists no such file"))
+            continue
+        try:
+            path, differs = fetch(_own_key(manifest, relative), listed["sha256"], listed["bytes"])
+            text = path.read_text(encoding="utf-8")
+        except VersionDamagedError as err:
+            failures.append(report_row(relative, "file_present" if "missing" in str(err) else "readable", str(err)))
+            continue
+        except (OSError, UnicodeDecodeError) as err:
+            failures.append(report_row(relative, "readable", str(err)[:200]))
+            continue
+        if differs:
+            failures.append(report_row(relative, "sha256", differs))
+        current = contract_json() if relative == CONTRACT_FILES[0] else data_dictionary()
+        if text != current:
+            failures.append(report_row(relative, "contract_current", "differs from this pipeline's contract"))
+    return failures
 
 
 def _label(manifest: Manifest, name: str, file: DataFile) -> str:
@@ -238,4 +247,3 @@ def _table_failures(name: str, parts: list[Part]) -> tuple[int | None, list[dict
     except (VersionDamagedError, UnreadableInputError, OSError, pa.ArrowException, ValueError, OverflowError) as err:
         return None, [report_row(name, "readable", str(err)[:300])], found
     return rows, [], found
-

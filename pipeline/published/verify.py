@@ -1,4 +1,4 @@
-"""Verified reads of a version: its tables' files checked against the manifest, read as the newest generation of each key."""
+"""Verified reads of a version: files checked against the manifest, read as the newest generation of each key."""
 
 from __future__ import annotations
 
@@ -63,15 +63,13 @@ def table_batches(table: str, parts: Sequence[Part], rows: int = _BATCH_ROWS) ->
     """One table of a version, batch by batch, in the contract's types (dictionaries as plain)."""
     schema = arrow_schema(table)
     with reading(), connect(memory_limit=READER_MEMORY, threads=1) as con:
-        for batch in con.sql(table_sql(table, parts)).to_arrow_reader(rows):  # noqa: B007
+        for batch in con.sql(table_sql(table, parts)).to_arrow_reader(rows):
             yield _typed(batch, schema)
 
 
 def _typed(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     try:
-        return pa.RecordBatch.from_arrays(
-            [batch.column(f.name).cast(f.type) for f in schema], schema=schema
-        )
+        return pa.RecordBatch.from_arrays([batch.column(f.name).cast(f.type) for f in schema], schema=schema)
     except (KeyError, pa.ArrowException) as err:
         raise VersionDamagedError(f"a table's rows are not of the contract's types: {str(err)[:200]}") from None
 

@@ -1,4 +1,4 @@
-"""Writing rows of a table as files of one generation: batches checked, streamed to Parquet, cut at a target size between keys."""
+"""Rows of a table written as files of one generation: checked, streamed to Parquet, cut between keys."""
 
 from __future__ import annotations
 

@@ -128,8 +128,11 @@ def find_listings(raw: Storage, as_of: date | None) -> Inputs:
                                        "read under this escaped name"))  # fmt: skip
         source = _source(raw, obj, name, as_of)
         if not plausible_capture_date(source.capture_date):
-            notices.append(InputNotice(name, "skipped", f"no usable capture date: its {source.capture_date_from} "
-                                       f"gives {source.capture_date}; put a YYYY-MM-DD in its name or pass --as-of"))  # fmt: skip
+            why = (
+                f"no usable capture date: its {source.capture_date_from} gives {source.capture_date}; "
+                "put a YYYY-MM-DD in its name or pass --as-of"
+            )
+            notices.append(InputNotice(name, "skipped", why))
             continue
         if source.capture_date_from == "modification time":
             notices.append(InputNotice(name, "dated", f"no valid YYYY-MM-DD in its name and no --as-of: captured on "

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
 from pipeline.assembled.index import reported_papers_sql
 from pipeline.db import connect
@@ -134,7 +133,7 @@ def _column_nulls(con: Any, table: str, rows: int) -> list[ColumnNulls]:
     return found
 
 
-def _aggregates(con: Any, top: int) -> tuple[Any, ...]:
+def _aggregates(con: Any, top: int, author_rows: str) -> tuple[Any, ...]:
     """What the report shows of the tables `con` holds: papers by month and category, category
     names, the `top` authors and organisations, rejects by rule, changes by kind."""
     monthly = con.execute(
@@ -149,32 +148,45 @@ def _aggregates(con: Any, top: int) -> tuple[Any, ...]:
     ).fetchall()
     rejects = con.execute("SELECT rule, count(*), min(reason) FROM rejects GROUP BY rule ORDER BY 2 DESC, 1").fetchall()
     changed = dict(con.execute("SELECT change, count(*) FROM changes GROUP BY change").fetchall())
-    return monthly, names, _top_authors(con, top), organizations, rejects, changed
+    return monthly, names, _top_authors(con, top, author_rows), organizations, rejects, changed
 
 
-def _top_authors(con: Any, top: int) -> list[RankedName]:
-    """The `top` names by papers, each with its co-author groups and organisations."""
-    con.execute("CREATE TEMP TABLE author_rows AS SELECT author_id, count(*) AS n FROM paper_authors GROUP BY ALL")
-    # A name's rows bound its distinct papers from above, and counting distinct papers is the slow
-    # part: only names with as many rows as the fewest papers among the `top` names with the most
-    # rows can rank, and only their papers are counted (exact, ties included).
+def _top_authors(con: Any, top: int, author_rows: str) -> list[RankedName]:
+    """The `top` names by papers, each with its co-author groups and organisations (`author_rows`:
+    a query of each author's rows in paper_authors, as author_id and n)."""
+    con.execute(f"CREATE TEMP TABLE author_rows AS {author_rows}")
+    # A name's rows bound its distinct papers from above, and counting distinct papers means reading
+    # paper_authors: only names with as many rows as the fewest papers among the `top` names with
+    # the most rows can rank (exact, ties included). The rows of the `wide` names with the most rows
+    # are read once; a second read only when more names than that could rank.
+    wide = 4 * top + 20
+    con.execute(
+        "CREATE TEMP TABLE candidate_rows AS SELECT author_id, paper_id FROM paper_authors WHERE author_id IN "
+        "(SELECT author_id FROM author_rows ORDER BY n DESC, author_id LIMIT ?)",
+        [wide],
+    )
     floor = con.execute(
-        "SELECT min(d) FROM (SELECT count(DISTINCT paper_id) AS d FROM paper_authors WHERE author_id IN "
+        "SELECT min(d) FROM (SELECT count(DISTINCT paper_id) AS d FROM candidate_rows WHERE author_id IN "
         "(SELECT author_id FROM author_rows ORDER BY n DESC, author_id LIMIT ?) GROUP BY author_id)",
         [top],
     ).fetchall()[0][0]
+    (could_rank,) = con.execute("SELECT count(*) FROM author_rows WHERE n >= ?", [floor or 0]).fetchall()[0]
+    if could_rank > wide:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE candidate_rows AS SELECT author_id, paper_id FROM paper_authors "
+            "WHERE author_id IN (SELECT author_id FROM author_rows WHERE n >= ?)",
+            [floor or 0],
+        )
     con.execute(
         "CREATE TEMP TABLE top_authors AS SELECT a.author_id, a.name, c.papers FROM (SELECT author_id, "
-        "count(DISTINCT paper_id) AS papers FROM paper_authors WHERE author_id IN "
+        "count(DISTINCT paper_id) AS papers FROM candidate_rows WHERE author_id IN "
         "(SELECT author_id FROM author_rows WHERE n >= ?) GROUP BY author_id) c JOIN authors a USING (author_id) "
         "ORDER BY c.papers DESC, a.name, a.author_id LIMIT ?",
         [floor or 0, top],
     )
     rows = con.execute("SELECT author_id, name, papers FROM top_authors ORDER BY papers DESC, name, author_id")
     ranked = rows.fetchall()
-    own = (
-        "own AS (SELECT author_id, paper_id FROM paper_authors WHERE author_id IN (SELECT author_id FROM top_authors))"
-    )
+    own = "own AS (SELECT author_id, paper_id FROM candidate_rows SEMI JOIN top_authors USING (author_id))"
     links: dict[str, list[tuple[str, str]]] = {}
     pairs = con.execute(
         f"WITH {own} SELECT DISTINCT own.author_id, own.paper_id, co.author_id FROM own "
@@ -203,14 +215,16 @@ def report_data(
     top: int = TOP_RANKED,
     max_bars: int = MAX_BARS,
     scratch: Path | None = None,
-    paper_index: Sequence[Part] | None = None,
+    index: Mapping[str, Sequence[Part]] | None = None,
 ) -> ReportData:
     """The report of a version from its tables' files (every table of the contract, by name, as
     local parts; `row_counts` its tables' rows): aggregates only, in DuckDB within the readers'
     memory (`settings.READER_MEMORY`) whatever the version's size. DuckDB spills beyond it to a
-    temporary folder in `scratch` (the system's when None). With the version's `paper_index`,
-    what the report shows of papers (dates, categories, nulls) is read from it, not from the
-    papers' files, which hold their texts."""
+    temporary folder in `scratch` (the system's when None). With the version's `index` (its
+    indexes' parts, by name), what the report shows of papers (dates, categories, nulls) is read
+    from the paper index, not from the papers' files, which hold their texts, and each author's
+    rows from the author index."""
+    index = index or {}
     missing = [name for name in MODELS if name not in parts]
     if missing:
         raise ValueError(f"no file given for table(s) {', '.join(missing)}")
@@ -224,10 +238,15 @@ def report_data(
     ):
         for table in MODELS:
             sql = live_sql(parts[table], REPLACED_BY[table]) if parts[table] else ""
-            if table == "papers" and paper_index:
-                sql = reported_papers_sql(live_sql(paper_index, REPLACED_BY["paper_index"]))
+            if table == "papers" and index.get("paper_index"):
+                sql = reported_papers_sql(live_sql(index["paper_index"], REPLACED_BY["paper_index"]))
             con.execute(f"CREATE TEMP VIEW {table} AS {sql}")
-        found = _aggregates(con, top)
+        author_rows = "SELECT author_id, count(*) AS n FROM paper_authors GROUP BY ALL"
+        if index.get("author_refs"):
+            author_rows = (
+                f"SELECT author_id, refs AS n FROM ({live_sql(index['author_refs'], REPLACED_BY['author_refs'])})"
+            )
+        found = _aggregates(con, top, author_rows)
         nulls = [n for table in MODELS for n in _column_nulls(con, table, row_counts[table])]
     monthly, names, authors, organizations, rejects, changed = found
     time, categories, grid = papers_by_period(monthly, names, top_categories, max_bars)

@@ -298,10 +298,10 @@ def render_report(data: ReportData) -> str:
 
 def version_report_html(
     parts: Mapping[str, Sequence[Part]], version_id: str, parent_id: str | None, row_counts: Mapping[str, int],
-    scratch: Path, paper_index: Sequence[Part] | None = None,
+    scratch: Path, index: Mapping[str, Sequence[Part]] | None = None,
 ) -> str:  # fmt: skip
-    """`report.html` of a version being written: its tables (`parts`; papers from its
-    `paper_index` when given) summarised, then rendered. DuckDB spills (if at all) inside
-    `scratch`, the run's own temporary folder, so that a crash leaves nothing elsewhere."""
-    return render_report(report_data(parts, version_id, parent_id, row_counts, scratch=scratch,
-                                     paper_index=paper_index))  # fmt: skip
+    """`report.html` of a version being written: its tables (`parts`) and indexes (`index`, read
+    in their place where they hold what the report shows) summarised, then rendered. DuckDB
+    spills (if at all) inside `scratch`, the run's own temporary folder, so that a crash leaves
+    nothing elsewhere."""
+    return render_report(report_data(parts, version_id, parent_id, row_counts, scratch=scratch, index=index))

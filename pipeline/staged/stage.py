@@ -236,7 +236,7 @@ def _parse(
     size = sum(t.size_bytes for t in todo)
     with ExitStack() as stack:
         folders = []
-        for number, t in enumerate(todo):
+        for number in range(len(todo)):
             folder = work / f"capture-{number:06d}"
             folder.mkdir()
             folders.append(folder)

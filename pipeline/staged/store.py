@@ -1,4 +1,4 @@
-"""The staged layer's storage: each parsed capture as Parquet parts under ``staged/<key>/``, over any storage, verified before use.
+"""The staged layer's storage: each parsed capture as Parquet parts under ``staged/<key>/``, verified before use.
 
 An entry is its parts, then its ``capture.json`` (written last: an entry with one is whole), keyed
 on the listing's content, name, capture date and the code that parsed it, so that the same key
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ def commit_staged(
             kept = cache_path(cache, document["files"][name]["sha256"])
             with contextlib.suppress(OSError):
                 kept.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(path, kept)
+                Path(path).replace(kept)
     staged.put(f"{key}/{STAGED_META}", json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8"))
     return document
 

@@ -126,6 +126,13 @@ class Storage(Protocol):
         taken: it may be moved into place (on disk) rather than copied."""
         ...
 
+    @property
+    def reads_in_place(self) -> bool:
+        """True when `local_file` returns the stored file itself, not a download: a copy kept
+        elsewhere (the readers' cache) must then never be read in its place, or damage to the
+        stored file would go unseen."""
+        ...
+
     def local_file(self, key: str, into: Path) -> Path:
         """A local file holding the object: on disk the file itself, read in place (`into` is not
         used); elsewhere a download into the file `into`. FileNotFoundError when there is none."""

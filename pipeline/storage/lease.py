@@ -30,6 +30,7 @@ class ConditionalWrites(Protocol):
 
     def delete(self, keys: Any) -> None: ...
 
+
 LEASE_SETTING = "PIPELINE_S3_LEASE_S"
 DEFAULT_LEASE_S = 60.0
 POLL_S = 1.0

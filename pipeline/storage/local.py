@@ -1,4 +1,4 @@
-"""The local disk as storage: whole, durable writes, create-if-absent by link, flock, temporary names that carry their owner."""
+"""The local disk as storage: whole durable writes, create-if-absent by link, flock, owner-tagged temporaries."""
 
 from __future__ import annotations
 
@@ -182,6 +182,10 @@ class LocalStorage:
             return None
         return _info(key, path.stat())
 
+    @property
+    def reads_in_place(self) -> bool:
+        return True
+
     def local_file(self, key: str, into: Path) -> Path:
         """The file itself. A link is followed only to a regular file inside the root (as `list`
         lists it), so that what is read is what was listed."""
@@ -224,8 +228,11 @@ class LocalStorage:
                 try:
                     real = path.resolve(strict=True)
                 except (RuntimeError, OSError) as err:  # a link loop (RuntimeError up to Python 3.12)
-                    reason = "a link that loops" if isinstance(err, RuntimeError) or err.errno == errno.ELOOP else (
-                        "a link to nothing" if path.is_symlink() else f"cannot be read ({err.strerror})")
+                    reason = (
+                        "a link that loops"
+                        if isinstance(err, RuntimeError) or err.errno == errno.ELOOP
+                        else ("a link to nothing" if path.is_symlink() else f"cannot be read ({err.strerror})")
+                    )
                     skipped.append((key, f"{reason}: not followed"))
                     continue
                 if not inside(real, root):
@@ -299,7 +306,7 @@ class LocalStorage:
         with self._staged_write(key) as (tmp, target):
             try:
                 fsync_file(path)
-                os.replace(path, target)  # a file of the workspace: the same file system
+                Path(path).replace(target)  # a file of the workspace: the same file system
             except OSError as err:
                 if err.errno != errno.EXDEV:
                     raise
@@ -428,5 +435,3 @@ def _remove_empty(folder: Path, root: Path) -> None:
 def _flock(path: Path, timeout_s: float, on_wait: Callable[[str], None] | None) -> Iterator[Lease]:
     with writer_lock(path, timeout_s, on_wait):
         yield _FileLease()
-
-

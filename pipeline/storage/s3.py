@@ -1,4 +1,4 @@
-"""Object storage (S3 and S3-compatible servers) as storage, through obstore: s3:// locations, one client, errors in one line."""
+"""Object storage (S3 and compatible servers) as storage, through obstore: one client, errors in one line."""
 
 from __future__ import annotations
 
@@ -144,8 +144,11 @@ def _client(location: S3Location, environment: tuple[tuple[str, str | None], ...
     if region:
         config["region"] = region
     options = {"connect_timeout": "5s", "timeout": "300s", "allow_http": bool(url and url.startswith("http://"))}
-    retry = {"max_retries": MAX_RETRIES, "retry_timeout": timedelta(seconds=120),
-             "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2}}
+    retry = {
+        "max_retries": MAX_RETRIES,
+        "retry_timeout": timedelta(seconds=120),
+        "backoff": {"init_backoff": timedelta(milliseconds=100), "max_backoff": timedelta(seconds=5), "base": 2},
+    }
     extra: dict[str, Any] = {}
     if settings.get("AWS_PROFILE") and not settings.get("AWS_ACCESS_KEY_ID"):
         extra["credential_provider"] = _profile_provider()
@@ -291,6 +294,10 @@ class S3Storage:
         except FileNotFoundError:
             return None
 
+    @property
+    def reads_in_place(self) -> bool:
+        return False
+
     def local_file(self, key: str, into: Path) -> Path:
         into.parent.mkdir(parents=True, exist_ok=True)
         partial = into.with_name(f"{into.name}.part-{os.getpid()}")
@@ -347,8 +354,10 @@ class S3Storage:
         """Replace the object at `key` only while its ETag is `tag` (compare-and-swap); the new
         ETag, or None when another write came first (or the object is gone)."""
         try:
-            answer = _request(f"cannot write {self.where(key)}",
-                              lambda: _sdk().obs.put(self._store(), self._key(key), data, mode={"e_tag": tag}))  # fmt: skip
+            answer = _request(
+                f"cannot write {self.where(key)}",
+                lambda: _sdk().obs.put(self._store(), self._key(key), data, mode={"e_tag": tag}),
+            )
         except (_sdk().errors.PreconditionError, _sdk().errors.AlreadyExistsError, FileNotFoundError):
             return None
         return str(answer["e_tag"])
@@ -395,8 +404,12 @@ class S3Storage:
             key, secret, token = found.get("access_key_id"), found.get("secret_access_key"), found.get("token")
         if not (key and secret):
             raise StoreError(_NO_CREDENTIALS)
-        options = {"aws_access_key_id": key, "aws_secret_access_key": secret, "aws_conditional_put": "etag",
-                   "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+        options = {
+            "aws_access_key_id": key,
+            "aws_secret_access_key": secret,
+            "aws_conditional_put": "etag",
+            "aws_region": os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        }
         if token:
             options["aws_session_token"] = token
         url = endpoint()
@@ -417,4 +430,3 @@ def _info(key: str, meta: Any) -> ObjectInfo:
 def _temporary_workspace() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="paper-listings-work-") as folder:
         yield Path(folder)
-

@@ -1,4 +1,4 @@
-"""Verified local copies: a stored object as a local file, read only once it matches the sha256 and size it was listed with."""
+"""Verified local copies: a stored object as a local file, read only once it matches its sha256 and size."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import contextlib
 import shutil
 from pathlib import Path
 
-from pipeline.storage.interface import Storage
 from pipeline.storage.files import file_digest
+from pipeline.storage.interface import Storage
 from pipeline.storage.local import PATTERN_CHARACTERS
 
 
@@ -22,14 +22,16 @@ def cache_path(cache: Path, sha256: str) -> Path:
 
 def verified_copy(storage: Storage, key: str, sha256: str, size: int, cache: Path) -> Path:
     """A local file holding the object `key`, checked against `sha256` and `size` before it is
-    returned: on disk the file itself; otherwise a copy in `cache`, by sha256, downloaded once and
-    checked again on every use. FileNotFoundError when it is missing; DigestMismatchError when it
-    differs (a bad copy in the cache is dropped); OSError when it cannot be read."""
+    returned: the stored file itself where the storage reads in place (the disk); otherwise a copy
+    in `cache`, by sha256, downloaded once and checked again on every use. FileNotFoundError when
+    it is missing; DigestMismatchError when it differs (a bad copy in the cache is dropped);
+    OSError when it cannot be read."""
     cached = cache_path(cache, sha256)
     expected = {"sha256": sha256, "bytes": size}
-    with contextlib.suppress(OSError):
-        if cached.is_file() and file_digest(cached) == expected:
-            return cached
+    if not storage.reads_in_place:
+        with contextlib.suppress(OSError):
+            if cached.is_file() and file_digest(cached) == expected:
+                return cached
     path = storage.local_file(key, cached)
     found = file_digest(path)
     if found != expected:

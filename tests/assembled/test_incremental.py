@@ -3,7 +3,6 @@ value by value, for random sequences of captures (new papers, papers seen again,
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -13,33 +12,8 @@ from hypothesis import strategies as st
 
 from pipeline.published import Store, read_tables
 from schemas import MODELS
-from tests.conftest import SAMPLE
+from tests.listings import RECORDS, variant
 from tests.refreshes import refresh
-
-# The sample's 50 real records, each three lines.
-RECORDS = [
-    "\n".join(lines) + "\n" for lines in zip(*[iter(SAMPLE.read_text(encoding="utf-8").splitlines())] * 3, strict=True)
-]
-_SCORE = re.compile(r"^[0-9]+(\.[0-9]+)?")
-
-
-def variant(record: str, kind: int) -> str:
-    """One of a record's editions: as listed (0), with another abstract (1), another score and a
-    Code badge (2), its organisations dropped or one added (3), an author spelled with a diacritic (4)."""
-    header, line, abstract = record.rstrip("\n").split("\n")
-    if kind == 1:
-        abstract += " Revised."
-    elif kind == 2:
-        header = "12.5" + _SCORE.sub("", header)
-        header = header if header.endswith("Code") else header + "Code"
-    elif kind == 3:
-        line = line.split(" · ")[0] if " · " in line else line + " · openai"
-    elif kind == 4:
-        names = line.split(" · ")[0]
-        cut = max(names.rfind(","), 0)
-        line = line[:cut] + line[cut:].replace("e", "é", 1)
-    return f"{header}\n{line}\n{abstract}\n"
-
 
 # A capture: (paper, edition) records; a stray line among them when asked (a reject).
 records = st.lists(st.tuples(st.integers(0, len(RECORDS) - 1), st.integers(0, 4)), min_size=1, max_size=8)

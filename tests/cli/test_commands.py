@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.published import Store
 from schemas import MODELS
 from tests.assembly import publish_frames
 from tests.conftest import own_copy
@@ -26,7 +27,11 @@ def test_serve_without_a_server_says_how_to_start_one(monkeypatch, capsys) -> No
 
 def test_missing_raw_folder_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["run", "--raw", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    # one line: where it looked, what it looked for, how to point it elsewhere
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: no listings (*.txt) under {tmp_path / 'nope'} (pass --raw DIR)"
+    ]
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
 # --- read-side commands on hostile or unusual folders --------------------------------------------
@@ -74,9 +79,12 @@ def test_show_keeps_lines_short(two_versions: Path, capsys, gold) -> None:
 
 def test_versions_of_a_missing_folder_is_an_error(tmp_path: Path, capsys) -> None:
     assert main(["versions", "--out", str(tmp_path / "missing")]) == 2
-    assert "no dataset folder" in capsys.readouterr().err
-    assert main(["versions", "--out", str(tmp_path)]) == 0
-    assert "no versions published" in capsys.readouterr().out
+    assert capsys.readouterr().err.splitlines() == [f"error: no dataset at {tmp_path / 'missing'} (pass --out DIR)"]
+    out = tmp_path / "out"
+    with Store.open(out).lock(30):  # a dataset that has been written to (a refused first run), without versions
+        pass
+    assert main(["versions", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"no versions published under {out}"]
 
 
 @pytest.mark.flow
@@ -144,7 +152,8 @@ def test_cli_prints_progress_on_stderr_and_one_summary_line(dataset: Path, tmp_p
         f"exported 3 version(s) (000001 to 000003) to {tmp_path / 'delta'}: {len(MODELS)} Delta tables, "
         f"{3 * len(MODELS)} commits; 0 version(s) were already there"
     ]
-    assert f"000002 papers: {gold.papers - 1} rows → Delta version 1" in printed.err.splitlines()
+    # a version that removes a paper is written whole: its table is overwritten, not appended to
+    assert f"000002 papers: {gold.papers - 1} rows (overwritten) → Delta version 1" in printed.err.splitlines()
 
     assert main(command) == 0
     printed = capsys.readouterr()
@@ -154,30 +163,31 @@ def test_cli_prints_progress_on_stderr_and_one_summary_line(dataset: Path, tmp_p
     assert printed.err == ""
 
 
-def test_cli_refusals_are_one_line_with_exit_2(dataset: Path, out: Path, tmp_path: Path, capsys) -> None:
+def test_cli_refusals_are_one_line_with_exit_2(dataset: Path, out: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    # a readers' cache of its own: a verified copy of the file in a shared one would be read instead of it
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))
     inside = ["export", "delta", str(dataset / "versions" / "x"), "--out", str(dataset)]
     assert main(inside) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"error: {dataset / 'versions' / 'x' / 'papers'} would be written inside the dataset's own")
 
-    _edited(out / "versions" / "000001" / "papers.parquet")
+    (papers,) = Store.open(out).manifest("000001").tables["papers"]
+    _edited(out / papers.key)
     assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(out)]) == 2
     assert "differs from the sha256 in its manifest" in capsys.readouterr().err
 
     assert main(["export", "delta", str(tmp_path / "delta"), "--out", str(tmp_path / "missing")]) == 2
-    assert "no dataset folder" in capsys.readouterr().err
+    assert capsys.readouterr().err.splitlines() == [f"error: no dataset at {tmp_path / 'missing'} (pass --out DIR)"]
 
 
 def _unusable_s3(monkeypatch, fault: str) -> str:
-    """Point this process at S3 with one fault; the URL to use."""
-    from pipeline.storage import s3 as s3_storage
+    """Point this process at S3 with one fault; the URL to use (a client is made anew for new settings)."""
     from tests.s3server import SECRET_KEY, free_port
 
     if fault == "bad credentials":
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + SECRET_KEY)
     elif fault == "dead endpoint":
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    s3_storage.client.cache_clear()
     return "s3://no-such-bucket/papers" if fault == "missing bucket" else "s3://listings/papers"
 
 

@@ -8,14 +8,16 @@ from pipeline.cli import main
 
 
 def test_an_unexpected_error_has_its_own_exit_code(tmp_path: Path, monkeypatch, capsys) -> None:
-    from pipeline.cli import commands
+    from pipeline.published import Store
 
-    def broken(out: Path) -> list[str]:
+    def broken(store: Store) -> list[str]:
         raise RuntimeError("a bug")
 
-    assert main(["versions", "--out", str(tmp_path)]) == 0  # a dataset folder without versions: listed, as none
+    with Store.open(tmp_path).lock(30):  # a dataset folder written to, without versions
+        pass
+    assert main(["versions", "--out", str(tmp_path)]) == 0  # listed, as none
     capsys.readouterr()
-    monkeypatch.setattr(commands, "version_ids", broken)
+    monkeypatch.setattr(Store, "version_ids", broken)
     assert main(["versions", "--out", str(tmp_path)]) == 4
     err = capsys.readouterr().err
     assert "RuntimeError: a bug" in err

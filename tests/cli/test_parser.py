@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main
+from pipeline.storage import LocalStorage, S3Storage
 
 
 def test_scale_out_options() -> None:
@@ -39,13 +40,18 @@ def test_folders_default_to_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("PIPELINE_RAW_DIR", str(tmp_path / "raw"))
     monkeypatch.setenv("PIPELINE_OUT_DIR", str(tmp_path / "out"))
     args = build_parser().parse_args(["run"])
-    assert (args.raw, args.out) == (tmp_path / "raw", tmp_path / "out")
-    assert build_parser().parse_args(["run", "--out", "elsewhere"]).out == Path("elsewhere")  # a flag wins
-    assert build_parser().parse_args(["versions"]).out == tmp_path / "out"
+    assert isinstance(args.raw, LocalStorage)
+    assert isinstance(args.out, LocalStorage)  # a folder, parsed into the storage it names
+    assert (args.raw.url, args.out.url) == (str(tmp_path / "raw"), str(tmp_path / "out"))
+    assert build_parser().parse_args(["run", "--out", "elsewhere"]).out.url == str(Path("elsewhere"))  # a flag wins
+    assert build_parser().parse_args(["versions"]).out.url == str(tmp_path / "out")
     assert main(["run"]) == 2  # the environment's raw folder is the one used, and it is missing
     assert str(tmp_path / "raw") in capsys.readouterr().err
     monkeypatch.setenv("PIPELINE_OUT_DIR", "")  # empty counts as unset
-    assert build_parser().parse_args(["versions"]).out == Path("data/processed")
+    assert build_parser().parse_args(["versions"]).out.url == str(Path("data/processed"))
+    monkeypatch.setenv("PIPELINE_OUT_DIR", "s3://listings/papers")  # or an s3:// URL
+    out = build_parser().parse_args(["versions"]).out
+    assert (isinstance(out, S3Storage), out.url) == (True, "s3://listings/papers")
 
 
 def test_bad_as_of_is_rejected_by_the_parser(capsys) -> None:
@@ -92,8 +98,21 @@ def test_processes_must_be_a_positive_number(capsys) -> None:
     assert "--processes" in capsys.readouterr().err
 
 
-def test_cli_knows_only_the_delta_format(tmp_path: Path, capsys) -> None:
+def test_cli_knows_only_its_export_formats(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit) as exit_code:
         main(["export", "iceberg", str(tmp_path / "x")])
     assert exit_code.value.code == 2
-    assert "invalid choice: 'iceberg'" in capsys.readouterr().err
+    assert "invalid choice: 'iceberg' (choose from 'delta', 'version')" in capsys.readouterr().err
+
+
+def test_every_folder_argument_is_parsed_into_its_storage(tmp_path: Path) -> None:
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    delta = parser.parse_args(["export", "delta", str(tmp_path / "delta"), "--out", "s3://listings/papers"])
+    assert (type(delta.dir), delta.dir.url, type(delta.out)) == (LocalStorage, str(tmp_path / "delta"), S3Storage)
+    handoff = parser.parse_args(["export", "version", "latest", "s3://listings/handoff", "--out", str(tmp_path)])
+    assert (handoff.version, type(handoff.dir), handoff.dir.url) == ("latest", S3Storage, "s3://listings/handoff")
+    assert handoff.out.url == str(tmp_path)
+    validate = parser.parse_args(["validate", str(tmp_path / "latest")])
+    assert (type(validate.path), validate.path.url) == (LocalStorage, str(tmp_path / "latest"))

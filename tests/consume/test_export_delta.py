@@ -35,7 +35,6 @@ from pipeline.storage import open_storage
 from pipeline.storage.files import file_digest
 from pipeline.storage.lock import writer_lock
 from schemas import MODELS, arrow_schema
-from schemas.tables import plain_schema
 from tests.assembly import publish_frames, successive_editions
 from tests.conftest import ROOT, own_copy
 from tests.validation import validate_dataset

@@ -1,4 +1,4 @@
-"""Fixtures of the published layer's tests: the sample's tables, published as a version, and a hand-off of it to damage."""
+"""Fixtures of the published layer's tests: the sample's tables published as a version, and a hand-off."""
 
 from __future__ import annotations
 

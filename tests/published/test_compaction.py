@@ -1,4 +1,4 @@
-"""Compaction: runs of whole, consecutive generations merged once a table passes a threshold; what any version reads never changes."""
+"""Compaction: runs of whole consecutive generations merged past a threshold; what versions read never changes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pipeline import settings
 from pipeline.published import Store, read_tables
 from pipeline.published.compaction import compaction_runs
 from pipeline.published.manifest import DataFile
-from tests.assembled.test_incremental import RECORDS, variant
+from tests.listings import RECORDS, variant
 from tests.refreshes import refresh
 
 
@@ -50,9 +50,8 @@ def test_a_table_mostly_superseded_is_rewritten_whole() -> None:
 def test_every_run_is_whole_consecutive_generations(shape: list[tuple[int, int]], max_small: int) -> None:
     """Whatever the files: a run starts and ends at generation boundaries and holds consecutive
     files, so that its output (the generation of its first file) supersedes exactly what it replaces."""
-    files, generation = [], 0
-    for parts, big in shape:
-        generation += 1
+    files = []
+    for generation, (parts, big) in enumerate(shape, start=1):
         files += [file(generation, p, size=(100 << 20) if big == 0 else 1_000) for p in range(parts)]
     for run in compaction_runs(files, sum(f.rows for f in files), max_small=max_small):
         start = files.index(run.files[0])

@@ -1,4 +1,4 @@
-"""The manifest of a version: one of the wrong shape, of another version, or naming files outside its tables is damage, never a crash."""
+"""A version's manifest: the wrong shape, another version's, or naming files outside its tables is damage."""
 
 from __future__ import annotations
 
@@ -36,7 +36,9 @@ MANIFEST_DAMAGE: dict[str, Callable[[Path], None]] = {
     "a table file through a step up": lambda f: rewrite_manifest(
         f, _papers_file(lambda e: e.update(path=e["path"].replace("data/papers/", "data/papers/../papers/")))),
     "a file named for another sha256": lambda f: rewrite_manifest(f, _papers_file(lambda e: e.update(sha256="0" * 64))),
-    "a generation its name does not give": lambda f: rewrite_manifest(f, _papers_file(lambda e: e.update(generation=7))),
+    "a generation its name does not give": lambda f: rewrite_manifest(
+        f, _papers_file(lambda e: e.update(generation=7))
+    ),
     "a table with no file": lambda f: rewrite_manifest(f, lambda m: m["tables"]["papers"].update(files=[])),
     "a table missing": lambda f: rewrite_manifest(f, lambda m: m["tables"].pop("authors")),
     "a layout from the future": lambda f: rewrite_manifest(f, lambda m: m.update(layout=9)),

@@ -12,7 +12,7 @@ import pytest
 from pipeline import load_duckdb, settings
 from pipeline.published import Store, check_version, collect_garbage, prune, read_tables
 from pipeline.published.retention import versions_to_prune
-from tests.assembled.test_incremental import RECORDS, variant
+from tests.listings import RECORDS, variant
 from tests.refreshes import refresh
 
 
@@ -77,7 +77,9 @@ def test_pruned_versions_files_go_after_the_grace_and_listed_ones_never(out: str
                                                                                     "000004")}  # fmt: skip
         later = now + timedelta(hours=2)
         deleted = set(collect_garbage(store, grace_s=3600, now=later))
-    assert {k for k in deleted if not k.startswith("versions/")} == {k for k in pending if not k.startswith("versions/")}
+    assert {k for k in deleted if not k.startswith("versions/")} == {
+        k for k in pending if not k.startswith("versions/")
+    }
     assert _listed(store) <= _objects(store)
     for version_id in store.version_ids():
         assert check_version(store, version_id).empty
@@ -150,10 +152,15 @@ def test_a_prune_killed_halfway_leaves_only_garbage_that_a_later_run_collects(ou
             raise SimulatedCrash
         return real(keys)
 
-    with monkeypatch.context() as patched, pytest.raises(SimulatedCrash), store.lock(30):
+    def prune_and_collect() -> None:
+        with store.lock(30):
+            prune(store, keep=1)
+            collect_garbage(store, grace_s=0)
+
+    with monkeypatch.context() as patched:
         patched.setattr(store.storage, "delete", dying)
-        prune(store, keep=1)
-        collect_garbage(store, grace_s=0)
+        with pytest.raises(SimulatedCrash):
+            prune_and_collect()
     store = Store.open(out)
     for version_id in store.version_ids():  # what is still a version is whole
         assert check_version(store, version_id).empty
@@ -175,9 +182,14 @@ def test_a_collection_killed_halfway_is_completed_by_the_next(out: str, monkeypa
         real(list(keys)[:3])
         raise SimulatedCrash
 
-    with monkeypatch.context() as patched, pytest.raises(SimulatedCrash), store.lock(30):
+    def collect() -> None:
+        with store.lock(30):
+            collect_garbage(store, grace_s=0)
+
+    with monkeypatch.context() as patched:
         patched.setattr(store.storage, "delete", dying)
-        collect_garbage(store, grace_s=0)
+        with pytest.raises(SimulatedCrash):
+            collect()
     with store.lock(30):
         collect_garbage(store, grace_s=0)
     assert _objects(store) == _listed(store) | _own(store)

@@ -1,4 +1,4 @@
-"""The store over any storage: versions by their manifest, ids in their exact shape, the readers' cache by sha256, what dead writers left."""
+"""The store over any storage: versions by manifest, ids in their exact shape, the cache, what dead writers left."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pipeline import load
 from pipeline.errors import StoreError
 from pipeline.published import Store
 from pipeline.storage import open_storage
-from tests.assembled.test_incremental import RECORDS
+from tests.listings import RECORDS
 from tests.refreshes import refresh
 
 

@@ -148,9 +148,12 @@ def test_an_exception_inside_the_block_rolls_everything_back(tmp_path: Path, tab
 def test_a_failed_check_publishes_nothing_and_names_the_rows(tmp_path: Path, tables) -> None:
     bad = {**tables, "papers": tables["papers"].assign(score=1_000.0)}
     store = Store.open(tmp_path)
-    with pytest.raises(DatasetInvalidError, match="score"), store.lock(5) as lease:
-        with VersionTransaction(store, None, lease) as tx:
-            _write_all(tx, bad)
+    with (
+        pytest.raises(DatasetInvalidError, match="score"),
+        store.lock(5) as lease,
+        VersionTransaction(store, None, lease) as tx,
+    ):
+        _write_all(tx, bad)
     assert store.version_ids() == []
     assert _stored(tmp_path) == set()
 
@@ -165,7 +168,7 @@ def test_the_commit_is_the_manifest_created_only_where_none_is(tmp_path: Path, t
             store.storage.put("versions/000001/manifest.json", json.dumps({"id": "000001"}).encode())
             tx.commit({"fingerprint": "f"}, NOW)
 
-    with pytest.raises(StoreError, match="committed .* by another writer"):
+    with pytest.raises(StoreError, match=r"committed .* by another writer"):
         commit_over_a_manifest()
     assert (tmp_path / "versions" / "000001" / "manifest.json").read_text() == '{"id": "000001"}'
 

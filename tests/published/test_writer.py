@@ -82,7 +82,9 @@ def test_files_are_cut_past_the_target_size_never_inside_a_papers_rows(tables, t
     spec = table_specs()["paper_authors"]
     frame = tables["paper_authors"]
     # Batches of 7 rows: a paper's rows (up to 3) often straddle two of them.
-    batches = [b for batch in frame_batches("paper_authors", frame) for b in pa.Table.from_batches([batch]).to_batches(7)]
+    batches = [
+        b for batch in frame_batches("paper_authors", frame) for b in pa.Table.from_batches([batch]).to_batches(7)
+    ]
     written, rows, failures = write_generation(spec, batches, tmp_path, batch_failures, target_bytes=1)
     assert (rows, failures) == (len(frame), [])
     assert len(written) > 3

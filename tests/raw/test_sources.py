@@ -52,7 +52,9 @@ def test_a_name_that_is_not_utf8_is_read_under_an_escaped_name(raw: Path) -> Non
     assert names[0].encode("utf-8")  # printable, storable in JSON and Parquet
     assert found.sources[0].capture_date == date(2026, 1, 2)
     assert [(n.name, n.action) for n in found.notices] == [("caf\\xe9_2026-01-02.txt", "renamed")]
-    assert scan_listing(found.sources[0].with_local_copy(raw), 1 << 20).size_bytes == len(LISTING.replace("Graphs", "Cafés").encode())
+    assert scan_listing(found.sources[0].with_local_copy(raw), 1 << 20).size_bytes == len(
+        LISTING.replace("Graphs", "Cafés").encode()
+    )
 
 
 def test_no_listing_at_all_is_an_input_error(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ def versions(tmp_path_factory, sample_tables, sample_text) -> tuple[Path, dict[s
     second = validate_dataset(assembled(work, [(SAMPLE.name, CAPTURE, edited_sample(sample_text))], parent=first))
     outcome = publish_frames(out, second, {"fingerprint": "f2"}, datetime(2026, 11, 27, tzinfo=UTC))
     assert (outcome.version_id, outcome.parent_id) == ("000002", "000001")
-    return outcome.path, second
+    return Path(outcome.path), second
 
 
 @pytest.fixture(scope="session")
@@ -38,5 +38,5 @@ def data(versions) -> ReportData:
 def large(tmp_path_factory) -> tuple[dict[str, pd.DataFrame], ReportData]:
     """The large generated version's tables, and its report data."""
     tables = large_tables()
-    files = write_large_version(tmp_path_factory.mktemp("large"), tables)
-    return tables, report_data(files, "000009", "000008")
+    parts = write_large_version(tmp_path_factory.mktemp("large"), tables)
+    return tables, report_data(parts, "000009", "000008", {name: len(frame) for name, frame in tables.items()})

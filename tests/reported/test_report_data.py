@@ -9,21 +9,31 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.assembled.generations import Part
 from pipeline.errors import VersionDamagedError
-from pipeline.published.manifest import read_manifest
+from pipeline.published import Store, version_parts
 from pipeline.reported.report_data import OTHER, Category, ReportData, papers_by_period, report_data
 from pipeline.reported.version_report import render_report
-from schemas import MODELS
+from schemas import MODELS, arrow_schema
 from schemas.tables import CHANGE_KINDS
 from tests.assembly import publish_frames
+from tests.listings import RECORDS, variant
+from tests.refreshes import refresh
 from tests.report_versions import expected_top_authors, folder_report_data, ranked
 from tests.validation import validate_dataset
+
+
+def stored_parts(folder: Path) -> tuple[dict[str, list[Part]], dict[str, int]]:
+    """The verified parts and row counts of the version whose folder is `folder` (OUT/versions/<id>)."""
+    store = Store.open(folder.parent.parent)
+    manifest = store.manifest(folder.name)
+    return version_parts(store, manifest), manifest.row_counts
 
 
 def test_report_data_of_a_version_agrees_with_its_tables(data: ReportData, versions) -> None:
     folder, tables = versions
     assert (data.version_id, data.parent_id) == ("000002", "000001")
-    assert data.row_counts == read_manifest(folder)["row_counts"]
+    assert data.row_counts == Store.open(folder.parent.parent).manifest(folder.name).row_counts
     assert list(data.row_counts) == list(MODELS)
     assert data.changes == {"added": 0, "updated": 1, "removed": 1}
 
@@ -66,41 +76,57 @@ def test_the_top_names_of_a_large_version_tell_their_people_apart(large) -> None
     assert min(r.coauthor_groups for r in shared) > 10
 
 
-def test_a_folder_whose_path_duckdb_would_read_as_a_pattern_gives_the_same_report(
-    tmp_path: Path, data: ReportData, versions
+def test_a_store_whose_path_duckdb_would_read_as_a_pattern_gives_the_same_report(
+    tmp_path: Path, data: ReportData, versions, monkeypatch
 ) -> None:
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))  # where the plain copies go
     odd = tmp_path / "out[1]" / "v*"
-    shutil.copytree(versions[0], odd)
-    assert folder_report_data(odd) == data
+    shutil.copytree(versions[0].parent.parent, odd, symlinks=True)
+    assert folder_report_data(odd / "versions" / versions[0].name) == data
 
 
-def test_columns_without_null_statistics_are_counted(tmp_path: Path, data: ReportData, versions) -> None:
-    files = {name: versions[0] / f"{name}.parquet" for name in MODELS}
+def test_null_shares_need_no_statistics_and_follow_the_contract(tmp_path: Path, data: ReportData, versions) -> None:
+    """Null shares are never read from the files' statistics: 0 for a column the contract declares
+    non-nullable (every row was checked as it was written), counted by DuckDB in the nullable ones,
+    so files written without statistics give the same report."""
+    parts, row_counts = stored_parts(versions[0])
     for name in ("papers", "organizations"):
-        bare = tmp_path / f"{name}.parquet"
-        pq.write_table(pq.read_table(files[name]), bare, write_statistics=False)
-        assert pq.read_metadata(bare).row_group(0).column(0).statistics is None
-        files[name] = bare
+        bare = []
+        for number, part in enumerate(parts[name]):
+            path = tmp_path / f"{name}-{number}.parquet"
+            pq.write_table(pq.read_table(part.path), path, write_statistics=False)
+            assert pq.read_metadata(path).row_group(0).column(0).statistics is None
+            bare.append(Part(path, part.generation))
+        parts[name] = bare
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    assert report_data(files, "000002", "000001", scratch=scratch) == data
+    assert report_data(parts, "000002", "000001", row_counts, scratch=scratch) == data
     assert list(scratch.iterdir()) == []  # its spill folder is gone
+    tables = versions[1]
+    for n in data.nulls:
+        nullable = arrow_schema(n.table).field(n.column).nullable
+        assert n.nulls == (int(tables[n.table][n.column].isna().sum()) if nullable else 0), (n.table, n.column)
+    assert any(n.nulls for n in data.nulls if n.table == "papers")  # counted: the sample's scores are mostly missing
 
 
-def test_a_damaged_version_is_refused(tmp_path: Path, versions) -> None:
-    copy = tmp_path / "000002"
-    shutil.copytree(versions[0], copy)
-    with (copy / "rejects.parquet").open("r+b") as handle:
+def test_a_damaged_version_is_refused(tmp_path: Path, versions, monkeypatch) -> None:
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))  # no verified copy of it elsewhere
+    copy = tmp_path / "out"
+    shutil.copytree(versions[0].parent.parent, copy, symlinks=True)
+    folder = copy / "versions" / versions[0].name
+    rejects = Store.open(copy).manifest(folder.name).tables["rejects"][-1]
+    with (copy / rejects.key).open("r+b") as handle:
         handle.seek(10)
         handle.write(b"\0\0\0\0")
     with pytest.raises(VersionDamagedError, match="differs from the sha256"):
-        folder_report_data(copy)
+        folder_report_data(folder)
 
 
 def test_an_empty_version_reports_zeros(tmp_path: Path, sample_tables, reference) -> None:
     tables = {name: frame if name == "categories" else frame.iloc[0:0] for name, frame in sample_tables.items()}
     outcome = publish_frames(tmp_path / "out", validate_dataset(tables), {"fingerprint": "empty"})
-    data = report_data({name: outcome.path / f"{name}.parquet" for name in MODELS}, outcome.version_id, None)
+    parts, row_counts = stored_parts(Path(outcome.path))
+    data = report_data(parts, outcome.version_id, None, row_counts)
     # a version without papers still has every category of the taxonomy
     assert data.row_counts == {name: len(reference.categories) if name == "categories" else 0 for name in MODELS}
     assert data.changes == dict.fromkeys(CHANGE_KINDS, 0)
@@ -113,9 +139,10 @@ def test_an_empty_version_reports_zeros(tmp_path: Path, sample_tables, reference
 
 
 def test_report_data_needs_every_table(versions) -> None:
-    files = {name: versions[0] / f"{name}.parquet" for name in MODELS if name != "changes"}
+    parts, row_counts = stored_parts(versions[0])
+    del parts["changes"]
     with pytest.raises(ValueError, match="changes"):
-        report_data(files, "000002", "000001")
+        report_data(parts, "000002", "000001", row_counts)
 
 
 def _month(year: int, month: int) -> int:
@@ -148,3 +175,25 @@ def test_papers_by_period_keeps_the_largest_categories_and_fits_the_span() -> No
     assert time.unit == "quarter"
     assert not time.windowed
     assert (time.labels[0], time.labels[-1], grid[0], grid[-1]) == ("2018 Q1", "2026 Q1", (0, 4, 0), (2, 0, 2))
+
+
+def test_a_report_from_the_indexes_equals_one_from_the_tables(tmp_path: Path) -> None:
+    """What a refresh's report reads of papers (the paper index) and of authors' rows (the author
+    index) gives the report the tables give, across generations that replace earlier rows."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    (raw / "listing_2026-01-01.txt").write_text("".join(RECORDS[:40]), encoding="utf-8")
+    refresh(raw, out)
+    later = RECORDS[40:] + [variant(RECORDS[n], kind) for n, kind in ((1, 2), (2, 3), (3, 4), (4, 1))]
+    (raw / "listing_2026-01-02.txt").write_text("".join(later), encoding="utf-8")
+    assert refresh(raw, out).incremental
+    store = Store.open(out)
+    manifest = store.manifest("000002")
+    assert max(f.generation for f in manifest.index["paper_index"]) == 2  # rows of generation 1 replaced
+    parts = version_parts(store, manifest)
+    index = {name: store.parts(files) for name, files in manifest.index.items()}
+    for top in (1, 20):  # names that could rank beyond those read first, and within them
+        from_tables = report_data(parts, "000002", "000001", manifest.row_counts, top=top)
+        with_index = report_data({**parts, "papers": []}, "000002", "000001", manifest.row_counts, top=top, index=index)
+        assert with_index == from_tables
+        assert len(from_tables.top_authors) == top

@@ -30,7 +30,8 @@ from pipeline.staged.stage import no_meter, stage_sources
 from pipeline.storage import open_storage
 from tests.listings import only_source
 staged = Path(sys.argv[2])
-stage_sources([only_source(Path(sys.argv[1]))], open_storage(staged), False, 2, 4_000, no_meter, Path(sys.argv[2] + "-cache"))
+source = only_source(Path(sys.argv[1]))
+stage_sources([source], open_storage(staged), False, 2, 4_000, no_meter, Path(sys.argv[2] + "-cache"))
 """
 
 

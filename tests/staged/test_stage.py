@@ -109,7 +109,9 @@ def test_big_inputs_are_parsed_on_worker_processes(raw: Path, tmp_path: Path, mo
 
     monkeypatch.setattr(staging, "worker_pool", spy)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 1_000)
-    (capture,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
+    (capture,) = stage_sources(
+        [only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c"
+    )
     assert used == [2]
     assert capture.counts.papers == len(records)
     monkeypatch.setattr(settings, "MIN_PARALLEL_BYTES", 10**9)
@@ -168,11 +170,15 @@ def test_the_parsers_server_stops_once_the_listings_are_parsed(raw: Path, tmp_pa
     (raw / "listing_2026-01-01.txt").write_text("".join(record(n) for n in range(100)), encoding="utf-8")
     start_parsers()
     assert _forkservers()
-    (capture,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
+    (capture,) = stage_sources(
+        [only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c"
+    )
     assert capture.parts > 1
     assert not _forkservers()  # its memory is not the run's until the run ends
     start_parsers()
-    (again,) = stage_sources([only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c")
+    (again,) = stage_sources(
+        [only_source(raw)], LocalStorage(tmp_path / "staged"), False, 2, 2_000, no_meter, tmp_path / "c"
+    )
     assert again.from_cache
     assert not _forkservers()  # started early for nothing: stopped all the same
 

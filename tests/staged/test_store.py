@@ -1,4 +1,4 @@
-"""The staged layer's storage: data, never code; an entry read only once every part matches its description, on disk or S3."""
+"""The staged layer's storage: data, never code; an entry read only once every part matches, on disk or S3."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def test_a_staged_capture_is_reused_and_a_tampered_one_refused_when_read(raw: Pa
     discard_staged(LocalStorage(staged), first.key)  # what the flow does before staging it again
     again = stage(source, staged)
     assert not again.from_cache
-    assert contents(again, staged)["papers"].equals(contents(stage(source, tmp_path / "fresh"), tmp_path / "fresh")["papers"])
+    assert contents(again, staged)["papers"].equals(
+        contents(stage(source, tmp_path / "fresh"), tmp_path / "fresh")["papers"]
+    )
 
 
 class Payload:

@@ -1,4 +1,4 @@
-"""The storage interface, one behaviour at a time, checked against both of its implementations: local disk and a real S3 server."""
+"""The storage interface, one behaviour at a time, against both implementations: local disk and a real S3 server."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def test_the_tag_changes_with_the_content(storage: Storage) -> None:
     first = storage.head("x")
     storage.put("x", b"other")
     second = storage.head("x")
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     assert first.tag != second.tag
 
 
@@ -98,7 +99,8 @@ def test_one_writer_holds_the_lock_and_a_second_is_told_who(storage: Storage) ->
         lease.check()
         with pytest.raises(StoreLockedError, match="another run"), storage.lock(".lock", 0.3, told.append):
             pass
-    assert told and "pid" in told[0]
+    assert told
+    assert "pid" in told[0]
     with storage.lock(".lock", timeout_s=5):  # released: taken at once
         pass
 
