@@ -141,17 +141,47 @@ def local_round(label: str, code: Path, work: Path, base: Path, day1: Path, n: i
     first = cli(code, raw_of(work, [base], f"raw-{label}-{n}"), str(out), work / f"logs-{label}-{n}-first", env)
     full = version_bytes(out, "000001")
     before = tree_bytes(out)
-    refresh = cli(code, raw_of(work, [base, day1], f"raw-{label}-{n}"), str(out), work / f"logs-{label}-{n}-refresh",
-                  env)  # fmt: skip
+    # The day's capture joins the same raw folder: linking the large one anew would change its
+    # ctime, and the run would hash it again, as it would a file that changed.
+    link_or_copy(day1, work / f"raw-{label}-{n}" / day1.name)
+    refresh = cli(code, work / f"raw-{label}-{n}", str(out), work / f"logs-{label}-{n}-refresh", env)
     after = tree_bytes(out)
     written = {k: after[k] - before[k] for k in after}
+    cow = copy_on_write(out, "000002") if label == checkout_label() else None
     shutil.rmtree(out, ignore_errors=True)
     log(f"round {n}, {label}: first {first['end_to_end_s']:.1f} s, refresh {refresh['end_to_end_s']:.1f} s, "
         f"wrote {(written['data'] + written['versions']) / 1e6:.1f} MB of a {full / 1e6:.0f} MB version")  # fmt: skip
     return [
         {"kind": "first run", "target": "disk", **first, "version_bytes": full},
-        {"kind": "refresh", "target": "disk", **refresh, "written": written, "version_bytes": full},
+        {"kind": "refresh", "target": "disk", **refresh, "written": written, "version_bytes": full, "cow": cow},
     ]
+
+
+def copy_on_write(out: Path, version_id: str) -> dict[str, int]:
+    """What copy-on-write would have rewritten of papers for this version: the parent's papers
+    files that hold a paper the version's new generation holds again (a paper listed again moves
+    its `last_seen`), against all of them."""
+    import duckdb
+
+    manifest = json.loads((out / "versions" / version_id / "manifest.json").read_text())
+    files = manifest["tables"]["papers"]["files"]
+    newest = max(f["generation"] for f in files)
+    older = [f for f in files if f["generation"] < newest]
+    paths = [str(out / f["path"]) for f in files if f["generation"] == newest]
+    con = duckdb.connect()
+    again = con.execute("SELECT paper_id FROM read_parquet($paths)", {"paths": paths}).fetchall()
+    con.execute("CREATE TABLE again AS SELECT unnest($ids) AS paper_id", {"ids": [row[0] for row in again]})
+    touched = 0
+    touched_bytes = 0
+    for f in older:
+        hit = con.execute(
+            "SELECT count(*) FROM read_parquet($path) SEMI JOIN again USING (paper_id)", {"path": str(out / f["path"])}
+        ).fetchone()
+        if hit and hit[0]:
+            touched += 1
+            touched_bytes += f["bytes"]
+    return {"files": len(older), "touched": touched, "bytes": sum(f["bytes"] for f in older),
+            "touched_bytes": touched_bytes}  # fmt: skip
 
 
 def s3_round(label: str, code: Path, work: Path, base: Path, day1: Path, n: int, server: Any) -> list[dict[str, Any]]:
@@ -235,6 +265,15 @@ def markdown(runs: list[dict[str, Any]], days: list[dict[str, Any]], info: dict[
                     share = f"{written / 1e6:.1f} MB ({written / chosen[0]['version_bytes']:.2%})"
                 lines.append(f"| {code} | {target} | {kind} | {_median([r['beyond_s'] for r in chosen]):.1f} | "
                              f"{_median([r['peak_pss_bytes'] for r in chosen]) / 2**20:,.0f} | {share} |")  # fmt: skip
+    cows = [r["cow"] for r in runs if r.get("cow")]
+    if cows:
+        c = cows[0]
+        lines += [
+            "",
+            f"Copy-on-write would rewrite {c['touched']} of the parent's {c['files']} papers files "
+            f"({c['touched_bytes'] / 1e6:.0f} of {c['bytes'] / 1e6:.0f} MB) for the day's papers listed again "
+            "(the first refresh of this checkout, round 1).",
+        ]
     if days:
         full = days[0]["version_bytes"]
         last = days[-1]["kept"]

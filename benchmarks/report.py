@@ -1,7 +1,9 @@
 """Time of a version's report: its files verified, `report_data` (DuckDB) and `render_report`.
 
-OUT is a version folder (``OUT/versions/000001``) or a dataset folder (its latest version).
-Run: ``.venv/bin/python -m benchmarks.report OUT [--repeat 3] [--html report.html]``.
+OUT is a dataset folder or s3:// prefix; the report is that of its latest version, or of --version.
+As a refresh makes it: papers read from the version's paper index, authors' rows from its author
+index (a version without indexes: from its tables).
+Run: ``.venv/bin/python -m benchmarks.report OUT [--version ID] [--repeat 3] [--html report.html]``.
 """
 
 from __future__ import annotations
@@ -11,40 +13,34 @@ import os
 import time
 from pathlib import Path
 
-from pipeline.published.versions import version_path
-
-from pipeline.published.layout import MANIFEST
-from pipeline.published.manifest import read_manifest
-from pipeline.published.verify import verified_files
+from pipeline.published import Store, version_parts
 from pipeline.reported.report_data import report_data
 from pipeline.reported.version_report import render_report
-from schemas import MODELS
-
-
-def version_folder(path: Path) -> Path:
-    """`path` itself when it holds a manifest, else the latest version of the dataset at `path`."""
-    return path if (path / MANIFEST).is_file() else version_path(path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("out", type=Path, help="a version folder or a dataset folder")
+    parser.add_argument("out", help="a dataset folder or s3:// prefix")
+    parser.add_argument("--version", default=None, help="a version id (default: latest)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--html", type=Path, help="also write the report here")
     args = parser.parse_args()
-    folder = version_folder(args.out)
-    manifest = read_manifest(folder)
+    store = Store.open(args.out)
+    manifest = store.manifest(store.resolve(args.version))
     start = time.perf_counter()
-    files = verified_files(folder, list(MODELS))
+    index = {name: store.parts(files) for name, files in manifest.index.items()}
+    wanted = [name for name in manifest.tables if name != "papers" or "paper_index" not in index]
+    parts = version_parts(store, manifest, wanted)
+    parts.setdefault("papers", [])
     verified = time.perf_counter() - start
-    counts = manifest["row_counts"]
-    print(f"version {manifest['id']} at {folder}: {counts['papers']:,} papers, {counts['paper_authors']:,} author rows")
+    counts = manifest.row_counts
+    print(f"version {manifest.id} of {store.url}: {counts['papers']:,} papers, {counts['paper_authors']:,} author rows")
     print(f"files verified against the manifest (sha256): {verified:.3f} s  (once; not part of the report)")
     print(f"cores: {os.cpu_count()}")
     page = ""
     for run in range(1, args.repeat + 1):
         start = time.perf_counter()
-        data = report_data(files, str(manifest["id"]), manifest.get("parent_id"))
+        data = report_data(parts, manifest.id, manifest.parent_id, counts, index=index)
         aggregated = time.perf_counter()
         page = render_report(data)
         rendered = time.perf_counter()

@@ -12,7 +12,7 @@ _PATH_EVENTS = frozenset({
     "os.link", "os.symlink", "os.truncate", "os.utime", "shutil.copyfile", "shutil.copytree", "shutil.rmtree",
     "shutil.move",
 })  # fmt: skip
-STAGING = "paper-listings-staged-"  # the prefix of a staging task's own temporary folder
+STAGING = "paper-listings-work-"  # the prefix of a staging task's own temporary folder (S3Storage.workspace)
 staged_here: list[str] = []  # staging folders this worker made in its own temporary folder
 
 
@@ -40,8 +40,9 @@ def dask_setup(worker) -> None:
 
 
 def staged_count() -> int:
-    """How many staging folders this worker made (called on each worker through `Client.run`)."""
-    return len(staged_here)
+    """How many staging folders this worker made (called on each worker through `Client.run`);
+    each counted once, however often it was asked for again (``mkdir(exist_ok=True)``)."""
+    return len(set(staged_here))
 
 
 def can_open(path: str) -> bool:

@@ -64,16 +64,20 @@ def input_entries(staged: Sequence[StagedCapture]) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class ParentFacts:
     """What the choice of assembly needs of the parent version: its layout, whether it has the
-    indexes a refresh reads (written with today's recipe), the code that published it, and the
-    staged key and order (capture date, file name) of each of its inputs."""
+    indexes a refresh reads (written with today's recipe), the code that published it, the
+    staged key and order (capture date, file name) of each of its inputs, and what is wrong with
+    its indexes' files when they are damaged."""
 
     layout: int
     indexed: bool
     code: str | None
     captures: dict[str, tuple[date, str]]
+    index_damage: str | None = None
 
 
-def parent_facts(manifest: Mapping[str, Any], layout: int, indexed: bool) -> ParentFacts:
+def parent_facts(
+    manifest: Mapping[str, Any], layout: int, indexed: bool, index_damage: str | None = None
+) -> ParentFacts:
     """`ParentFacts` from a parent's manifest document (its inputs' staged keys recomputed with the
     code that published it)."""
     code = manifest.get("code_fingerprint")
@@ -84,9 +88,9 @@ def parent_facts(manifest: Mapping[str, Any], layout: int, indexed: bool) -> Par
             name = str(entry["path"])
             key = listing_cache_key(name, dated, str(entry["sha256"]), str(code))
         except (KeyError, TypeError, ValueError):
-            return ParentFacts(layout, indexed, None, {})
+            return ParentFacts(layout, indexed, None, {}, index_damage)
         captures[key] = (dated, name)
-    return ParentFacts(layout, indexed, str(code) if code is not None else None, captures)
+    return ParentFacts(layout, indexed, str(code) if code is not None else None, captures, index_damage)
 
 
 def whole_assembly(parent: ParentFacts | None, captures: Mapping[str, tuple[date, str]], code: str) -> str | None:
@@ -96,6 +100,10 @@ def whole_assembly(parent: ParentFacts | None, captures: Mapping[str, tuple[date
     fingerprint."""
     if parent is None:
         return "a first version"
+    if parent.index_damage is not None:
+        # Indexes are not data: a damaged one costs a whole assembly from the parent's tables,
+        # and the new version lists none of its files.
+        return f"its parent's index cannot be read ({parent.index_damage})"
     if parent.layout < 2 or not parent.indexed:
         return "its parent has no index this code reads (an older layout or recipe)"
     if parent.code != code:

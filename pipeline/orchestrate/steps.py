@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import NoReturn
@@ -14,6 +14,7 @@ from prefect.futures import as_completed
 
 from pipeline.assembled.batches import staged_rejects
 from pipeline.assembled.captures import Assembled, CaptureFiles, ParentVersion
+from pipeline.assembled.generations import Part
 from pipeline.assembled.index import INDEX_NAMES, index_recipe
 from pipeline.errors import (
     NothingToPublishError,
@@ -22,6 +23,7 @@ from pipeline.errors import (
     RemovalRateExceededError,
     StagedEntryInvalidError,
     StoreError,
+    VersionDamagedError,
 )
 from pipeline.orchestrate import decisions
 from pipeline.orchestrate.decisions import RunFacts
@@ -165,16 +167,24 @@ def has_indexes(parent: Manifest) -> bool:
     return parent.layout >= 2 and set(parent.index) == set(INDEX_NAMES) and parent.index_recipe == index_recipe()
 
 
-def parent_version(store: Store, parent: Manifest, incremental: bool) -> ParentVersion:
-    """The parent as assembly reads it: its indexes (when it has them, of today's recipe) as
-    verified local files, and its tables on demand."""
-    names = INDEX_NAMES if incremental else ("paper_index",)
-    index = {name: store.parts(parent.index[name]) for name in names} if has_indexes(parent) else {}
+def parent_index(store: Store, parent: Manifest) -> tuple[dict[str, list[Part]], str | None]:
+    """The parent's indexes as verified local files (none when it has none of today's recipe), and
+    what is wrong with them when a file of theirs is missing or damaged (then none)."""
+    if not has_indexes(parent):
+        return {}, None
+    try:
+        return {name: store.parts(parent.index[name]) for name in INDEX_NAMES}, None
+    except VersionDamagedError as err:
+        return {}, str(err)
+
+
+def parent_version(store: Store, parent: Manifest, index: Mapping[str, list[Part]]) -> ParentVersion:
+    """The parent as assembly reads it: its indexes (`parent_index`), and its tables on demand."""
 
     def tables(wanted: Sequence[str]) -> dict[str, list[object]]:
         return version_parts(store, parent, wanted, check_types=False)  # type: ignore[return-value]
 
-    return ParentVersion(parent.id, index, tables, parent.row_counts, parent.index_counts)  # type: ignore[arg-type]
+    return ParentVersion(parent.id, dict(index), tables, parent.row_counts, parent.index_counts)  # type: ignore[arg-type]
 
 
 def assemble_version(
@@ -184,12 +194,18 @@ def assemble_version(
     """The new version's rows, assembled from its new captures against the parent's indexes when
     it can be (`decisions.whole_assembly`), else from every capture."""
     logger = get_run_logger()
-    facts = decisions.parent_facts(parent.document, parent.layout, has_indexes(parent)) if parent is not None else None
+    index, damage = parent_index(store, parent) if parent is not None else ({}, None)
+    facts = None
+    if parent is not None:
+        facts = decisions.parent_facts(parent.document, parent.layout, has_indexes(parent), damage)
     orders = {c.key: (c.source.capture_date, c.source.name) for c in staged}
     reason = decisions.whole_assembly(facts, orders, code_fingerprint())
     needed = staged if reason is not None or facts is None else [c for c in staged if c.key not in facts.captures]
     captures = local_captures(needed, store, 1 if workers < 1 else workers, chunk_bytes)
-    base = parent_version(store, parent, reason is None) if parent is not None else None
+    base = parent_version(store, parent, index) if parent is not None else None
+    if damage is not None:
+        logger.warning("version %s: %s; its tables are read instead (`validate` names the damage)",
+                       parent.id if parent else "-", damage)  # fmt: skip
     if reason is None:
         logger.info("assembling %d new listing(s) against version %s", len(captures), parent.id if parent else "-")
     else:

@@ -97,7 +97,9 @@ def publish(
         gate()
         # What the report reads of papers comes from the paper index: the papers' texts are not read.
         index = {name: tx.parts(files) for name, files in tx.index.items()}
-        parts = {name: tx.parts(files) for name, files in tx.tables.items() if name != "papers" or "paper_index" not in index}
+        parts = {
+            name: tx.parts(files) for name, files in tx.tables.items() if name != "papers" or "paper_index" not in index
+        }
         parts.setdefault("papers", [])
         html = version_report_html(parts, tx.version_id, parent_id, tx.row_counts, scratch, index)
         tx.add_file(REPORT_FILE, html)

@@ -103,6 +103,7 @@ def compose(
         if failures:
             return failures
     else:
+        tx.store.check_stored(shared)  # shared unread: present, and of their size
         files = list(shared)
         if rows.count:
             added, _, failures = tx.write(spec, rows.rows(), check)

@@ -148,6 +148,22 @@ class Store:
         except OSError as err:
             raise VersionDamagedError(f"{self.storage.where(key)} cannot be read: {err.strerror or err}") from None
 
+    def check_stored(self, files: Sequence[DataFile]) -> None:
+        """VersionDamagedError unless each of `files` is stored with the size its manifest lists:
+        what a refresh checks of the files it shares without reading them (one listing per
+        folder). Their bytes are checked against their sha256 by whoever reads them."""
+        sizes: dict[str, int] = {}
+        for folder in sorted({f.key.rsplit("/", 1)[0] for f in files}):
+            sizes.update((o.key, o.size) for o in self.storage.list(folder).objects)
+        for file in files:
+            size = sizes.get(file.key)
+            if size is None:
+                raise VersionDamagedError(f"{self.storage.where(file.key)} is missing")
+            if size != file.bytes:
+                where = self.storage.where(file.key)
+                raise VersionDamagedError(f"{where} differs from the sha256 in its manifest: {size} bytes, "
+                                          f"not the {file.bytes} it lists; damaged or edited")  # fmt: skip
+
     def keep_in_cache(self, path: Path, sha256: str) -> None:
         """Keep a local file just written (and uploaded) in the readers' cache, so that the next
         run on this machine does not download it; a file no longer there (moved into a local

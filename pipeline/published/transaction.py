@@ -27,6 +27,7 @@ from pipeline.published.writer import BatchCheck, TableSpec, write_generation
 from pipeline.storage import Lease
 from pipeline.storage.files import bytes_digest, write_error
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
+from schemas.tables import MODELS
 
 
 class VersionTransaction:
@@ -148,9 +149,12 @@ class VersionTransaction:
         where none is), then LATEST_ID and `latest`."""
         for relative, text in zip(CONTRACT_FILES, (contract_json(), data_dictionary()), strict=True):
             self.add_file(relative, text)
+        order = {name: number for number, name in enumerate(MODELS)}
+        tables = dict(sorted(self.tables.items(), key=lambda item: order.get(item[0], len(order))))
+        row_counts = {name: self.row_counts[name] for name in tables if name in self.row_counts}
         document = version_manifest(
             run, version_id=self.version_id, parent_id=self.parent_id, created_at=created_at,
-            schema_fingerprint=schema_fingerprint(), row_counts=self.row_counts, tables=self.tables,
+            schema_fingerprint=schema_fingerprint(), row_counts=row_counts, tables=tables,
             index=self.index, index_rows=self.index_rows, index_recipe=self.index_recipe, own=self.own,
         )  # fmt: skip
         data = manifest_bytes(document)

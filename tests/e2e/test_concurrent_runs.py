@@ -8,10 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline.published.versions import version_ids
 
 from pipeline.published import Store
-from pipeline.published.manifest import read_manifest
 from tests.assembly import version_tables
 from tests.conftest import LineWatcher
 
@@ -64,12 +62,13 @@ def test_two_runs_at_once_publish_one_version_each_in_order(cli_env: dict[str, s
     assert [p.returncode for p in procs] == [0, 0], logs
     published = sorted(re.search(r"published new version (\d+)", o).group(1) for o in outputs)  # type: ignore[union-attr]
     assert published == ["000001", "000002"]
-    assert version_ids(out) == ["000001", "000002"]
-    first, second = (read_manifest(out / "versions" / v) for v in ("000001", "000002"))
-    assert (first["parent_id"], second["parent_id"]) == (None, "000001")
+    store = Store.open(out)
+    assert store.version_ids() == ["000001", "000002"]
+    first, second = (store.manifest(v) for v in ("000001", "000002"))
+    assert (first.parent_id, second.parent_id) == (None, "000001")
     for manifest in (first, second):
         # never a mix: every paper of a version comes from that version's own inputs
-        papers = version_tables(out / "versions" / manifest["id"], ["papers"])["papers"]
-        assert set(papers["source_file"]) == {i["path"] for i in manifest["inputs"]}
-        assert len(manifest["inputs"]) == 1
+        papers = version_tables(out / "versions" / manifest.id, ["papers"])["papers"]
+        assert set(papers["source_file"]) == {i["path"] for i in manifest.document["inputs"]}
+        assert len(manifest.document["inputs"]) == 1
     assert set(version_tables(out / "versions" / "000002", ["changes"])["changes"]["change"]) == {"added", "removed"}

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from pipeline.published.versions import latest_id, version_ids
 
+from pipeline.published import Store
 from pipeline.storage.local import TMP_PREFIX
 from tests.assembly import publish_frames
 from tests.conftest import SAMPLE
@@ -76,10 +76,17 @@ def run_in_namespace(prepare: str, paths: dict[str, str], env: dict[str, str]) -
 
 
 def assert_untouched(out: Path) -> None:
-    assert latest_id(out) == "000001"
-    assert version_ids(out) == ["000001"]
+    store = Store.open(out)
+    assert store.latest_id() == "000001"
+    assert store.version_ids() == ["000001"]
+    assert (out / "LATEST_ID").read_text() == "000001\n"
     leftovers = [p for p in out.rglob("*") if p.name.startswith(TMP_PREFIX)]
     assert leftovers == []
+    # no table or index file that version 000001 does not list (nothing half-published)
+    listed = {f.key for f in store.manifest("000001").data_files()}
+    stored = {p.relative_to(out).as_posix() for area in ("data", "index") if (out / area).is_dir()
+              for p in (out / area).rglob("*") if p.is_file()}  # fmt: skip
+    assert stored <= listed
 
 
 @requires_namespaces

@@ -7,11 +7,12 @@ import os
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pytest
 
+from pipeline.consume.read import load_duckdb
 from pipeline.orchestrate import progress
-from pipeline.raw.sources import discover_sources
+from pipeline.raw.sources import find_listings
+from pipeline.storage import open_storage
 from tests.assembly import version_tables
 from tests.conftest import run_flow as run
 from tests.listings import record
@@ -28,13 +29,14 @@ def test_sample_end_to_end(prefect_server, raw_dir: Path, tmp_path: Path, gold) 
     assert summary.row_counts["papers"] == gold.papers
 
     latest = out / "latest"
-    count = duckdb.sql(f"select count(*) from '{latest}/papers.parquet'").fetchall()
+    con = load_duckdb(out=out)  # every table of latest as a DuckDB view, each file checked first
+    count = con.sql("select count(*) from papers").fetchall()
     assert count == [(gold.papers,)]
-    joined = duckdb.sql(
-        f"""select p.title, a.name, pa.position
-            from '{latest}/papers.parquet' p
-            join '{latest}/paper_authors.parquet' pa using (paper_id)
-            join '{latest}/authors.parquet' a using (author_id)"""
+    joined = con.sql(
+        """select p.title, a.name, pa.position
+            from papers p
+            join paper_authors pa using (paper_id)
+            join authors a using (author_id)"""
     ).df()
     assert len(joined) == gold.paper_authors
     # "Sebastien" in one paper, folded together
@@ -72,7 +74,7 @@ def test_rejects_and_capture_date_fallbacks(prefect_server, raw_dir: Path, tmp_p
     assert papers.loc["Another Study of Graphs", "published"] == date(2025, 3, 2)
 
     os.utime(raw_dir / "extra.txt", (0, 1_577_836_800))  # 2020-01-01
-    no_as_of = discover_sources(raw_dir, None).sources
+    no_as_of = find_listings(open_storage(raw_dir), None).sources
     assert {s.name: (s.capture_date, s.capture_date_from) for s in no_as_of}["extra.txt"] == (
         date(2020, 1, 1), "modification time",
     )  # fmt: skip

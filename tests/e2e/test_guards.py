@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pipeline.published.versions import latest_id, version_ids
 
 from pipeline.errors import NothingToPublishError, RejectRateExceededError, RemovalRateExceededError
-from pipeline.published.manifest import read_manifest
+from pipeline.published import Store
 from pipeline.reported.summary import report_markdown
 from schemas.contract import schema_fingerprint
 from tests.assembly import version_tables
@@ -47,7 +46,7 @@ def test_an_emptied_capture_does_not_silently_remove_its_papers(
     assert f"{n} of {n} papers (100.0%) would be removed, more than --max-removed-rate 10.0%" in message
     assert f"{SAMPLE.name} ({n} paper(s); now empty (0 bytes))" in message
     assert "--max-removed-rate 1" in message
-    assert version_ids(out) == ["000001"]
+    assert Store.open(out).version_ids() == ["000001"]
 
     # The operator means it: the removal goes through, with the empty capture called out.
     allowed = run_flow(raw_dir, out, max_removed_rate=1.0)
@@ -91,12 +90,13 @@ def test_links_out_of_the_raw_folder_are_not_published(prefect_server, raw_dir: 
     (raw_dir / "y.txt").symlink_to(secret)
     out = tmp_path / "out"
     summary = run_flow(raw_dir, out)
-    assert summary.warnings == ["y.txt: skipped: a link that leads outside the raw folder: not followed"]
+    assert summary.warnings == ["y.txt: skipped: a link that leads outside the root: not followed"]
     rejects = version_tables(out / "latest", ["rejects"])["rejects"]
     assert "root:x" not in "".join(rejects["raw"])
-    manifest = read_manifest(out / "latest")
-    assert [i["path"] for i in manifest["inputs"]] == [SAMPLE.name]
-    assert manifest["skipped_inputs"] == [summary.warnings[0]]
+    store = Store.open(out)
+    manifest = store.manifest(store.resolve("latest"))
+    assert [i["path"] for i in manifest.get("inputs")] == [SAMPLE.name]
+    assert manifest.get("skipped_inputs") == [summary.warnings[0]]
 
 
 def test_a_file_name_that_is_not_utf8_does_not_crash_the_run(prefect_server, raw_dir: Path, tmp_path: Path) -> None:
@@ -118,7 +118,7 @@ def test_a_first_run_with_no_usable_record_publishes_nothing(prefect_server, tmp
     (raw / "listing_2026-11-26.txt").write_bytes(b"")
     with pytest.raises(NothingToPublishError, match="a first version without papers is not published"):
         run_flow(raw, tmp_path / "out")
-    assert version_ids(tmp_path / "out") == []
+    assert Store.open(tmp_path / "out").version_ids() == []
 
 
 def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_server, tmp_path: Path) -> None:
@@ -127,8 +127,8 @@ def test_reject_threshold_publishes_nothing_and_says_where_rejects_are(prefect_s
     (raw / "listing_2026-01-01.txt").write_text(P1 + "XXMar 1, 2025\nBad SuffixAnn Lee\nAbstract.\n", encoding="utf-8")
     with pytest.raises(RejectRateExceededError, match=r"1 of 2 records rejected \(50.0% > 5.0%\)") as err:
         run_flow(raw, out)
-    assert version_ids(out) == []
-    assert latest_id(out) is None
+    assert Store.open(out).version_ids() == []
+    assert Store.open(out).latest_id() is None
     csv = Path(str(err.value).rsplit(" ", 1)[-1])
     assert csv.is_file()
     assert pd.read_csv(csv)["rule"].tolist() == ["unknown_category"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -14,9 +15,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 from pipeline.orchestrate.steps import REJECTS_ARTIFACT, REPORT_ARTIFACT, SUMMARY_ARTIFACT
+from pipeline.published import Store
 from pipeline.published.layout import REPORT_FILE, STAGED
-from pipeline.published.manifest import read_manifest
-from pipeline.storage.local import file_digest
+from pipeline.raw.sources import code_fingerprint, listing_cache_key
+from pipeline.storage.files import file_digest
 from tests.conftest import SAMPLE, run_flow
 
 pytestmark = pytest.mark.flow
@@ -57,7 +59,7 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     assert f"- report: {report}" in summary
     assert artifacts[REPORT_ARTIFACT] == f"[report of version 000002]({report.absolute().as_uri()})"
     assert 'id="papers-per-period"' in report.read_text(encoding="utf-8")
-    assert read_manifest(report.parent)["files"][REPORT_FILE] == file_digest(report)
+    assert Store.open(out).manifest("000002").own[REPORT_FILE] == file_digest(report)
     rejects = artifacts[REJECTS_ARTIFACT]
     rows = pd.DataFrame(json.loads(rejects) if isinstance(rejects, str) else rejects)
     assert rows[["source_file", "source_line", "rule"]].to_numpy().tolist() == [
@@ -70,4 +72,6 @@ def test_second_run_parses_only_the_new_file_and_reports_it(prefect_server, tmp_
     )  # fmt: skip
     (raw / "listing_2026-11-27.txt").unlink()
     run_flow(raw, out, max_removed_rate=1.0)
-    assert len(list((out / STAGED).iterdir())) == 1  # the deleted file's entry is pruned
+    entries = [p.name for p in (out / STAGED).iterdir() if p.is_dir()]  # beside them: inputs.json
+    sample_key = listing_cache_key(SAMPLE.name, date(2026, 11, 26), file_digest(SAMPLE)["sha256"], code_fingerprint())
+    assert entries == [sample_key]  # the deleted file's entry is pruned

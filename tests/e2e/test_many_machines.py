@@ -90,7 +90,7 @@ def test_workers_without_the_drivers_disk_stage_through_s3_and_give_a_local_runs
     listings = _listings(driver / "raw", 6)
     raw = S3Storage(parse_s3_url(f"{s3_prefix}/raw"))
     for path in listings:
-        raw.upload(path, path.name)
+        raw.put(path.name, path.read_bytes())
     on_cluster = refresh.with_options(task_runner=task_runner(None, address))
     remote = run_flow(f"{s3_prefix}/raw", f"{s3_prefix}/out", flow=on_cluster, batch_bytes=1, max_reject_rate=1.0)
     local = run_flow(driver / "raw", driver / "out", max_reject_rate=1.0)

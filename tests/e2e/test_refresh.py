@@ -1,64 +1,68 @@
-"""Refreshes that reuse the parent: its paper index and its papers row groups, copied as they are.
+"""Refreshes that reuse the parent: a refresh that only adds later captures is assembled from them
+alone, against the parent's hidden indexes, and shares the parent's files; any other is assembled whole.
 
-Each scenario publishes a first version, then a second from other inputs twice: once with the
-parent's paper index (the fast path) and once without it (everything hashed and encoded again).
-Both must publish the same tables, row for row and in the same order; where the fast path kept
-leading row groups of the parent, their bytes must be the parent's own.
+Each scenario publishes a first version, then a second from other inputs twice: once as the flow
+chooses (incrementally when it can) and once assembled whole from every capture (the choice
+forced). Both must publish the same tables, row for row and in the same order.
 """
 
 from __future__ import annotations
 
-import math
+import json
 import shutil
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import pandas as pd
 import pytest
-from pipeline.published.parquet_footer import footer_layout
-from pipeline.published.splice import footer_bytes
-from pipeline.published.versions import latest_id
 
-from pipeline.assembled import batches
-from pipeline.errors import VersionDamagedError
-from pipeline.orchestrate import steps
+from pipeline.consume.read import load
+from pipeline.errors import StoreWriteError, VersionDamagedError
+from pipeline.orchestrate import decisions
+from pipeline.published import Manifest, Store, check_version
 from pipeline.published.layout import INDEX
+from pipeline.storage.verified import cache_path
 from schemas import MODELS
-from tests.conftest import SAMPLE
+from tests.assembly import version_tables
+from tests.conftest import SAMPLE, own_copy
 from tests.conftest import run_flow as run
 
 pytestmark = pytest.mark.flow
 
-GROUP_ROWS = 4  # papers rows per row group in these tests: a 50-paper sample makes a dozen
 RECORDS = [
     "\n".join(lines) + "\n" for lines in zip(*[iter(SAMPLE.read_text(encoding="utf-8").splitlines())] * 3, strict=True)
 ]
 FIRST = 30  # records of the sample in the first version of most scenarios
-
-
-def whole_groups(rows: int) -> int:
-    """The leading rows of `rows` that fill whole row groups: what a refresh can copy of the parent."""
-    return rows // GROUP_ROWS * GROUP_ROWS
-
-
-@pytest.fixture(autouse=True)
-def small_row_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batches, "TEXT_BATCH_ROWS", GROUP_ROWS)
+# The tables a refresh writes as a new generation beside the parent's files (the others are small, written whole).
+GENERATIONAL = ("papers", "paper_authors", "authors")
 
 
 @pytest.fixture
-def encoded_from(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The row from which each publish encoded papers (0: all of them; more: the rest were kept)."""
-    starts: list[int] = []
-    real = batches.papers_batches
+def assemblies(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str | None]]:
+    """How each run of the flow assembled its version: the captures it assembled, and why whole
+    (None: incrementally, against the parent's indexes), in order."""
+    from pipeline.orchestrate import steps
 
-    def recorded(database: Path, start_row: int, batch_rows: int | None = None):
-        starts.append(start_row)
-        return real(database, start_row, batch_rows)
+    found: list[tuple[int, str | None]] = []
+    task = steps.assemble
 
-    monkeypatch.setattr(batches, "papers_batches", recorded)
-    monkeypatch.setattr(steps, "papers_batches", recorded)
-    return starts
+    def recorded(database: Path, captures: list, parent: object, whole_because: str | None):
+        found.append((len(captures), whole_because))
+        return task(database, captures, parent, whole_because)
+
+    monkeypatch.setattr(steps, "assemble", recorded)
+    return found
+
+
+@pytest.fixture
+def forced_whole(monkeypatch: pytest.MonkeyPatch):
+    """Run the flow with its choice of assembly forced to whole (from every capture)."""
+
+    def run_whole(raw: Path, out: Path, **overrides: object):
+        with monkeypatch.context() as patch:
+            patch.setattr(decisions, "whole_assembly", lambda *args: "forced by the test")
+            return run(raw, out, **overrides)
+
+    return run_whole
 
 
 def _write_raw(raw: Path, listings: dict[str, list[str]]) -> None:
@@ -69,71 +73,90 @@ def _write_raw(raw: Path, listings: dict[str, list[str]]) -> None:
         (raw / name).write_text("".join(records), encoding="utf-8")
 
 
-def _tables(version: Path) -> dict[str, pa.Table]:
-    return {name: pq.read_table(version / f"{name}.parquet") for name in MODELS}
+def _tables(out: Path, version_id: str) -> dict[str, pd.DataFrame]:
+    return version_tables(out / "versions" / version_id)
 
 
-def _kept_bytes(parent: Path, child: Path) -> int:
-    """How many leading bytes of the child's papers file are the parent's, whole row groups only."""
-    layout = footer_layout(footer_bytes(parent)[0])
-    old, new = parent.read_bytes(), child.read_bytes()
-    return max([0, *(end for end in layout.ends if old[:end] == new[:end])])
+def _assert_same_tables(
+    got: dict[str, pd.DataFrame], want: dict[str, pd.DataFrame], skip: tuple[str, ...] = ()
+) -> None:
+    for name in MODELS:
+        if name not in skip:
+            pd.testing.assert_frame_equal(got[name], want[name], obj=name)
+
+
+def _manifests(out: Path) -> tuple[Manifest, Manifest]:
+    store = Store.open(out)
+    return store.manifest("000001"), store.manifest("000002")
 
 
 def _refresh_both_ways(
-    tmp_path: Path, first: dict[str, list[str]], second: dict[str, list[str]], **overrides: object
+    tmp_path: Path,
+    first: dict[str, list[str]],
+    second: dict[str, list[str]],
+    run_whole,
+    **overrides: object,
 ) -> tuple[Path, Path]:
-    """The second version's folder with the parent's index, and without it."""
-    raw, out = tmp_path / "raw", tmp_path / "fast"
+    """The dataset refreshed as the flow chooses, and a copy of it refreshed whole: both 000002."""
+    raw, out = tmp_path / "raw", tmp_path / "chosen"
     _write_raw(raw, first)
     assert run(raw, out, **overrides).version_id == "000001"
-    assert [p.name for p in (out / INDEX).iterdir()] == ["000001.parquet"]
-    slow = tmp_path / "slow"
-    shutil.copytree(out, slow, symlinks=True)
-    shutil.rmtree(slow / INDEX)
+    whole = own_copy(out, tmp_path / "whole")
     _write_raw(raw, second)
-    for folder in (out, slow):
-        summary = run(raw, folder, **overrides)
+    for folder, refresh in ((out, run), (whole, run_whole)):
+        summary = refresh(raw, folder, **overrides)
         assert (summary.published, summary.version_id) == (True, "000002")
-    # Only latest's index is kept; the slow run wrote one too.
-    assert [p.name for p in (out / INDEX).iterdir()] == ["000002.parquet"]
-    assert [p.name for p in (slow / INDEX).iterdir()] == ["000002.parquet"]
-    fast, full = out / "versions" / "000002", slow / "versions" / "000002"
-    for name, table in _tables(fast).items():
-        assert table.equals(_tables(full)[name]), name
-    return out, slow
+    _assert_same_tables(_tables(out, "000002"), _tables(whole, "000002"))
+    return out, whole
 
 
-def test_a_new_capture_appends_and_keeps_the_parent_row_groups(tmp_path: Path, encoded_from: list[int]) -> None:
-    out, slow = _refresh_both_ways(
+def _assert_shares_the_parent(out: Path) -> None:
+    """Version 000002 lists every file of its parent's large tables and indexes, and new files of
+    its own generation beside them (an incremental refresh)."""
+    parent, child = _manifests(out)
+    for name in GENERATIONAL:
+        kept = set(child.tables[name])
+        assert set(parent.tables[name]) <= kept, name
+        assert {f.generation for f in kept - set(parent.tables[name])} == {2}, name
+    assert set(parent.index["paper_index"]) <= set(child.index["paper_index"])
+
+
+def _assert_written_whole(out: Path) -> None:
+    """Version 000002 shares no file of its parent's papers: every row was written again."""
+    parent, child = _manifests(out)
+    assert not set(parent.tables["papers"]) & set(child.tables["papers"])
+    assert {f.generation for f in child.tables["papers"]} == {2}
+
+
+def test_a_new_capture_is_assembled_alone_and_shares_the_parent_files(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
+    out, _ = _refresh_both_ways(
         tmp_path,
         {"listing_2026-11-26.txt": RECORDS[:FIRST]},
         {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]},
+        forced_whole,
     )
-    parent, fast = out / "versions" / "000001", out / "versions" / "000002"
-    # 30 parent rows: 7 whole groups of 4 are copied; the short 8th is written again with the rest.
-    kept = whole_groups(FIRST)
-    groups = kept // GROUP_ROWS + math.ceil((len(RECORDS) - kept) / GROUP_ROWS)
-    assert pq.read_metadata(fast / "papers.parquet").num_row_groups == groups
-    layout = footer_layout(footer_bytes(parent / "papers.parquet")[0])
-    assert _kept_bytes(parent / "papers.parquet", fast / "papers.parquet") == layout.ends[kept // GROUP_ROWS - 1]
-    # First version, then the refresh with the index (28 rows kept), then the one without.
-    assert encoded_from == [0, kept, 0]
-    # Encoding is deterministic: the slow path wrote the very same bytes.
-    assert (fast / "papers.parquet").read_bytes() == (slow / "versions" / "000002" / "papers.parquet").read_bytes()
-    changes = pq.read_table(fast / "changes.parquet").to_pylist()
-    assert {c["change"] for c in changes} == {"added"}
-    assert len(changes) == len(RECORDS[FIRST:])
-    assert pq.read_table(fast / "papers.parquet").num_rows == len(RECORDS)
+    assert assemblies[1:] == [(1, None), (2, "forced by the test")]  # the new capture alone, against 000001
+    _assert_shares_the_parent(out)
+    child = _manifests(out)[1]
+    # the new generation holds the new capture's papers only
+    new_papers = sum(f.rows for f in child.tables["papers"] if f.generation == 2)
+    assert new_papers == len(RECORDS[FIRST:])
+    assert child.row_counts["papers"] == len(RECORDS)
+    tables = _tables(out, "000002")
+    assert set(tables["changes"]["change"]) == {"added"}
+    assert len(tables["changes"]) == len(RECORDS[FIRST:])
+    assert len(tables["papers"]) == len(RECORDS)
     # The same as one run over both files from nothing, but for the changes.
     scratch = tmp_path / "scratch"
     run(tmp_path / "raw", scratch)
-    for name, table in _tables(scratch / "versions" / "000001").items():
-        if name != "changes":
-            assert table.equals(_tables(fast)[name]), name
+    _assert_same_tables(_tables(scratch, "000001"), tables, skip=("changes",))
 
 
-def test_a_paper_captured_again_with_a_new_abstract_is_updated(tmp_path: Path, encoded_from: list[int]) -> None:
+def test_a_paper_captured_again_with_a_new_abstract_is_updated(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
     row = 5
     head, body, _abstract = RECORDS[row].split("\n", 2)
     edited = f"{head}\n{body}\nA rewritten abstract.\n"
@@ -141,114 +164,210 @@ def test_a_paper_captured_again_with_a_new_abstract_is_updated(tmp_path: Path, e
         tmp_path,
         {"listing_2026-11-26.txt": RECORDS[:FIRST]},
         {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": [edited, *RECORDS[FIRST:40]]},
+        forced_whole,
     )
-    fast = out / "versions" / "000002"
-    changes = {c["paper_id"]: c for c in pq.read_table(fast / "changes.parquet").to_pylist()}
-    updated = [c for c in changes.values() if c["change"] == "updated"]
+    assert assemblies[1] == (1, None)
+    _assert_shares_the_parent(out)
+    tables = _tables(out, "000002")
+    changes = tables["changes"]
+    updated = changes[changes["change"] == "updated"]
     assert len(updated) == 1
-    assert updated[0]["changed_fields"] == "abstract,abstract_text"
-    # Row 5 left the first capture's run of rows: only the first group (rows 0-3) is the parent's.
-    assert encoded_from == [0, whole_groups(row), 0]
+    assert updated["changed_fields"].iloc[0] == "abstract,abstract_text"
+    assert (changes["change"] == "added").sum() == len(RECORDS[FIRST:40])
+    paper = tables["papers"].set_index("paper_id").loc[updated["paper_id"].iloc[0]]
+    assert paper["abstract"] == "A rewritten abstract."
+    assert paper["source_file"] == "listing_2026-11-27.txt"
+    assert (str(paper["first_seen"]), str(paper["last_seen"])) == ("2026-11-26", "2026-11-27")
 
 
-def test_a_removed_capture_removes_its_papers(tmp_path: Path) -> None:
+def test_a_removed_capture_removes_its_papers(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
     out, _ = _refresh_both_ways(
         tmp_path,
         {"listing_2026-11-26.txt": RECORDS[:20], "listing_2026-11-27.txt": RECORDS[20:40]},
         {"listing_2026-11-26.txt": RECORDS[:20]},
+        forced_whole,
         max_removed_rate=1.0,
     )
-    fast = out / "versions" / "000002"
-    changes = pq.read_table(fast / "changes.parquet").to_pylist()
-    assert len(changes) == len(RECORDS[20:40])
-    assert {c["change"] for c in changes} == {"removed"}
-    assert pq.read_metadata(fast / "papers.parquet").num_rows == len(RECORDS[:20])
+    assert assemblies[1] == (1, "a capture of its parent is gone or changed (listing_2026-11-27.txt)")
+    _assert_written_whole(out)
+    tables = _tables(out, "000002")
+    assert len(tables["changes"]) == len(RECORDS[20:40])
+    assert set(tables["changes"]["change"]) == {"removed"}
+    assert len(tables["papers"]) == len(RECORDS[:20])
+    assert _manifests(out)[1].row_counts["papers"] == len(RECORDS[:20])
 
 
-def test_an_earlier_capture_added_later_reorders_and_keeps_nothing(tmp_path: Path, encoded_from: list[int]) -> None:
-    _refresh_both_ways(
+def test_an_earlier_capture_added_later_is_assembled_whole(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
+    out, _ = _refresh_both_ways(
         tmp_path,
         {"listing_2026-11-27.txt": RECORDS[20:40]},
         {"listing_2026-11-26.txt": RECORDS[:20], "listing_2026-11-27.txt": RECORDS[20:40]},
+        forced_whole,
     )
-    assert encoded_from == [0, 0, 0]
+    assert assemblies[1] == (2, "a new capture comes before its parent's newest (listing_2026-11-26.txt)")
+    _assert_written_whole(out)
+    tables = _tables(out, "000002")
+    assert set(tables["changes"]["change"]) == {"added"}
+    assert len(tables["changes"]) == 20
+    # the same tables as one run over both files from nothing, but for the changes
+    scratch = tmp_path / "scratch"
+    run(tmp_path / "raw", scratch)
+    _assert_same_tables(_tables(scratch, "000001"), tables, skip=("changes",))
 
 
-def test_an_unusable_index_is_ignored(tmp_path: Path, encoded_from: list[int]) -> None:
+def test_an_index_of_another_recipe_is_not_read(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
+    """A parent whose indexes this code does not read (another recipe): assembled whole, same tables."""
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
-    index = out / INDEX / "000001.parquet"
-    index.write_bytes(b"PAR1 not an index PAR1")
+    manifest = out / "versions" / "000001" / "manifest.json"
+    document = json.loads(manifest.read_text(encoding="utf-8"))
+    document["index_recipe"] = "an older recipe"
+    manifest.chmod(0o644)
+    manifest.write_text(json.dumps(document), encoding="utf-8")
+    whole = own_copy(out, tmp_path / "whole")
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     summary = run(raw, out)
     assert summary.changes == {"added": len(RECORDS[FIRST:])}
-    assert encoded_from == [0, 0]
+    assert assemblies[1] == (2, "its parent has no index this code reads (an older layout or recipe)")
+    _assert_written_whole(out)
+    forced_whole(raw, whole)
+    _assert_same_tables(_tables(out, "000002"), _tables(whole, "000002"))
 
 
-def test_a_parent_papers_file_edited_behind_its_manifest_is_refused(tmp_path: Path) -> None:
+def test_a_parent_papers_file_edited_behind_its_manifest_is_never_laundered(tmp_path: Path, prefect_server) -> None:
+    """A refresh shares the parent's papers files unread (their size checked, not their bytes):
+    an edit that keeps the size goes into no new file, and the new version lists the file with
+    its true sha256, so that readers refuse it and `validate` names it, in both versions."""
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
-    papers = out / "versions" / "000001" / "papers.parquet"
+    (file,) = Store.open(out).manifest("000001").tables["papers"]
+    papers = out / file.key
     data = bytearray(papers.read_bytes())
-    data[100] ^= 0x01  # inside the first row group, which the refresh would copy
+    data[100] ^= 0x01  # a file the refresh shares as it is
     papers.chmod(0o644)
     papers.write_bytes(bytes(data))
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
-    with pytest.raises(VersionDamagedError, match="differs from the sha256 in its manifest"):
-        run(raw, out)
-    assert latest_id(out) == "000001"
-    assert not any(p.name.startswith(".tmp") for p in (out / "versions").iterdir())
+    run(raw, out)
+    store = Store.open(out)
+    assert file in store.manifest("000002").tables["papers"]  # listed as it was: sha256 and all
+    for version_id in ("000001", "000002"):
+        failures = check_version(store, version_id)
+        assert ("sha256", True) in {(c, file.key in str(t)) for c, t in zip(failures["check"], failures["table"])}
+        with pytest.raises(VersionDamagedError, match="differs from the sha256 in its manifest"):
+            load("papers", version=version_id, out=out)
 
 
-def test_a_listing_edited_in_place_is_compared_not_kept(tmp_path: Path, encoded_from: list[int]) -> None:
-    """The same name, other bytes: a new staged capture, none of whose rows is the parent's."""
+def test_a_listing_edited_in_place_is_compared_not_kept(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
+    """The same name, other bytes: a new staged capture; the parent's is gone, so nothing is shared."""
     head, body, _abstract = RECORDS[2].split("\n", 2)
     edited = [*RECORDS[:2], f"{head}\n{body}\nA rewritten abstract.\n", *RECORDS[3:FIRST]]
     out, _ = _refresh_both_ways(
-        tmp_path, {"listing_2026-11-26.txt": RECORDS[:FIRST]}, {"listing_2026-11-26.txt": edited}
+        tmp_path, {"listing_2026-11-26.txt": RECORDS[:FIRST]}, {"listing_2026-11-26.txt": edited}, forced_whole
     )
-    assert encoded_from == [0, 0, 0]
-    changes = pq.read_table(out / "versions" / "000002" / "changes.parquet").to_pylist()
-    assert [(c["change"], c["changed_fields"]) for c in changes] == [("updated", "abstract,abstract_text")]
+    assert assemblies[1] == (1, "a capture of its parent is gone or changed (listing_2026-11-26.txt)")
+    _assert_written_whole(out)
+    changes = _tables(out, "000002")["changes"]
+    assert list(zip(changes["change"], changes["changed_fields"], strict=True)) == [
+        ("updated", "abstract,abstract_text")
+    ]
 
 
 def test_other_code_keeps_nothing_of_the_parent(
-    tmp_path: Path, encoded_from: list[int], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Other code makes other staged keys: its rows may differ, so none is copied."""
-    from pipeline.raw import sources
+    """Other code makes other staged keys: its rows may differ, so the version is assembled whole."""
+    from pipeline.orchestrate import steps
     from pipeline.staged import stage
 
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
-    for module in (steps, stage, sources):
-        if hasattr(module, "code_fingerprint"):
-            monkeypatch.setattr(module, "code_fingerprint", lambda: "other code")
+    for module in (steps, stage):
+        monkeypatch.setattr(module, "code_fingerprint", lambda: "other code")
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
     summary = run(raw, out)
     assert summary.changes == {"added": len(RECORDS[FIRST:])}
-    assert encoded_from == [0, 0]
+    assert summary.parsed_files == ["listing_2026-11-26.txt", "listing_2026-11-27.txt"]  # other staged keys
+    assert assemblies[1] == (2, "the code (or a library whose output is data) changed since its parent")
+    _assert_written_whole(out)
 
 
-@pytest.mark.parametrize("damage", ["deleted", "truncated"])
-def test_a_missing_or_truncated_parent_is_damage_not_a_write_error(
-    tmp_path: Path, encoded_from: list[int], damage: str
+def _assert_nothing_published(out: Path) -> None:
+    """Latest is still 000001, and nothing of the refused version was left behind."""
+    store = Store.open(out)
+    assert store.version_ids() == ["000001"]
+    assert (out / "LATEST_ID").read_text() == "000001\n"
+    assert not (out / "versions" / "000002").exists()
+    listed = {f.key for f in store.manifest("000001").data_files()}
+    stored = {p.relative_to(out).as_posix() for area in ("data", INDEX) for p in (out / area).rglob("*")}
+    assert {key for key in stored if (out / key).is_file()} <= listed
+    assert not [p for p in out.rglob(".tmp*")]
+
+
+@pytest.mark.parametrize(
+    ("table", "damage", "cached"),
+    [("papers", "deleted", False), ("papers", "truncated", False), ("papers", "deleted", True),
+     ("papers", "truncated", True)],
+)  # fmt: skip
+def test_a_missing_or_truncated_parent_file_is_damage_not_a_write_error(
+    tmp_path: Path, prefect_server, monkeypatch: pytest.MonkeyPatch, table: str, damage: str, cached: bool
 ) -> None:
+    """`cached`: this machine's readers' cache holds a good copy of the file (read from object
+    storage once, say): the store's own file is still the one checked, and the damage still found."""
+    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))
     raw, out = tmp_path / "raw", tmp_path / "out"
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
     run(raw, out)
-    papers = out / "versions" / "000001" / "papers.parquet"
-    papers.chmod(0o644)
+    manifest = Store.open(out).manifest("000001")
+    (file,) = manifest.tables[table] if table in manifest.tables else manifest.index[table]
+    path = out / file.key
+    if cached:
+        copy = cache_path(tmp_path / "reader-cache", file.sha256)
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(path, copy)
+    path.chmod(0o644)
     if damage == "deleted":
-        papers.unlink()
+        path.unlink()
     else:
-        papers.write_bytes(papers.read_bytes()[:-100])
+        path.write_bytes(path.read_bytes()[:-100])
     _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
-    with pytest.raises(VersionDamagedError, match=r"papers\.parquet"):
+    with pytest.raises(VersionDamagedError, match=file.key) as refused:
         run(raw, out)
-    assert latest_id(out) == "000001"
-    assert not [p for p in (out / "versions").iterdir() if p.name.startswith(".tmp")]
-    assert not [p for p in (out / INDEX).iterdir() if p.name.startswith(".tmp")]
+    assert not isinstance(refused.value, StoreWriteError)
+    assert refused.value.exit_code == 2
+    assert ("is missing" if damage == "deleted" else "differs from the sha256 in its manifest") in str(refused.value)
+    _assert_nothing_published(out)
+
+
+def test_a_damaged_parent_index_costs_a_whole_assembly_from_its_tables(
+    tmp_path: Path, prefect_server, assemblies: list[tuple[int, str | None]], forced_whole
+) -> None:
+    """An index is not data: a file of the parent's that is damaged is read around (its tables
+    instead), with a warning, and the new version lists none of its files."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST]})
+    run(raw, out)
+    intact = own_copy(out, tmp_path / "intact")
+    (file,) = Store.open(out).manifest("000001").index["paper_index"]
+    (out / file.key).chmod(0o644)
+    (out / file.key).write_bytes((out / file.key).read_bytes()[:-100])
+    _write_raw(raw, {"listing_2026-11-26.txt": RECORDS[:FIRST], "listing_2026-11-27.txt": RECORDS[FIRST:]})
+    assert run(raw, out).version_id == "000002"
+    assert assemblies[1][0] == 2
+    assert str(assemblies[1][1]).startswith(f"its parent's index cannot be read ({out / file.key}")
+    _assert_written_whole(out)
+    store = Store.open(out)
+    assert file not in store.manifest("000002").index["paper_index"]
+    assert check_version(store, "000002").empty
+    forced_whole(raw, intact)
+    _assert_same_tables(_tables(out, "000002"), _tables(intact, "000002"))

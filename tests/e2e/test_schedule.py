@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pipeline.published.versions import latest_id
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from pipeline.published.manifest import read_manifest
+from pipeline.published import Store
 from tests.conftest import ROOT, SAMPLE
 
 pytestmark = [pytest.mark.server, pytest.mark.subprocess]
@@ -57,5 +56,6 @@ def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(
         serving.terminate()
         serving.wait(timeout=60)
         log.close()
-    assert latest_id(out) == "000001"
-    assert read_manifest(out / "latest")["row_counts"]["papers"] == gold.papers
+    store = Store.open(out)
+    assert store.latest_id() == "000001"
+    assert store.manifest(store.resolve("latest")).row_counts["papers"] == gold.papers

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import polars as pl
 import pytest
-from pipeline.published.versions import latest_id, version_ids
 
-from pipeline.published.manifest import read_manifest
+from pipeline.consume.read import load, load_duckdb
+from pipeline.published import Store, check_version
 from tests.assembly import version_tables
 from tests.conftest import run_flow
 
@@ -59,7 +58,7 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     # same inputs, same code: nothing new
     again = run_flow(raw, out)
     assert (again.published, again.version_id) == (False, "000002")
-    assert version_ids(out) == ["000001", "000002"]
+    assert Store.open(out).version_ids() == ["000001", "000002"]
 
     # a capture deleted: its papers go unless another capture has them (1 of 3: past the 10%
     # removal guard, so the removal is allowed explicitly)
@@ -67,32 +66,48 @@ def test_accumulating_refresh_changes_and_time_travel(prefect_server, tmp_path: 
     third = run_flow(raw, out, max_removed_rate=1.0)
     assert changes_of(out, "000003") == {"A Study of Graphs": "removed"}
     assert third.row_counts["papers"] == 2
-    manifest = read_manifest(out / "latest")
-    assert [i["path"] for i in manifest["inputs"]] == ["listing_2026-02-01.txt"]
-    assert manifest["parent_id"] == "000002"
+    store = Store.open(out)
+    manifest = store.manifest(store.resolve("latest"))
+    assert [i["path"] for i in manifest.get("inputs")] == ["listing_2026-02-01.txt"]
+    assert manifest.parent_id == "000002"
 
-    # time travel by folder: every reader sees latest and an older version, offline
-    latest, old = out / "latest" / "papers.parquet", out / "versions" / "000001" / "papers.parquet"
-    assert duckdb.sql(f"select count(*) from '{latest}'").fetchall() == [(2,)]
-    assert duckdb.sql(f"select count(*) from '{old}'").fetchall() == [(2,)]
-    assert pl.read_parquet(latest).height == 2
-    assert pl.read_parquet(old)["published"].dtype == pl.Date
-    assert len(pd.read_parquet(old)) == 2
-    added = duckdb.sql(
-        f"select count(*) from '{out}/versions/000002/changes.parquet' where change = 'added'"
-    ).fetchall()
+    # time travel by version id: every engine sees latest and an older version, offline
+    latest = load("papers", engine="duckdb", out=out)
+    assert latest.aggregate("count(*)").fetchall() == [(2,)]
+    assert load("papers", version="000001", engine="duckdb", out=out).aggregate("count(*)").fetchall() == [(2,)]
+    assert load("papers", engine="polars", out=out).height == 2
+    old = load("papers", version="000001", engine="polars", out=out)
+    assert old["published"].dtype == pl.Date
+    assert set(old["title"]) == {"A Study of Graphs", "Language Models Revisited"}
+    old_frame = load("papers", version="000001", out=out)
+    assert isinstance(old_frame, pd.DataFrame)
+    assert len(old_frame) == 2
+    added = load_duckdb(version="000002", out=out).sql("select count(*) from changes where change = 'added'").fetchall()
     assert added == [(1,)]
 
 
-def test_keep_prunes_old_versions_but_never_latest_or_its_parent(prefect_server, tmp_path: Path) -> None:
+def test_keep_prunes_old_versions_but_never_latest_or_its_parent(
+    prefect_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIPELINE_GC_GRACE_S", "0")  # files no kept version lists go at once
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     for n, text in enumerate([P1, P2, P3], start=1):
         (raw / f"listing_2026-01-0{n}.txt").write_text(text, encoding="utf-8")
         run_flow(raw, out)
-    assert version_ids(out) == ["000001", "000002", "000003"]
+    store = Store.open(out)
+    assert store.version_ids() == ["000001", "000002", "000003"]
     (raw / "listing_2026-01-04.txt").write_text(P2_NEW, encoding="utf-8")
     summary = run_flow(raw, out, keep=1)
     assert summary.pruned == ["000001", "000002"]
-    assert version_ids(out) == ["000003", "000004"]
-    assert latest_id(out) == "000004"
+    store = Store.open(out)
+    assert store.version_ids() == ["000003", "000004"]
+    assert store.latest_id() == "000004"
+    # the kept versions share files with the pruned ones: collecting the garbage kept every one they list
+    for version_id in ("000003", "000004"):
+        assert check_version(store, version_id).empty, version_id
+    listed = {f.key for v in ("000003", "000004") for f in store.manifest(v).data_files()}
+    stored = {p.relative_to(out).as_posix() for area in ("data", "index") for p in (out / area).rglob("*")
+              if p.is_file()}  # fmt: skip
+    assert stored == listed
+    assert sorted(p.name for p in (out / "versions").iterdir()) == ["000003", "000004"]  # pruned folders go too

@@ -146,8 +146,9 @@ def test_a_refresh_that_only_adds_later_captures_is_assembled_incrementally() ->
         (ParentFacts(2, True, "code", dict(JAN)), {"b": JAN["b"]}, "gone or changed (listing_2026-01-01.txt)"),
         (ParentFacts(2, True, "code", dict(JAN)), {**JAN, "c": (date(2025, 12, 31), "x.txt")}, "before"),
         (ParentFacts(2, True, "code", dict(JAN)), {**JAN, "c": (date(2026, 1, 2), "early.txt")}, "before"),
+        (ParentFacts(2, True, "code", dict(JAN), "x.parquet is missing"), JAN, "index cannot be read (x.parquet"),
     ],
-    ids=["first", "layout 1", "no index", "new code", "removed", "backfill", "same day, earlier name"],
+    ids=["first", "layout 1", "no index", "new code", "removed", "backfill", "same day, earlier name", "damaged"],
 )
 def test_a_version_is_assembled_whole_when_a_refresh_could_not_equal_a_full_assembly(parent, captures, why) -> None:
     reason = whole_assembly(parent, captures, "code")

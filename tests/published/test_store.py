@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pipeline import load
-from pipeline.errors import StoreError
+from pipeline.errors import StoreError, VersionDamagedError
 from pipeline.published import Store
 from pipeline.storage import open_storage
 from tests.listings import RECORDS
@@ -42,6 +42,23 @@ def test_the_lock_holder_removes_a_dead_writers_version_folder_but_no_older_one(
         removed = store.clean_uncommitted()
     assert removed == [store.storage.where("versions/000002")]
     assert store.storage.head("versions/000000/report.html") is not None
+
+
+def test_files_shared_unread_are_checked_for_presence_and_size(published: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(published, out, symlinks=True)
+    store = Store.open(out)
+    files = [f for files in store.manifest("000001").tables.values() for f in files]
+    store.check_stored(files)
+    papers = next(f for f in files if f.key.startswith("data/papers/"))
+    (out / papers.key).write_bytes((out / papers.key).read_bytes()[:-1])
+    with pytest.raises(VersionDamagedError, match=f"{papers.key} differs from the sha256 in its manifest"):
+        store.check_stored(files)
+    (out / papers.key).unlink()
+    with pytest.raises(VersionDamagedError, match=f"{papers.key} is missing"):
+        store.check_stored(files)
 
 
 def test_the_pointers_follow_the_newest_version(published: Path) -> None:

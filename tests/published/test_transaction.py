@@ -16,6 +16,7 @@ from pipeline.published import Store, VersionTransaction, collect_garbage, read_
 from pipeline.published.publish import table_specs
 from pipeline.published.writer import write_generation
 from pipeline.storage.files import file_digest
+from schemas import MODELS
 from schemas.contract import schema_fingerprint
 from schemas.validate import batch_failures
 from tests.assembly import frame_batches
@@ -176,12 +177,16 @@ def test_the_commit_is_the_manifest_created_only_where_none_is(tmp_path: Path, t
 def test_commit_makes_the_version_visible_with_every_file_listed(tmp_path: Path, tables) -> None:
     store = Store.open(tmp_path)
     with store.lock(5) as lease, VersionTransaction(store, None, lease) as tx:
-        _write_all(tx, tables)
+        for name in reversed(MODELS):  # in any order: the manifest lists them in the contract's
+            spec = table_specs()[name]
+            files, rows, _ = tx.write(spec, frame_batches(name, tables[name]), batch_failures, empty_file=True)
+            tx.set_table(spec, files, rows)
         tx.add_file("report.html", "<p>report</p>")
         assert store.version_ids() == []  # nothing visible before the commit
         outcome = tx.commit({"fingerprint": "f"}, NOW)
     assert (outcome.version_id, outcome.published, store.latest_id()) == ("000001", True, "000001")
     manifest = store.manifest("000001")
+    assert list(manifest.tables) == list(manifest.row_counts) == list(MODELS)
     assert manifest.schema_fingerprint == schema_fingerprint()
     assert set(manifest.own) == {"report.html", "contract/schema.json", "contract/data_dictionary.md"}
     assert manifest.own["report.html"] == file_digest(Path(outcome.path) / "report.html")
