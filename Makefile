@@ -11,7 +11,12 @@ DEV    := $(VENV)/.installed-dev
 # --inexact: uv must not remove itself (or the dev tools, when only the runtime is synced).
 SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
 
-.PHONY: run test lint bench-split bench-scale dictionary given-names lock clean
+# test-fast: the tests that start no service (no Prefect server, SeaweedFS, Dask or browser).
+# Both run on xdist workers; --dist loadfile keeps a file's tests (and a docs page's snippets, which
+# build on each other) in order on one worker. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 4
+FAST_WORKERS   ?= 2
+.PHONY: run test test-fast lint bench-split bench-scale dictionary given-names lock clean
 
 $(UV):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,7 +34,10 @@ run: $(STAMP)
 	$(PY) -m pipeline run
 
 test: $(DEV)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+
+test-fast: $(DEV)
+	$(PY) -m pytest -n $(FAST_WORKERS) --dist loadfile -m "not service"
 
 lint: $(DEV)
 	$(PY) -m ruff check .

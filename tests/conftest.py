@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,6 @@ from typing import Any
 import pytest
 from anyascii import anyascii
 from hypothesis import settings
-
-from tests.s3server import BUCKET, S3Server, start_s3_server
 
 # Shared, noisy machines: a slow example is not a failure; a wrong one is.
 settings.register_profile("shared-machine", deadline=None)
@@ -67,15 +64,6 @@ class Gold:
         return sum(any(same_person(name) == wanted for name in r["authors"]) for r in self.records)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def own_reader_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The suite's own readers' cache: never the user's ~/.cache, nor a previous run's copies."""
-    with pytest.MonkeyPatch.context() as patched:
-        cache = tmp_path_factory.mktemp("reader-cache")
-        patched.setenv("PIPELINE_CACHE_DIR", str(cache))
-        yield cache
-
-
 @pytest.fixture(scope="session")
 def gold() -> Gold:
     return Gold(tuple(gold_records()))
@@ -122,41 +110,6 @@ def raw_dir(tmp_path: Path) -> Path:
     raw.mkdir()
     shutil.copy(SAMPLE, raw / SAMPLE.name)
     return raw
-
-
-# What `main([... "--quiet"])` sets for the process: not to be passed on to CLI subprocesses.
-QUIET_SETTINGS = ("PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_LOGGING_LEVEL")
-# A first start migrates a new database: minutes on a loaded machine, so allow ten.
-SERVER_STARTUP_ALLOWANCE_S = 600
-
-
-@pytest.fixture(scope="session")
-def prefect_server() -> Iterator[None]:
-    """One Prefect server for every flow test of the session: the one .ci/run started
-    (PIPELINE_TEST_PREFECT_API_URL), else a temporary one (its start-up costs 7-30 s)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    given = os.environ.get("PIPELINE_TEST_PREFECT_API_URL")
-    if given:
-        assert _wait_healthy(given, 180), f"no Prefect server at {given}"
-        with temporary_settings(updates={PREFECT_API_URL: given}):
-            yield
-        return
-    with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_ALLOWANCE_S):
-        yield
-
-
-@pytest.fixture(scope="session")
-def cli_env(prefect_server) -> dict[str, str]:
-    """Environment for CLI subprocesses: the package importable, and a running Prefect API (the
-    one .ci/run started, else this session's test server) so that none pays a server's start-up."""
-    from prefect.settings import PREFECT_API_URL
-
-    url = os.environ.get("PIPELINE_TEST_PREFECT_API_URL") or PREFECT_API_URL.value()
-    assert url, "the session's Prefect test server has no URL"
-    env = {key: value for key, value in os.environ.items() if key not in QUIET_SETTINGS}
-    return {**env, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": str(url)}
 
 
 class LineWatcher:
@@ -222,69 +175,3 @@ def flow_versions(prefect_server, tmp_path_factory: pytest.TempPathFactory) -> P
     run_flow(raw, out, max_reject_rate=1.0)
     assert Store.open(out).version_ids() == ["000001", "000002"]
     return out
-
-
-def _wait_healthy(url: str, timeout_s: float) -> bool:
-    import time
-    import urllib.request
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            time.sleep(0.5)
-    return False
-
-
-@pytest.fixture(scope="session")
-def prefect_api_url(prefect_server) -> str:
-    """The URL of the session's Prefect server (`prefect_server`), for subprocesses and API clients."""
-    from prefect.settings import PREFECT_API_URL
-
-    url = PREFECT_API_URL.value()
-    assert url, "the session's Prefect server has no URL"
-    return str(url)
-
-
-@pytest.fixture(scope="session")
-def dask_address() -> Iterator[str]:
-    """A running Dask scheduler: the one .ci/run started (PIPELINE_TEST_DASK_ADDRESS), else a local cluster."""
-    given = os.environ.get("PIPELINE_TEST_DASK_ADDRESS")
-    if given:
-        yield given
-        return
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        yield cluster.scheduler_address
-
-
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory) -> Iterator[S3Server]:
-    """One real S3 server (SeaweedFS) for the session, started on 127.0.0.1 and stopped at the end."""
-    server = start_s3_server(tmp_path_factory.mktemp("seaweedfs"))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3(s3_server: S3Server, monkeypatch, tmp_path: Path) -> S3Server:
-    """The S3 server, with this process configured for it through the standard AWS variables
-    (a client is made anew for new settings) and a reader cache of the test's own."""
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("PIPELINE_CACHE_DIR", str(tmp_path / "reader-cache"))
-    return s3_server
-
-
-@pytest.fixture
-def s3_prefix(s3: S3Server, request) -> str:
-    """A URL of the test's own under the server's bucket."""
-    import re
-
-    return f"s3://{BUCKET}/{re.sub(r'[^a-z0-9-]+', '-', request.node.name.lower())[:60]}-{os.urandom(3).hex()}"

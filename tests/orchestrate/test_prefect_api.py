@@ -27,7 +27,8 @@ from pipeline.orchestrate.prefect_api import (
 )
 from pipeline.published import Store
 from pipeline.settings import ALLOWANCE_SETTING
-from tests.conftest import QUIET_SETTINGS, ROOT, SAMPLE, LineWatcher
+from tests.conftest import ROOT, SAMPLE, LineWatcher
+from tests.services import QUIET_SETTINGS
 
 SERVER_APP = "prefect.server.api.server:create_app"
 
