@@ -58,8 +58,10 @@ CACHE_SETTING = "PIPELINE_CACHE_DIR"
 # commits) start so.
 METADATA_PREFIX = "paper_listings."
 
-# DuckDB's share of the run's memory: beyond it, joins and sorts spill to a scratch folder.
-ASSEMBLY_MEMORY = "384MB"
+# DuckDB's share of the run's memory: beyond it, joins and sorts spill to a scratch folder. Not
+# all of the assembly spills: the paper index's join needs about 65 MB per 200k papers (measured:
+# it fails at 60 MB and passes at 80 MB on 200k), and 384 MB ran out once in six first runs of 1M.
+ASSEMBLY_MEMORY = "512MB"
 # A reader (publishing streams two tables at once, the key checks and the report run beside it)
 # needs only the join of papers with `seen`, or aggregates.
 READER_MEMORY = "192MB"
