@@ -14,7 +14,7 @@ SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
 # test-fast: the tests that start no service (no Prefect server, SeaweedFS, Dask or browser).
 # Both run on xdist workers; --dist loadfile keeps a file's tests (and a docs page's snippets, which
 # build on each other) in order on one worker. PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 FAST_WORKERS   ?= 2
 .PHONY: run test test-fast lint bench-split bench-scale dictionary given-names lock clean
 

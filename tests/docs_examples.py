@@ -37,8 +37,13 @@ SAMPLE = ROOT / "data" / "raw" / "listing_2026-11-26.txt"
 SECOND = ROOT / "tests" / "data" / "layout1" / "raw" / "listing_2026-11-27.txt"  # five records, one edited
 S3_DATASET = "s3://listings/papers"
 COMMAND_TIMEOUT_S = 600
-# What the README's `make run` needs beside the sample: the Makefile and the environment it made.
-PROJECT_FILES = ("Makefile", "pyproject.toml", "uv.lock", ".venv")
+# What the README's `make run` needs beside the sample: the Makefile and the environment it made
+# (linked), and the files that environment was installed from (copied, dated before its stamp: the
+# environment is the suite's own, installed, and `make` must not install it again from here, where
+# the package's sources are not).
+PROJECT_LINKS = ("Makefile", ".venv")
+PROJECT_INSTALLED_FROM = ("pyproject.toml", "uv.lock")
+INSTALLED_STAMP = ".venv/.installed"
 
 
 @dataclass(frozen=True)
@@ -139,8 +144,12 @@ def docs_workdir(
     if page.name == "README.md":
         (path / "data" / "raw").mkdir(parents=True)
         shutil.copy(SAMPLE, path / "data" / "raw" / SAMPLE.name)
-        for name in PROJECT_FILES:
+        for name in PROJECT_LINKS:
             (path / name).symlink_to(ROOT / name)
+        installed = (ROOT / INSTALLED_STAMP).stat().st_mtime
+        for name in PROJECT_INSTALLED_FROM:
+            shutil.copyfile(ROOT / name, path / name)
+            os.utime(path / name, (installed - 1, installed - 1))
     else:
         shutil.copytree(request.getfixturevalue("docs_dataset"), path, symlinks=True, dirs_exist_ok=True)
     env = _environment(s3_server.env(), prefect_api_url)
