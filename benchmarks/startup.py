@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-from benchmarks.scale import BARE_FLOW, machine, machine_label
+from benchmarks.scale import BARE_FLOW, machine, machine_label, prefect_server
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,43 +34,15 @@ def timed(command: list[str], cwd: Path, api_url: str | None) -> float:
     return time.perf_counter() - start
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def running_server(home: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`prefect server start` on 127.0.0.1 and a free port, once it answers /health."""
-    port = free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError("prefect server start exited")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server, url
-        except OSError:
-            time.sleep(0.5)
-    server.kill()
-    raise RuntimeError("prefect server start did not answer within 600 s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     found: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = running_server(Path(tmp) / "prefect-home")
-        try:
+        home = Path(tmp) / "prefect-home"
+        home.mkdir()
+        with prefect_server(home, Path(tmp)) as url:
             for i in range(args.repeat):
                 for mode, api in (("temporary server", None), ("running server", url))[:: 1 if i % 2 == 0 else -1]:
                     found.setdefault(("bare flow", mode), []).append(
@@ -90,9 +60,6 @@ def main() -> None:
                         str(out),
                     ]
                     found.setdefault(("sample run", mode), []).append(timed(command, Path(tmp), api))
-        finally:
-            server.terminate()
-            server.wait(30)
     print(f"## The fixed cost of a run ({machine_label(machine())}), medians of {args.repeat}")
     print()
     print("| run | no server configured (temporary server) | against a running server | the temporary server's cost |")
