@@ -10,8 +10,8 @@ from pipeline.assembled.captures import Assembled, CaptureFiles
 from pipeline.assembled.incremental import refresh_version
 from pipeline.assembled.keys import key_failures
 from pipeline.errors import DatasetInvalidError
-from pipeline.orchestrate.decisions import parent_facts, run_facts, whole_assembly
-from pipeline.orchestrate.steps import has_indexes, parent_index, parent_version
+from pipeline.orchestrate.decisions import run_facts
+from pipeline.orchestrate.steps import assembly_choice, parent_version
 from pipeline.parse.reference import load_reference
 from pipeline.published import Store, VersionTransaction, write_version
 from pipeline.raw.sources import code_fingerprint, find_listings
@@ -33,11 +33,7 @@ def refresh(raw: Path | str, out: Path | str, whole: bool = False, keep_database
     with store.lock(30) as lease, store.storage.workspace() as scratch:
         latest = store.latest_id()
         parent = store.manifest(latest) if latest is not None else None
-        index, damage = parent_index(store, parent) if parent is not None else ({}, None)
-        facts = parent_facts(parent.document, parent.layout, has_indexes(parent), damage) if parent else None
-        orders = {c.key: (c.source.capture_date, c.source.name) for c in staged}
-        reason = "asked to" if whole else whole_assembly(facts, orders, code_fingerprint())
-        needed = staged if reason is not None or facts is None else [c for c in staged if c.key not in facts.captures]
+        index, _, reason, needed = assembly_choice(store, parent, staged, "asked to" if whole else None)
         captures = [CaptureFiles(c.source.name, c.source.capture_date, c.key,
                                  local_entry(store.staged, c.key, store.cache).files) for c in needed]  # fmt: skip
         base = parent_version(store, parent, index) if parent is not None else None

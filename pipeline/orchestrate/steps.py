@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -187,20 +187,40 @@ def parent_version(store: Store, parent: Manifest, index: Mapping[str, list[Part
     return ParentVersion(parent.id, dict(index), tables, parent.row_counts, parent.index_counts)  # type: ignore[arg-type]
 
 
-def assemble_version(
-    scratch: Path, store: Store, staged: list[StagedCapture], parent: Manifest | None, workers: int,
-    chunk_bytes: int,
-) -> Assembled:  # fmt: skip
-    """The new version's rows, assembled from its new captures against the parent's indexes when
-    it can be (`decisions.whole_assembly`), else from every capture."""
-    logger = get_run_logger()
+class AssemblyChoice(NamedTuple):
+    """What a run assembles: the parent's indexes (`parent_index`) and what is wrong with them,
+    why it assembles whole (None: the new captures alone, against the parent's indexes), and the
+    staged captures it reads."""
+
+    indexes: dict[str, list[Part]]
+    damage: str | None
+    reason: str | None
+    needed: list[StagedCapture]
+
+
+def assembly_choice(
+    store: Store, parent: Manifest | None, staged: Sequence[StagedCapture], forced: str | None = None
+) -> AssemblyChoice:
+    """`decisions.whole_assembly` on the parent and these captures (`forced`: assemble whole, for
+    this reason, whatever it says)."""
     index, damage = parent_index(store, parent) if parent is not None else ({}, None)
     facts = None
     if parent is not None:
         facts = decisions.parent_facts(parent.document, parent.layout, has_indexes(parent), damage)
     orders = {c.key: (c.source.capture_date, c.source.name) for c in staged}
-    reason = decisions.whole_assembly(facts, orders, code_fingerprint())
-    needed = staged if reason is not None or facts is None else [c for c in staged if c.key not in facts.captures]
+    reason = forced or decisions.whole_assembly(facts, orders, code_fingerprint())
+    needed = list(staged) if reason is not None or facts is None else [c for c in staged if c.key not in facts.captures]
+    return AssemblyChoice(index, damage, reason, needed)
+
+
+def assemble_version(
+    scratch: Path, store: Store, staged: list[StagedCapture], parent: Manifest | None, workers: int,
+    chunk_bytes: int,
+) -> Assembled:  # fmt: skip
+    """The new version's rows, assembled from its new captures against the parent's indexes when
+    it can be (`assembly_choice`), else from every capture."""
+    logger = get_run_logger()
+    index, damage, reason, needed = assembly_choice(store, parent, staged)
     captures = local_captures(needed, store, 1 if workers < 1 else workers, chunk_bytes)
     base = parent_version(store, parent, index) if parent is not None else None
     if damage is not None:
