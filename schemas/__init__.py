@@ -1,5 +1,2 @@
-"""The dataset contract: pandera models per table, Arrow types and row checks."""
-
-from schemas.tables import FOREIGN_KEYS, MODELS, arrow_schema
-
-__all__ = ["FOREIGN_KEYS", "MODELS", "arrow_schema"]
+"""The dataset contract: pandera models per table and their Arrow types (`schemas.tables`), the
+parser's rules (`schemas.rules`, which needs no pandera) and row checks (`schemas.validate`)."""

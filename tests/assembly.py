@@ -23,7 +23,7 @@ from pipeline.published import PublishOutcome, Store, VersionTransaction, read_t
 from pipeline.published.layout import REPORT_FILE
 from pipeline.reported.version_report import version_report_html
 from pipeline.staged.store import staged_part_name, write_staged_part
-from schemas import MODELS, arrow_schema
+from schemas.tables import MODELS, arrow_schema
 from schemas.validate import batch_failures
 
 _numbers = itertools.count()

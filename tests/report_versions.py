@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from pipeline.assembled.generations import Part
 from pipeline.published import Store, version_parts
 from pipeline.reported.report_data import ReportData, report_data
-from schemas import MODELS, arrow_schema
+from schemas.tables import MODELS, arrow_schema
 
 CAPTURE = date(2026, 11, 26)
 STRAY = "<script>alert(1)</script> a line that belongs to no record\n"

@@ -48,9 +48,10 @@ from pipeline.assembled.rules import (
 from pipeline.db import connect, reading, sql_files
 from pipeline.parse.content import content_columns, create_content_table, hash_columns
 from pipeline.parse.reference import Reference
-from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES, categories_table, registry_table
+from pipeline.parse.reference_tables import categories_table, registry_table
+from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES
 from pipeline.settings import ASSEMBLY_MEMORY
-from schemas import MODELS
+from schemas.tables import MODELS
 
 
 def open_assembly(con: Any, captures: Sequence[CaptureFiles], reference: Reference) -> list[CaptureFiles]:

@@ -14,7 +14,7 @@ from pipeline.assembled.generations import Part
 from pipeline.db import sql_files
 from pipeline.errors import UnreadableInputError
 from pipeline.parse.tables import ASSEMBLED_COLUMNS, staged_schema
-from schemas import arrow_schema
+from schemas.tables import arrow_schema
 
 # A source of rows, read once, batch by batch.
 Batches = Callable[[], Iterable[pa.RecordBatch]]

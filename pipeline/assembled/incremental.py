@@ -37,7 +37,7 @@ from pipeline.db import connect, reading
 from pipeline.parse.content import hash_columns
 from pipeline.parse.reference import Reference
 from pipeline.settings import ASSEMBLY_MEMORY
-from schemas import MODELS
+from schemas.tables import MODELS
 
 _CHILDREN = {"paper_authors": ("authors", "author_rows", "author_id"),
              "paper_organizations": ("organizations", "org_rows", "org_id")}  # fmt: skip

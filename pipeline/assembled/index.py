@@ -21,7 +21,7 @@ import json
 import pyarrow as pa
 
 from pipeline.parse.content import content_recipe, content_schema
-from schemas import arrow_schema
+from schemas.tables import arrow_schema
 
 INDEX_NAMES = ("paper_index", "author_spellings", "author_refs", "org_refs")
 # What the report reads of papers: their date and category, and every column that may be null;

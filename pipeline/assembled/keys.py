@@ -12,7 +12,7 @@ from pipeline.assembled.captures import count
 from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
 from pipeline.db import connect, reading, sql_text
 from pipeline.settings import READER_MEMORY
-from schemas import FOREIGN_KEYS, MODELS
+from schemas.tables import FOREIGN_KEYS, MODELS
 from schemas.validate import REPORT_COLUMNS
 
 

@@ -12,8 +12,7 @@ from typing import Any
 from pipeline.assembled.captures import select
 from pipeline.assembled.index import INDEX_SCHEMAS, REPORTED_PAPER_COLUMNS
 from pipeline.parse.content import hash_columns
-from schemas import arrow_schema
-from schemas.tables import SORTED_BY
+from schemas.tables import SORTED_BY, arrow_schema
 
 # Order of each light published table: by its key (papers and rejects keep capture, then line order).
 ORDER_BY: dict[str, str] = {

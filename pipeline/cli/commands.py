@@ -35,8 +35,7 @@ from pipeline.settings import startup_allowance
 from pipeline.staged.stage import start_parsers, worth_starting_parsers
 from pipeline.staged.store import known_inputs
 from pipeline.storage import Storage
-from schemas import MODELS
-from schemas.tables import CHANGE_KINDS
+from schemas.tables import CHANGE_KINDS, MODELS
 from schemas.validate import format_report
 
 SHOW_COLUMN_CHARS = 40

@@ -19,8 +19,7 @@ from pipeline.published import DataFile, Manifest, Store, version_parts
 from pipeline.published.layout import DATA, INDEX, REJECTED, STAGED, VERSION_ID, VERSIONS
 from pipeline.settings import DEFAULT_LOCK_TIMEOUT_S, METADATA_PREFIX, READER_MEMORY
 from pipeline.storage import Location, open_storage
-from schemas import MODELS, arrow_schema
-from schemas.tables import plain_schema
+from schemas.tables import MODELS, arrow_schema, plain_schema
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable

@@ -17,27 +17,35 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.db import new_connection
-from schemas import arrow_schema
 
 # Columns that say where a row came from, not what the paper is: not compared for changes.
 LINEAGE_COLUMNS = ("source_file", "source_line", "first_seen", "last_seen")
 _SEPARATOR = "chr(31)"  # between the authors (and organisations) of a paper when they are hashed
 
 
+def compared_columns(papers_columns: Sequence[str]) -> list[str]:
+    """Of the columns of a papers table, those changes compare: all but the key and lineage."""
+    return [c for c in papers_columns if c not in LINEAGE_COLUMNS and c != "paper_id"]
+
+
 def content_columns() -> list[str]:
-    """The papers columns changes compare: all but the key and lineage."""
-    return [c for c in arrow_schema("papers").names if c not in LINEAGE_COLUMNS and c != "paper_id"]
+    """The papers columns changes compare, as the contract declares them (`compared_columns`)."""
+    # Imported here, not above: the parsers' processes hash with the columns of the tables they
+    # build, and never load pandera (~2 s and ~85 MB each).
+    from schemas.tables import arrow_schema
+
+    return compared_columns(arrow_schema("papers").names)
 
 
-def hash_columns() -> list[str]:
-    """The hash columns of a content table, in order: one per compared column, then the author
-    list, the organisation list, and all of them together."""
-    return [*content_columns(), "authors", "organizations", "whole"]
+def hash_columns(compared: Sequence[str] | None = None) -> list[str]:
+    """The hash columns of a content table, in order: one per compared column (default:
+    `content_columns`), then the author list, the organisation list, and all of them together."""
+    return [*(content_columns() if compared is None else compared), "authors", "organizations", "whole"]
 
 
-def content_schema() -> pa.Schema:
+def content_schema(compared: Sequence[str] | None = None) -> pa.Schema:
     """Arrow schema of a content table: the paper's id, then `hash_columns`."""
-    hashes = [pa.field(name, pa.uint64(), nullable=False) for name in hash_columns()]
+    hashes = [pa.field(name, pa.uint64(), nullable=False) for name in hash_columns(compared)]
     return pa.schema([pa.field("paper_id", pa.string(), nullable=False), *hashes])
 
 
@@ -76,14 +84,15 @@ def create_content_table(
 def content_hashes(papers: pa.Table, paper_authors: pa.Table, paper_organizations: pa.Table) -> pa.Table:
     """The content table (`content_schema`) of one parsed part: its staged papers, authors and
     organisations, hashed in an in-memory database (no file is read or written)."""
+    compared = compared_columns(papers.schema.names)
     con = new_connection(memory_limit=None, threads=1)
     try:
         con.register("part_papers", papers)
         con.register("part_authors", paper_authors)
         con.register("part_organizations", paper_organizations)
-        create_content_table(con, "part_content", "part_papers", "part_authors", "part_organizations")
+        create_content_table(con, "part_content", "part_papers", "part_authors", "part_organizations", compared)
         # In no particular order: content rows are only ever joined on paper_id.
         table: pa.Table = con.sql("SELECT * FROM part_content").to_arrow_table()
     finally:
         con.close()
-    return table.cast(content_schema())
+    return table.cast(content_schema(compared))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import AnyStr
 
 from pipeline.parse.split import Split, split_title_authors
-from schemas.tables import RejectRule
+from schemas.rules import RejectRule
 
 # Size limits: a record past any of them is rejected as ``oversized_record`` before the splitter
 # or the LaTeX renderer sees it, which bounds the time and memory one record can take. Real

@@ -16,7 +16,7 @@ from pipeline.parse.latex import abstract_text, latex_to_text  # noqa: F401 (lat
 from pipeline.parse.listing import ParsedRecord, Reject
 from pipeline.parse.reference import Reference, load_reference
 from pipeline.parse.split import PARTICLES, is_org_word
-from schemas.tables import SCORE_RANGE, RejectRule
+from schemas.rules import SCORE_RANGE, RejectRule
 
 # Rule for suffixes shared by several archives (CV = cs.CV or math.CV): the first archive of
 # this list wins. The listing is a machine-learning aggregator, so computer science and

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from pipeline.parse.reference import load_reference
-from schemas.tables import RejectRule
+from schemas.rules import RejectRule
 
 # Python's `re` has no \p{Lu}: build upper/lower classes once from Latin, Greek and Cyrillic.
 _CHARS = [chr(c) for c in range(0x0250)] + [chr(c) for c in range(0x0370, 0x0530)]

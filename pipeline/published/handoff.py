@@ -13,7 +13,7 @@ from pipeline.published.store import Store
 from pipeline.published.verify import table_batches, version_parts
 from pipeline.published.writer import no_check, write_generation
 from pipeline.storage import Location, open_storage
-from schemas import MODELS
+from schemas.tables import MODELS
 
 # The manifest's entries that describe the version (its tables' files are listed anew).
 _KEPT = ("id", "parent_id", "created_at", "pipeline_version", "inputs", "skipped_inputs", "records", "rejects",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 
 from pipeline.errors import StoreError
-from schemas import MODELS
+from schemas.tables import MODELS
 
 LAYOUT = 2  # the layout this code writes; 1: each version a folder holding one file per table
 VERSIONS = "versions"

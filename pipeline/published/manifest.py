@@ -19,7 +19,7 @@ from pipeline.published.layout import (
     check_file_key,
     version_key,
 )
-from schemas import MODELS
+from schemas.tables import MODELS
 
 MAX_MANIFEST_BYTES = 64 << 20
 _SHA256_HEX = frozenset("0123456789abcdef")

@@ -20,9 +20,8 @@ from pipeline.published.manifest import DataFile, Manifest
 from pipeline.published.transaction import VersionTransaction
 from pipeline.published.writer import BatchCheck, TableSpec, footer, no_check
 from pipeline.settings import READER_MEMORY
-from schemas import MODELS, arrow_schema
 from schemas.contract import schema_fingerprint, table_contract_json
-from schemas.tables import SORTED_BY, published_schema
+from schemas.tables import MODELS, SORTED_BY, arrow_schema, published_schema
 
 _READ_ROWS = 16_384
 

@@ -15,8 +15,8 @@ from pipeline.published.store import Store
 from pipeline.published.writer import conform
 from pipeline.settings import PARQUET_OPTIONS
 from pipeline.storage.files import write_error
-from schemas import arrow_schema
 from schemas.contract import schema_fingerprint
+from schemas.tables import arrow_schema
 
 
 def write_rejected(store: Store, rejects: Iterable[pa.RecordBatch], manifest: Mapping[str, Any]) -> str:

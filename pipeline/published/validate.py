@@ -25,9 +25,8 @@ from pipeline.settings import METADATA_PREFIX
 from pipeline.storage import Location, Storage, open_storage
 from pipeline.storage.files import file_digest
 from pipeline.storage.verified import plain_path
-from schemas import MODELS, arrow_schema
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint, table_contract_json
-from schemas.tables import plain_schema
+from schemas.tables import MODELS, arrow_schema, plain_schema
 from schemas.validate import REPORT_COLUMNS, batch_failures, report_row
 
 _CHECK_BATCH_ROWS = 16_384

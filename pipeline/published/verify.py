@@ -15,8 +15,7 @@ from pipeline.errors import UnreadableInputError, VersionDamagedError
 from pipeline.published.manifest import Manifest
 from pipeline.published.store import Store
 from pipeline.settings import READER_MEMORY
-from schemas import MODELS, arrow_schema
-from schemas.tables import SORTED_BY, plain_schema, published_schema
+from schemas.tables import MODELS, SORTED_BY, arrow_schema, plain_schema, published_schema
 
 _BATCH_ROWS = 16_384
 

@@ -13,8 +13,7 @@ from pipeline.assembled.index import reported_papers_sql
 from pipeline.db import connect
 from pipeline.reported.series import MAX_BARS, TimeBins, coauthor_groups, time_bins
 from pipeline.settings import READER_MEMORY
-from schemas import arrow_schema
-from schemas.tables import CHANGE_KINDS, MODELS
+from schemas.tables import CHANGE_KINDS, MODELS, arrow_schema
 
 TOP_CATEGORIES = 8  # categories drawn apart in the time chart; the rest are stacked as "other"
 TOP_RANKED = 20  # authors and organisations listed

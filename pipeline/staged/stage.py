@@ -15,11 +15,13 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from pipeline import settings
 from pipeline.db import connect, sql_files
 from pipeline.parse.listing import decode_listing
 from pipeline.parse.reference import load_reference
-from pipeline.parse.tables import chunk_tables
+from pipeline.parse.tables import chunk_tables, staged_schemas
 from pipeline.raw.scan import Chunk, changed_error, each_chunk, listing_digest, read_part, scan
 from pipeline.raw.sources import Source, code_fingerprint, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
@@ -33,7 +35,7 @@ from pipeline.staged.store import (
     write_staged_part,
 )
 from pipeline.storage import Storage
-from schemas.tables import HEADERLESS_RULES
+from schemas.rules import HEADERLESS_RULES
 
 # Opens the progress of parsing `total` bytes: a function told (bytes, papers) as each part is done.
 OpenMeter = Callable[[int], AbstractContextManager[Callable[[int, int], None]]]
@@ -56,16 +58,18 @@ class ChunkResult:
 
 
 def stage_chunk(
-    source: Source, chunk: Chunk, folder: Path, index: int, earlier: Mapping[str, int] | None = None
-) -> ChunkResult:
-    """Parse one part of a listing and write its staged tables into `folder` (runs in a worker)."""
+    source: Source, chunk: Chunk, folder: Path, index: int, schemas: Mapping[str, pa.Schema],
+    earlier: Mapping[str, int] | None = None,
+) -> ChunkResult:  # fmt: skip
+    """Parse one part of a listing and write its staged tables (`schemas`, from `staged_schemas`)
+    into `folder` (runs in a worker)."""
     part = read_part(source, chunk)
     text, undecodable = decode_listing(part.data, chunk.first_line)
     lengths, undecodable = part.line_lengths, undecodable | part.undecodable
     del part  # the bytes are not kept beside their text: a worker's peak is a few copies of its part
     tables = chunk_tables(
         text, source.capture_date, load_reference(), first_line=chunk.first_line, undecodable=undecodable,
-        line_lengths=lengths, earlier=earlier,
+        line_lengths=lengths, earlier=earlier, schemas=schemas,
     )  # fmt: skip
     if not run_alive():
         raise SystemExit("the run this worker parsed for has ended: nothing written")
@@ -90,11 +94,15 @@ class _Inline(Executor):
         return future
 
 
+# What the parsers' server loads before it forks a worker. The lifeline first: the server is tied
+# to its run before it loads the rest.
+PARSER_MODULES = ("pipeline.staged.lifeline", "pipeline.staged.stage", "pipeline.staged.worker")
+
+
 def _parsers_context() -> Any:
     mark_run()  # the server, once started, ends with this process (`pipeline.staged.lifeline`)
     context = multiprocessing.get_context("forkserver")
-    # The lifeline first: the server is tied to this run before it spends seconds loading the rest.
-    context.set_forkserver_preload(["pipeline.staged.lifeline", "pipeline.staged.stage", "pipeline.staged.worker"])
+    context.set_forkserver_preload(list(PARSER_MODULES))
     return context
 
 
@@ -234,6 +242,7 @@ def _parse(
     Each part goes to the workers as soon as the scan finds it: the scan of a large file runs
     beside the parsing of its first parts, not before it. The meter hears of each part as it ends."""
     size = sum(t.size_bytes for t in todo)
+    schemas = staged_schemas()  # built here: the parsers never load the contract's pandera models
     with ExitStack() as stack:
         folders = []
         for number in range(len(todo)):
@@ -248,7 +257,7 @@ def _parse(
 
                 def submit(chunk: Chunk, t: _ToParse = t, folder: Path = folder, found: list[Chunk] = found,
                            parts: list[Future[ChunkResult]] = parts) -> None:  # fmt: skip
-                    future = pool.submit(stage_chunk, t.source, chunk, folder, len(found))
+                    future = pool.submit(stage_chunk, t.source, chunk, folder, len(found), schemas)
                     future.add_done_callback(partial(_count, size=chunk.length, advance=advance))
                     parts.append(future)
                     found.append(chunk)
@@ -261,7 +270,7 @@ def _parse(
         for t, folder, found, done in zip(todo, folders, chunks, results, strict=True):
             if len(done) > 1:
                 for i, earlier in _cross_part_duplicates(folder, len(done)).items():
-                    done[i] = stage_chunk(t.source, found[i], folder, i, earlier)
+                    done[i] = stage_chunk(t.source, found[i], folder, i, schemas, earlier)
             staged_captures[t.source.name] = _commit(t, folder, staged, done, cache)
     return staged_captures
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.published import Store, read_tables
-from schemas import MODELS
+from schemas.tables import MODELS
 from tests.listings import RECORDS, variant
 from tests.refreshes import refresh
 

@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.published import Store
-from schemas import MODELS
+from schemas.tables import MODELS
 from tests.assembly import publish_frames
 from tests.conftest import own_copy
 

@@ -34,7 +34,7 @@ from pipeline.published.verify import table_batches
 from pipeline.storage import open_storage
 from pipeline.storage.files import file_digest
 from pipeline.storage.lock import writer_lock
-from schemas import MODELS, arrow_schema
+from schemas.tables import MODELS, arrow_schema
 from tests.assembly import publish_frames, successive_editions
 from tests.conftest import ROOT, own_copy
 from tests.validation import validate_dataset

@@ -21,7 +21,7 @@ from pipeline.orchestrate import decisions
 from pipeline.published import Manifest, Store, check_version
 from pipeline.published.layout import INDEX
 from pipeline.storage.verified import cache_path
-from schemas import MODELS
+from schemas.tables import MODELS
 from tests.assembly import version_tables
 from tests.conftest import SAMPLE, own_copy
 from tests.conftest import run_flow as run

@@ -23,7 +23,7 @@ from pipeline.orchestrate.decisions import (
 from pipeline.raw.sources import InputNotice, Source, listing_cache_key
 from pipeline.staged.capture import CaptureCounts, StagedCapture
 from pipeline.storage import LocalStorage
-from schemas.tables import HEADERLESS_RULES
+from schemas.rules import HEADERLESS_RULES
 
 RAW = LocalStorage(Path("raw"))
 

@@ -18,7 +18,7 @@ from pipeline.parse.content import (
     hash_columns,
 )
 from pipeline.parse.tables import CHANGE_INPUTS, chunk_tables
-from schemas import arrow_schema
+from schemas.tables import arrow_schema
 from tests.assembly import assembled, write_parent
 
 CAPTURE = date(2026, 1, 1)

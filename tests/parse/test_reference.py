@@ -9,8 +9,6 @@ import pytest
 
 from benchmarks.given_names import LEXICON, corpus, given_words, lexicon, lexicon_csv
 from pipeline.parse.reference import Category, Organization, load_reference
-from pipeline.parse.tables import categories_table, registry_table
-from schemas import arrow_schema
 
 TAXONOMY_CODES = 155  # the arXiv taxonomy's codes, its aliases among them
 
@@ -46,20 +44,6 @@ def test_registry_rows_have_a_name_and_a_ror_id_only_when_known(reference) -> No
     assert organizations["openai"] == Organization("openai", "OpenAI", None)  # an empty ROR id is None, not ""
     assert all(org_id == o.org_id and o.name for org_id, o in organizations.items())
     assert all(o.ror_id is None or len(o.ror_id) == 9 for o in organizations.values())
-
-
-def test_the_registry_and_the_taxonomy_as_published_tables(reference) -> None:
-    registry = registry_table(reference)
-    assert registry.schema.equals(arrow_schema("organizations"))
-    assert registry.column("org_id").to_pylist() == list(reference.organizations)
-    assert registry.column("ror_id").null_count == sum(o.ror_id is None for o in reference.organizations.values())
-    categories = categories_table(reference)
-    assert categories.schema.equals(arrow_schema("categories"))
-    assert categories.num_rows == TAXONOMY_CODES
-    assert "NA" not in categories.column("category").to_pylist()  # codes, not suffixes
-    assert categories.column("alias_of").drop_null().to_pylist() == [
-        c.alias_of for c in reference.categories.values() if c.alias_of is not None
-    ]
 
 
 def test_the_reference_is_loaded_once_and_cannot_be_changed() -> None:

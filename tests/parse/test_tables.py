@@ -14,6 +14,7 @@ from pipeline.parse.listing import parse_listing
 from pipeline.parse.normalize import normalize_record
 from pipeline.parse.tables import chunk_tables, staged_schema
 from tests.assembly import assembled
+from tests.listings import record
 from tests.validation import validate_dataset
 
 A = "LGMar 1, 2024\nA Study of GraphsSébastien Bubeck, Ann Lee\nAbstract A.\n"
@@ -28,6 +29,19 @@ def test_staged_papers_have_the_declared_columns(reference) -> None:
     assert {name: t.num_rows for name, t in tables.items()} == {
         "papers": 2, "paper_authors": 3, "paper_organizations": 2, "rejects": 0, "paper_content": 2,
     }  # fmt: skip
+    assert all(t.schema.equals(staged_schema(name)) for name, t in tables.items())
+
+
+def test_rows_past_a_batch_are_all_kept_in_their_order(reference) -> None:
+    """Rows are turned into Arrow in batches as they come: past a batch, nothing is lost or moved."""
+    tables = chunk_tables("".join(record(n) for n in range(2_500)), date(2026, 1, 1), reference)
+    papers = tables["papers"]
+    assert papers.column("title").to_pylist() == [f"Study Number {n} of Graphs" for n in range(2_500)]
+    assert papers.column("source_line").to_pylist() == [1 + 3 * n for n in range(2_500)]
+    paper_ids = papers.column("paper_id").to_pylist()
+    assert tables["paper_authors"].column("paper_id").to_pylist() == [p for p in paper_ids for _ in ("Ann", "Bo")]
+    assert tables["paper_authors"].column("name").to_pylist() == ["Ann Lee", "Bo Chen"] * 2_500
+    assert sorted(tables["paper_content"].column("paper_id").to_pylist()) == sorted(paper_ids)
     assert all(t.schema.equals(staged_schema(name)) for name, t in tables.items())
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.published import Store, check_location, export_version, read_tables
-from schemas import MODELS
+from schemas.tables import MODELS
 
 
 def test_a_version_handed_over_holds_its_tables_one_file_each_and_validates(published: Path, tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pipeline.consume.read import load
 from pipeline.orchestrate.decisions import parent_facts, whole_assembly
 from pipeline.orchestrate.steps import has_indexes
 from pipeline.published import LAYOUT, Store, check_location, check_version, collect_garbage, prune, read_tables
-from schemas import MODELS
+from schemas.tables import MODELS
 from tests.conftest import DATA, SAMPLE
 from tests.refreshes import refresh
 

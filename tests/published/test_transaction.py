@@ -16,8 +16,8 @@ from pipeline.published import Store, VersionTransaction, collect_garbage, read_
 from pipeline.published.publish import table_specs
 from pipeline.published.writer import write_generation
 from pipeline.storage.files import file_digest
-from schemas import MODELS
 from schemas.contract import schema_fingerprint
+from schemas.tables import MODELS
 from schemas.validate import batch_failures
 from tests.assembly import frame_batches
 from tests.published.conftest import NOW, publish

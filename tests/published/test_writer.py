@@ -17,9 +17,8 @@ from pipeline.consume.read import TABLES
 from pipeline.published import Store
 from pipeline.published.publish import table_specs
 from pipeline.published.writer import write_generation
-from schemas import arrow_schema
 from schemas.contract import table_contract_json
-from schemas.tables import SORTED_BY
+from schemas.tables import SORTED_BY, arrow_schema
 from schemas.validate import batch_failures
 from tests.assembly import frame_batches
 

@@ -14,8 +14,7 @@ from pipeline.errors import VersionDamagedError
 from pipeline.published import Store, version_parts
 from pipeline.reported.report_data import OTHER, Category, ReportData, papers_by_period, report_data
 from pipeline.reported.version_report import render_report
-from schemas import MODELS, arrow_schema
-from schemas.tables import CHANGE_KINDS
+from schemas.tables import CHANGE_KINDS, MODELS, arrow_schema
 from tests.assembly import publish_frames
 from tests.listings import RECORDS, variant
 from tests.refreshes import refresh

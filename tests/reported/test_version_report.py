@@ -36,8 +36,7 @@ from pipeline.reported.version_report import (
     REJECT_COLOUR,
     render_report,
 )
-from schemas import MODELS
-from schemas.tables import CHANGE_KINDS
+from schemas.tables import CHANGE_KINDS, MODELS
 from tests.png import SIGNATURE, colour_pixels, decode_png
 from tests.report_versions import expected_top_authors
 

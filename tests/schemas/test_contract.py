@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import MODELS
 from schemas.contract import contract_json, data_dictionary, schema_fingerprint
+from schemas.tables import MODELS
 from tests.conftest import ROOT
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import DatasetInvalidError
-from schemas import MODELS, arrow_schema
+from schemas.tables import MODELS, arrow_schema
 from tests.validation import validate_dataset
 
 

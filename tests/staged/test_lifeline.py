@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from pipeline.parse.tables import staged_schemas
 from pipeline.raw.scan import Chunk
 from pipeline.staged.lifeline import RUN_PID, SERVER_PID, run_alive
 from pipeline.staged.stage import stage_chunk
@@ -80,7 +81,7 @@ def test_a_worker_whose_server_ended_writes_nothing(tmp_path: Path, monkeypatch:
     monkeypatch.setenv(SERVER_PID, str(os.getppid() + 1_000_000))
     assert not run_alive()
     with pytest.raises(SystemExit, match="nothing written"):
-        stage_chunk(source, chunk, folder, 0)
+        stage_chunk(source, chunk, folder, 0, staged_schemas())
     assert not any(folder.iterdir())
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from pipeline.parse.tables import STAGED_TABLES
 from pipeline.raw.sources import InputError
-from pipeline.staged.stage import no_meter, stage_sources, start_parsers
+from pipeline.staged.stage import PARSER_MODULES, no_meter, stage_sources, start_parsers
 from pipeline.staged.store import STAGED_META
 from pipeline.storage import LocalStorage
 from pipeline.storage.files import file_digest
@@ -237,3 +239,14 @@ def test_a_listing_changed_between_its_digest_and_its_scan_is_an_input_error(raw
     monkeypatch.setattr(staging, "listing_digest", lambda source: ("0" * 64, 0))  # what was read first
     with pytest.raises(InputError, match="changed while it was being read"):
         stage(only_source(raw), tmp_path / "staged")
+
+
+def test_the_parsers_load_no_pandas_nor_pandera() -> None:
+    """What each parser shares with its server stays small: the contract's pandera models (with
+    pandas and dask) cost each of them ~2 s and ~85 MB, and the schemas they need come with each part."""
+    loaded = f"import sys, {', '.join(PARSER_MODULES)}; print(' '.join(sorted(sys.modules)))"
+    modules = set(
+        subprocess.run([sys.executable, "-c", loaded], capture_output=True, text=True, check=True).stdout.split()
+    )
+    assert set(PARSER_MODULES) <= modules
+    assert not {m.split(".")[0] for m in modules} & {"pandas", "pandera", "dask", "prefect"}
