@@ -86,7 +86,7 @@ def publish_frames(
     rows = {name: TableRows(partial(frame_batches, name, tables[name]), len(tables[name]), whole=True)
             for name in MODELS}  # fmt: skip
     counts = {name: len(tables[name]) for name in MODELS}
-    built = Assembled(Path(), False, rows, {}, counts, {}, {}, 0)
+    built = Assembled(None, False, rows, {}, counts, {}, {}, 0)
     with store.lock(30) as lease, VersionTransaction(store, parent_id, lease) as tx:
         write_version(tx, parent, built, batch_failures)
         parts = {name: tx.parts(files) for name, files in tx.tables.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,17 @@ _TEXT_TABLES = frozenset({"papers", "rejects", "new_papers", "new_rejects"})
 ORDINAL_COLUMN = "capture_ordinal"  # the winning capture of a papers row, read beside it to check the order
 
 
+def read_assembly(database: Path) -> AbstractContextManager[Any]:
+    """A read-only connection to the assembly database, with the readers' settings. While one is
+    open, every other reader in this process joins its database rather than opening the file
+    again (DuckDB keeps one instance per file and settings): ~0.3 ms instead of ~20 ms each."""
+    return connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True)
+
+
 def relation_batches(database: Path, relation: str, batch_rows: int | None = None) -> Iterator[pa.RecordBatch]:
     """The rows of a table or view of the assembly database, as stored, batch by batch."""
     rows = batch_rows or (TEXT_BATCH_ROWS if relation in _TEXT_TABLES else BATCH_ROWS)
-    with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
+    with reading(), read_assembly(database) as con:
         yield from con.sql(f"SELECT * FROM {relation}").to_arrow_reader(rows)
 
 
@@ -37,7 +45,7 @@ def papers_batches(database: Path, batch_rows: int | None = None) -> Iterator[pa
     part is joined and sorted on its own (a few MB); a batch out of order raises RuntimeError,
     never publishes."""
     rows = batch_rows or TEXT_BATCH_ROWS
-    with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
+    with reading(), read_assembly(database) as con:
         last: tuple[int, int] | None = None
         for batch in _rechunked(_papers_pieces(con, rows), rows):
             last = check_order(batch, last)

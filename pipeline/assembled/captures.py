@@ -68,10 +68,10 @@ class TableRows:
 
 @dataclass(frozen=True)
 class Assembled:
-    """What assembly built: the database that holds the rows to write, by table and index, and
-    what the run reports and guards with."""
+    """What assembly built: the database that holds the rows to write (None when they come from
+    elsewhere), by table and index, and what the run reports and guards with."""
 
-    database: Path
+    database: Path | None
     incremental: bool
     tables: dict[str, TableRows]
     index: dict[str, TableRows]

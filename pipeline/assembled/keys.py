@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.assembled.batches import read_assembly
 from pipeline.assembled.captures import count
 from pipeline.assembled.generations import REPLACED_BY, Part, live_sql
 from pipeline.db import connect, reading, sql_text
@@ -31,8 +32,7 @@ def key_failures(database: Path, incremental: bool) -> pd.DataFrame:
     A refresh writes only what changes, and checks that against what the version will hold: a
     paper's child rows against the papers written with them, an author named against the authors
     whose rows name them (`authors_now`), the rest against the tables written whole."""
-    # The readers' settings: the checks run beside the publishing readers, on one shared instance.
-    with reading(), connect(database, memory_limit=READER_MEMORY, threads=1, read_only=True) as con:
+    with reading(), read_assembly(database) as con:
         papers = (
             "(SELECT paper_id, category, row_number() OVER (ORDER BY ordinal, source_line) - 1 AS row FROM now_rows)"
         )

@@ -249,6 +249,8 @@ def publish_version(
     """The new version, published while its keys are checked beside the writing (the commit
     waits for the checks)."""
     get_run_logger().info("checking keys while validating and publishing %d tables", len(built.tables))
+    if built.database is None:
+        raise TypeError("the flow publishes what an assembly database holds: this assembly has none")
     keys = check_keys.submit(built.database, built.incremental)
     to_check = sum(rows.count for rows in built.tables.values())
     return publish(store, lease, parent, built, run.manifest, keys.result, to_check, scratch)

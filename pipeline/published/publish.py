@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.assembled.batches import read_assembly
 from pipeline.assembled.captures import Assembled, TableRows
 from pipeline.assembled.generations import REPLACED_BY, live_sql
 from pipeline.assembled.index import INDEX_ORDER, INDEX_SCHEMAS, index_recipe
@@ -65,6 +67,11 @@ def write_version(tx: VersionTransaction, parent: Manifest | None, built: Assemb
     """Every table and index of the new version in `tx`: from the rows `built` writes, the files
     of `parent` they do not replace, and any compaction due. DatasetInvalidError naming every
     row the checks refuse. Papers, by far the largest, are written on a thread of their own."""
+    with read_assembly(built.database) if built.database is not None else nullcontext():  # each reader joins it
+        _write_version(tx, parent, built, check)
+
+
+def _write_version(tx: VersionTransaction, parent: Manifest | None, built: Assembled, check: BatchCheck) -> None:
     tables, indexes = table_specs(), index_specs()
 
     def table(name: str) -> list[pd.DataFrame]:
