@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.assembled.batches import papers_batches, relation_batches
+from pipeline.assembled.batches import papers_batches, read_assembly, relation_batches
 from pipeline.assembled.build import build_version
 from pipeline.assembled.captures import Assembled, CaptureFiles, ParentVersion, TableRows
 from pipeline.assembled.generations import Part
@@ -67,7 +67,8 @@ def assembled(
     parent_version = write_parent(run / "parent", parent) if parent is not None else None
     database = run / "assembly.duckdb"
     build_version(database, captures, load_reference(), parent_version)
-    return {name: rows_frame(database, name) for name in MODELS}
+    with read_assembly(database):  # held open: each table's reader joins it
+        return {name: rows_frame(database, name) for name in MODELS}
 
 
 def frame_batches(table: str, frame: pd.DataFrame) -> list[pa.RecordBatch]:

@@ -45,6 +45,21 @@ class S3Server:
         return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=ACCESS_KEY,
                             aws_secret_access_key=SECRET_KEY, region_name=REGION)  # fmt: skip
 
+    def copy_prefix(self, source: str, target: str) -> int:
+        """Copy every object under the s3:// URL `source` to the same keys under `target`, on the
+        server (a test's own copy of a dataset built once); return how many were copied."""
+        client = self.client()
+        (_, _, source_bucket, source_key), (_, _, target_bucket, target_key) = (source.split("/", 3),
+                                                                                target.split("/", 3))  # fmt: skip
+        copied = 0
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=source_bucket, Prefix=f"{source_key}/"):
+            for item in page.get("Contents", ()):
+                key = target_key + item["Key"][len(source_key) :]
+                client.copy_object(Bucket=target_bucket, Key=key, CopySource={"Bucket": source_bucket,
+                                                                              "Key": item["Key"]})  # fmt: skip
+                copied += 1
+        return copied
+
     def answers(self) -> bool:
         try:
             self.client().head_bucket(Bucket=BUCKET)

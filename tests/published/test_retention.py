@@ -3,6 +3,8 @@ prune or a compaction are never broken; a prune or a compaction killed halfway l
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from pipeline.published import Store, check_version, collect_garbage, prune, rea
 from pipeline.published.retention import versions_to_prune
 from tests.listings import RECORDS, variant
 from tests.refreshes import refresh
+from tests.s3server import BUCKET, S3Server
 
 
 def test_the_oldest_versions_go_never_latest_nor_its_parent() -> None:
@@ -24,15 +27,9 @@ def test_the_oldest_versions_go_never_latest_nor_its_parent() -> None:
     assert versions_to_prune(ids, {"000005"}, keep=10) == []
 
 
-@pytest.fixture(params=["disk", "s3"])
-def out(request, tmp_path: Path) -> str:
-    """A dataset of five versions, each a day's capture: new papers, some listed again or updated."""
-    if request.param == "disk":
-        target = str(tmp_path / "out")
-    else:
-        request.getfixturevalue("s3")
-        target = request.getfixturevalue("s3_prefix")
-    raw = tmp_path / "raw"
+def five_days(raw: Path, target: str) -> None:
+    """A dataset of five versions in `target`, each a day's capture of `raw`: new papers, some
+    listed again or updated; then a sixth written whole."""
     raw.mkdir()
     (raw / "listing_2026-01-01.txt").write_text("".join(RECORDS[:20]), encoding="utf-8")
     refresh(raw, target)
@@ -44,6 +41,42 @@ def out(request, tmp_path: Path) -> str:
     (raw / "listing_2026-01-02.txt").unlink()
     refresh(raw, target)
     assert Store.open(target).version_ids() == [f"{n:06d}" for n in range(1, 7)]
+
+
+@pytest.fixture(scope="module")
+def five_days_on_disk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`five_days` built once for the module: its raw folder and dataset, to copy."""
+    root = tmp_path_factory.mktemp("five-days")
+    five_days(root / "raw", str(root / "out"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def five_days_on_s3(s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`five_days` built once for the module on the S3 server: its raw folder, and its URL to copy."""
+    root = tmp_path_factory.mktemp("five-days-s3")
+    url = f"s3://{BUCKET}/five-days-{os.urandom(3).hex()}"
+    with pytest.MonkeyPatch.context() as patched:
+        for name, value in {**s3_server.env(), "PIPELINE_CACHE_DIR": str(root / "cache")}.items():
+            patched.setenv(name, value)
+        five_days(root / "raw", url)
+    return root, url
+
+
+@pytest.fixture(params=["disk", "s3"])
+def out(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A dataset of `five_days`, the test's own copy (on disk, or under its own S3 prefix), with
+    its raw folder in tmp_path / "raw"."""
+    if request.param == "disk":
+        root = request.getfixturevalue("five_days_on_disk")
+        target = str(tmp_path / "out")
+        shutil.copytree(root / "out", target, symlinks=True)
+    else:
+        server: S3Server = request.getfixturevalue("s3")
+        root, built = request.getfixturevalue("five_days_on_s3")
+        target = request.getfixturevalue("s3_prefix")
+        assert server.copy_prefix(built, target) > 0
+    shutil.copytree(root / "raw", tmp_path / "raw")
     return target
 
 
