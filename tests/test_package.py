@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -13,7 +15,8 @@ MAX_FUNCTION_LINES = 60
 # Imported inside a function, each for its reason: the optional extras (deltalake, polars, the
 # Dask task runner), Prefect in the CLI, which must not be imported before --quiet has set its
 # logging settings in the environment, and the S3 client (obstore), which a run on local disk
-# never needs, with boto3 only to read an AWS_PROFILE.
+# never needs, with boto3 only to read an AWS_PROFILE; and the contract's pandera models in the
+# parser's modules, which the parsers' processes never load (they are given the staged schemas).
 DEFERRED_IMPORTS = {
     ("pipeline/__init__.py", "pipeline.consume"),
     ("pipeline/errors.py", "schemas.validate"),
@@ -27,6 +30,8 @@ DEFERRED_IMPORTS = {
     ("pipeline/storage/s3.py", "obstore.store"),
     ("pipeline/storage/s3.py", "boto3"),
     ("pipeline/storage/s3.py", "obstore.auth.boto3"),
+    ("pipeline/parse/content.py", "schemas.tables"),
+    ("pipeline/parse/tables.py", "schemas.tables"),
 }
 
 
@@ -63,3 +68,15 @@ def test_no_module_and_no_function_is_too_long_to_read() -> None:
 def test_every_module_says_its_role_in_its_docstring() -> None:
     missing = [str(p.relative_to(ROOT)) for p in SOURCES if ast.get_docstring(_tree(p)) is None]
     assert missing == []
+
+
+def test_a_run_on_local_disk_loads_neither_deltalake_nor_an_s3_client() -> None:
+    """What the CLI, the flow, the parsers' server and the published layer load: deltalake only
+    for `export delta`, an S3 client only for an s3:// URL (each costs the run time and memory).
+    One process for both questions: each start pays Prefect's import."""
+    modules = ("pipeline.cli.commands", "pipeline.orchestrate.flow", "pipeline.staged.worker",
+               "pipeline.consume.export_delta", "pipeline.published")  # fmt: skip
+    code = (f"import sys, {', '.join(modules)}; "
+            "print(sorted(m for m in ('deltalake', 'obstore', 'boto3', 'botocore') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -61,6 +61,7 @@ def fresh_home(tmp_path: Path) -> Iterator[Path]:
         yield home
 
 
+@pytest.mark.subprocess
 def test_a_server_slower_than_its_allowance_is_one_line_and_exit_3(
     fresh_home: Path, raw_dir: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -76,6 +77,7 @@ def test_a_server_slower_than_its_allowance_is_one_line_and_exit_3(
     assert servers_of(fresh_home) == []  # stopped, not left to finish starting
 
 
+@pytest.mark.subprocess
 def test_a_server_that_exits_at_start_is_reported_at_once(fresh_home: Path) -> None:
     bad_database = f"sqlite+aiosqlite:///{fresh_home}/missing-folder/prefect.db"
     with (

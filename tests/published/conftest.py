@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,9 +34,16 @@ def published(sample_tables, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
-def copy(published: Path, tmp_path: Path) -> Path:
-    """The version handed to another team: written as a self-contained folder (`export version`)."""
-    target = tmp_path / "handoff"
+@pytest.fixture(scope="module")
+def handed_off(published: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The version handed to another team: written as a self-contained folder (`export version`)
+    once for the module (copy it before changing it)."""
+    target = tmp_path_factory.mktemp("handed-off") / "handoff"
     export_version(Store.open(published), "000001", target)
     return target
+
+
+@pytest.fixture
+def copy(handed_off: Path, tmp_path: Path) -> Path:
+    """The test's own copy of the version handed to another team (`handed_off`)."""
+    return Path(shutil.copytree(handed_off, tmp_path / "handoff"))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +9,6 @@ import pytest
 from pipeline.errors import StoreError
 from pipeline.storage import S3Storage, open_storage
 from pipeline.storage.s3 import S3Location, check_relative, parse_s3_url
-from tests.conftest import ROOT
 
 
 def test_an_s3_url_names_its_bucket_and_prefix():
@@ -30,16 +27,6 @@ def test_an_s3_url_names_its_bucket_and_prefix():
 def test_a_url_that_is_not_exactly_a_location_is_refused(url):
     with pytest.raises(StoreError):
         parse_s3_url(url)
-
-
-def test_a_run_on_local_disk_never_loads_the_s3_client():
-    # What the driver and the parsers' forkserver import; an S3 client costs each time and memory.
-    code = (
-        "import sys, pipeline.cli.commands, pipeline.orchestrate.flow, pipeline.staged.worker; "
-        "print(sorted(m for m in ('obstore', 'boto3', 'botocore') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("name", ["../x", "a/../../b", "a//b", "/abs", "a/./b", "x\x00y"])
