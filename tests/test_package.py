@@ -24,6 +24,7 @@ DEFERRED_IMPORTS = {
     ("pipeline/consume/read.py", "polars"),
     ("pipeline/orchestrate/runners.py", "prefect_dask"),
     ("pipeline/cli/__init__.py", "pipeline.cli.commands"),
+    ("pipeline/cli/__init__.py", "pipeline.cli.flow_commands"),
     ("pipeline/cli/parser.py", "prefect.client.schemas.schedules"),
     ("pipeline/storage/s3.py", "obstore"),
     ("pipeline/storage/s3.py", "obstore.exceptions"),
@@ -74,8 +75,8 @@ def test_a_run_on_local_disk_loads_neither_deltalake_nor_an_s3_client() -> None:
     """What the CLI, the flow, the parsers' server and the published layer load: deltalake only
     for `export delta`, an S3 client only for an s3:// URL (each costs the run time and memory).
     One process for both questions: each start pays Prefect's import."""
-    modules = ("pipeline.cli.commands", "pipeline.orchestrate.flow", "pipeline.staged.worker",
-               "pipeline.consume.export_delta", "pipeline.published")  # fmt: skip
+    modules = ("pipeline.cli.flow_commands", "pipeline.cli.commands", "pipeline.orchestrate.flow",
+               "pipeline.staged.worker", "pipeline.consume.export_delta", "pipeline.published")  # fmt: skip
     code = (f"import sys, {', '.join(modules)}; "
             "print(sorted(m for m in ('deltalake', 'obstore', 'boto3', 'botocore') if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -93,17 +93,17 @@ def test_losing_the_prefect_api_after_publishing_says_so(
 ) -> None:
     import httpx
 
-    from pipeline.cli import commands
+    from pipeline.cli import flow_commands
     from tests.conftest import run_flow
 
     out = tmp_path / "out"
-    real_flow = commands.refresh
+    real_flow = flow_commands.refresh
 
     def publish_then_lose_the_api(**parameters):
         run_flow(raw_dir, out, flow=real_flow)
         raise httpx.ConnectError("All connection attempts failed")
 
-    monkeypatch.setattr(commands, "refresh", publish_then_lose_the_api)
+    monkeypatch.setattr(flow_commands, "refresh", publish_then_lose_the_api)
     assert main(["run", "--raw", str(raw_dir), "--out", str(out)]) == 3
     last = capsys.readouterr().err.splitlines()[-1]  # (Prefect's log handler may complain of pytest's streams)
     assert last.startswith("error: lost the Prefect API during the run (All connection attempts failed)")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.cli import main
+from pipeline.published import Store
+from tests.conftest import ROOT
 
 
 def test_an_unexpected_error_has_its_own_exit_code(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -22,3 +26,15 @@ def test_an_unexpected_error_has_its_own_exit_code(tmp_path: Path, monkeypatch, 
     err = capsys.readouterr().err
     assert "RuntimeError: a bug" in err
     assert "internal error (a bug)" in err
+
+
+def test_a_command_that_reads_versions_starts_without_prefect(tmp_path: Path) -> None:
+    """Only `run` and `serve` need Prefect: the others answer ~2 s sooner without its import."""
+    with Store.open(tmp_path).lock(30):  # a dataset folder written to, without versions
+        pass
+    code = (
+        "import sys; from pipeline.cli import main; "
+        f"code = main(['versions', '--out', {str(tmp_path)!r}]); print(code, 'prefect' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-2:] == ["0", "False"]
