@@ -16,7 +16,7 @@ SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
 # a docs page's snippets, which build on each other) in order on one worker; the fast tier, which
 # holds no page, --dist worksteal, which keeps both workers busy to the end (99 s against 115 s).
 # PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 3
+PYTEST_WORKERS ?= 2
 FAST_WORKERS   ?= 2
 .PHONY: run test test-fast lint bench-split bench-scale dictionary given-names lock clean
 
