@@ -14,6 +14,8 @@ from pathlib import Path
 import boto3
 import botocore.exceptions
 
+from pipeline.storage import parse_s3_url
+
 ACCESS_KEY = "listings-test-key"
 SECRET_KEY = "listings-test-secret-5f2c9a"  # what no output may ever show (tests look for it)
 BUCKET = "listings"
@@ -48,15 +50,12 @@ class S3Server:
     def copy_prefix(self, source: str, target: str) -> int:
         """Copy every object under the s3:// URL `source` to the same keys under `target`, on the
         server (a test's own copy of a dataset built once); return how many were copied."""
-        client = self.client()
-        (_, _, source_bucket, source_key), (_, _, target_bucket, target_key) = (source.split("/", 3),
-                                                                                target.split("/", 3))  # fmt: skip
+        client, origin, to = self.client(), parse_s3_url(source), parse_s3_url(target)
         copied = 0
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=source_bucket, Prefix=f"{source_key}/"):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=origin.bucket, Prefix=f"{origin.prefix}/"):
             for item in page.get("Contents", ()):
-                key = target_key + item["Key"][len(source_key) :]
-                client.copy_object(Bucket=target_bucket, Key=key, CopySource={"Bucket": source_bucket,
-                                                                              "Key": item["Key"]})  # fmt: skip
+                key = to.prefix + item["Key"][len(origin.prefix) :]
+                client.copy_object(Bucket=to.bucket, Key=key, CopySource={"Bucket": origin.bucket, "Key": item["Key"]})
                 copied += 1
         return copied
 
