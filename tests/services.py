@@ -81,17 +81,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One Prefect server for every flow test of the session: the one .ci/run started
-    (PIPELINE_TEST_PREFECT_API_URL), else a temporary one (its start-up costs 7-30 s)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    (PIPELINE_TEST_PREFECT_API_URL), else a temporary one (its start-up costs 7-30 s). The flows
+    run in the tests' processes send no heartbeats, as on the CLI's temporary server: the thread
+    that sends them holds each flow run's end up to a second (a third of this suite's flow time)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
+    no_heartbeats = temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
     given = os.environ.get("PIPELINE_TEST_PREFECT_API_URL")
     if given:
         assert _wait_healthy(given, SERVER_STARTUP_ALLOWANCE_S), f"no Prefect server at {given}"
-        with temporary_settings(updates={PREFECT_API_URL: given}):
+        with temporary_settings(updates={PREFECT_API_URL: given}), no_heartbeats:
             yield
         return
-    with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_ALLOWANCE_S):
+    with prefect_test_harness(server_startup_timeout=SERVER_STARTUP_ALLOWANCE_S), no_heartbeats:
         yield
 
 
@@ -132,16 +135,15 @@ def prefect_api_url(prefect_server) -> str:
     return str(url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_address() -> Iterator[str]:
-    """A running Dask scheduler: the one .ci/run started (PIPELINE_TEST_DASK_ADDRESS), else a local cluster."""
-    given = os.environ.get("PIPELINE_TEST_DASK_ADDRESS")
-    if given:
-        yield given
-        return
+    """The address of a running Dask cluster (a scheduler and one worker process on 127.0.0.1),
+    for the module that uses it: an idle cluster kept for the whole session costs the other tests
+    about 20 CPU-seconds."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:  # fmt: skip
         yield cluster.scheduler_address
 
 

@@ -16,7 +16,8 @@ MAX_FUNCTION_LINES = 60
 # Dask task runner), Prefect in the CLI, which must not be imported before --quiet has set its
 # logging settings in the environment, and the S3 client (obstore), which a run on local disk
 # never needs, with boto3 only to read an AWS_PROFILE; and the contract's pandera models in the
-# parser's modules, which the parsers' processes never load (they are given the staged schemas).
+# parser's modules, which the parsers' processes never load (they are given the staged schemas);
+# and pandera's Dask types, imported once with Dask's dataframes hidden from it.
 DEFERRED_IMPORTS = {
     ("pipeline/__init__.py", "pipeline.consume"),
     ("pipeline/errors.py", "schemas.validate"),
@@ -33,6 +34,7 @@ DEFERRED_IMPORTS = {
     ("pipeline/storage/s3.py", "obstore.auth.boto3"),
     ("pipeline/parse/content.py", "schemas.tables"),
     ("pipeline/parse/tables.py", "schemas.tables"),
+    ("schemas/tables.py", "pandera.typing.dask"),
 }
 
 
@@ -71,13 +73,18 @@ def test_every_module_says_its_role_in_its_docstring() -> None:
     assert missing == []
 
 
-def test_a_run_on_local_disk_loads_neither_deltalake_nor_an_s3_client() -> None:
-    """What the CLI, the flow, the parsers' server and the published layer load: deltalake only
-    for `export delta`, an S3 client only for an s3:// URL (each costs the run time and memory).
-    One process for both questions: each start pays Prefect's import."""
+def test_a_run_on_local_disk_loads_neither_deltalake_nor_an_s3_client_nor_dask_dataframes() -> None:
+    """What the CLI, the flow, the parsers' server and the published layer load, and what checking
+    a batch against the contract loads: deltalake only for `export delta`, an S3 client only for an
+    s3:// URL, and never Dask's dataframes, which pandera would import for nothing (each costs the
+    run time and memory). One process for all three questions: each start pays Prefect's import."""
     modules = ("pipeline.cli.flow_commands", "pipeline.cli.commands", "pipeline.orchestrate.flow",
                "pipeline.staged.worker", "pipeline.consume.export_delta", "pipeline.published")  # fmt: skip
-    code = (f"import sys, {', '.join(modules)}; "
-            "print(sorted(m for m in ('deltalake', 'obstore', 'boto3', 'botocore') if m in sys.modules))")  # fmt: skip
+    unwanted = ("deltalake", "obstore", "boto3", "botocore", "dask.dataframe")
+    code = (f"import sys, {', '.join(modules)}; import pyarrow; "
+            "from schemas.tables import MODELS, arrow_schema; from schemas.validate import batch_failures; "
+            "empty = {name: pyarrow.RecordBatch.from_pylist([], schema=arrow_schema(name)) for name in MODELS}; "
+            "assert all(len(batch_failures(name, batch, 0)) == 0 for name, batch in empty.items()); "
+            f"print(sorted(m for m in {unwanted!r} if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

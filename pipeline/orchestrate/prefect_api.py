@@ -25,10 +25,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import prefect
-from prefect.settings import PREFECT_API_URL, PREFECT_HOME, get_current_settings, temporary_settings
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_HOME,
+    get_current_settings,
+    temporary_settings,
+)
 
 from pipeline.errors import PrefectUnavailableError
 from pipeline.settings import ALLOWANCE_SETTING
@@ -72,13 +79,22 @@ def prefect_api(allowance_s: float) -> Iterator[str]:
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        with temporary_settings(updates=api_settings(url, temporary=not configured)):
             yield url
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+
+
+def api_settings(url: str, *, temporary: bool) -> dict[Any, Any]:
+    """The Prefect settings of a run whose API is at `url`. On a temporary server, no flow-run
+    heartbeats: they let a server mark a killed run as crashed, but this server dies with the run,
+    and the thread that sends them sleeps in 1 s steps, so it holds each run's end up to a second."""
+    if temporary:
+        return {PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    return {PREFECT_API_URL: url}
 
 
 def _free_port() -> int:

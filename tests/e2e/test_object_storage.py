@@ -163,19 +163,22 @@ def test_a_dead_writers_lock_and_partial_version_are_cleaned_by_the_next_run(
 
 @pytest.mark.subprocess
 def test_a_writer_killed_mid_run_leaves_latest_valid_and_the_next_run_completes(s3, s3_prefix, raw_dir, cli_env):
+    """The killed writer is the CLI in a process of its own; the runs before and after it, the
+    flow in this one."""
     env = {**cli_env, **s3.env(), "PIPELINE_CACHE_DIR": os.environ["PIPELINE_CACHE_DIR"]}  # the test's own cache
-    run = [sys.executable, "-m", "pipeline", "run", "--raw", str(raw_dir), "--out", s3_prefix, "--quiet"]
-    assert subprocess.run(run, env=env, capture_output=True, timeout=600).returncode == 0
+    run_flow(raw_dir, s3_prefix)
     storage = S3Storage(parse_s3_url(s3_prefix))
-    writer = subprocess.Popen([*run, "--force"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--raw", str(raw_dir), "--out", s3_prefix, "--quiet", "--force"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
     deadline = time.monotonic() + 300
     while storage.head(".lock") is None and writer.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)  # the event: the writer holds the lock
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     assert Store.open(s3_prefix).latest_id() in {"000001", "000002"}
-    again = subprocess.run([*run, "--force"], env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
+    assert run_flow(raw_dir, s3_prefix, force=True).published
     latest = Store.open(s3_prefix).latest_id()
     assert main(["validate", f"{s3_prefix}/versions/{latest}"]) == 0
 

@@ -27,7 +27,10 @@ def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     shutil.copy(SAMPLE, raw / SAMPLE.name)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api_url}
+    # The runner asks for runs due every second (Prefect's default: 10 s), so that the triggered
+    # run starts as soon as it is due.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PREFECT_API_URL": prefect_api_url,
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1"}  # fmt: skip
     name = f"test-{os.getpid()}"
     log = (tmp_path / "serve.log").open("w")
     serving = subprocess.Popen(
@@ -49,7 +52,7 @@ def test_served_deployment_has_the_cron_and_a_triggered_run_publishes(
             crons = [getattr(s.schedule, "cron", None) for s in deployment.schedules]
             assert crons == ["0 6 * * *"]
 
-            flow_run = run_deployment(f"listings-to-parquet/{name}", timeout=240)
+            flow_run = run_deployment(f"listings-to-parquet/{name}", timeout=240, poll_interval=0.5)
             assert flow_run.state is not None
             assert flow_run.state.is_completed(), (flow_run.state, (tmp_path / "serve.log").read_text())
     finally:

@@ -16,6 +16,7 @@ import pytest
 from prefect.settings import (
     PREFECT_API_DATABASE_CONNECTION_URL,
     PREFECT_API_URL,
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
     PREFECT_HOME,
     temporary_settings,
 )
@@ -23,6 +24,7 @@ from prefect.settings import (
 from pipeline.cli import main
 from pipeline.errors import PrefectUnavailableError
 from pipeline.orchestrate.prefect_api import (
+    api_settings,
     start_temporary_server,
 )
 from pipeline.published import Store
@@ -45,6 +47,18 @@ def servers_of(home: Path) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+def test_a_run_on_a_temporary_server_sends_no_heartbeats_and_one_on_a_configured_server_keeps_them() -> None:
+    url = "http://127.0.0.1:4200/api"
+    temporary = api_settings(url, temporary=True)
+    assert temporary[PREFECT_API_URL] == url
+    assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY in temporary
+    assert temporary[PREFECT_FLOWS_HEARTBEAT_FREQUENCY] is None
+    with temporary_settings(updates=temporary):
+        assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None
+    configured = api_settings(url, temporary=False)
+    assert configured == {PREFECT_API_URL: url}  # the user's own heartbeat setting stands
 
 
 @pytest.fixture
