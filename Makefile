@@ -9,7 +9,10 @@ UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
 # --inexact: uv must not remove itself (or the dev tools, when only the runtime is synced).
-SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact
+# --compile-bytecode: every module compiled once, at install. Python otherwise compiles on import
+# and caches the result, unless it may not write it (PYTHONDONTWRITEBYTECODE, a read-only folder):
+# then every process compiles all it imports again, and a run starts 3-4 s later.
+SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --compile-bytecode
 
 # test-fast: the tests that start no service (no Prefect server, SeaweedFS, Dask or browser).
 # Both run on xdist workers. The whole suite uses --dist loadfile, which keeps a file's tests (and

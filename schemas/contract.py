@@ -1,10 +1,15 @@
-"""The contract shipped inside every version: exported schemas, data dictionary, fingerprint."""
+"""The contract shipped inside every version: exported schemas, data dictionary, fingerprint.
+
+Each is a function of the models alone, which are fixed once imported: computed once per process
+(each version and each Parquet file carries them).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import warnings
+from functools import cache
 from typing import Any
 
 from schemas.tables import FOREIGN_KEYS, MODELS, SORTED_BY, arrow_schema, published_schema
@@ -17,17 +22,20 @@ def _table_schema(table: str) -> Any:
         return json.loads(MODELS[table].to_schema().to_json())
 
 
+@cache
 def contract_json() -> str:
     """Every table's pandera schema, exported as one JSON document (table → schema)."""
     schemas = {name: _table_schema(name) for name in MODELS}
     return json.dumps(schemas, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+@cache
 def table_contract_json(table: str) -> str:
     """One table's part of `contract_json`, compact: what its Parquet files carry in their footer."""
     return json.dumps(_table_schema(table), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+@cache
 def schema_fingerprint() -> str:
     """sha256 of the Arrow types (as written: dictionaries included), the declared sort orders and
     the pandera schemas: changes whenever the contract does."""
@@ -37,6 +45,7 @@ def schema_fingerprint() -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+@cache
 def data_dictionary() -> str:
     """Markdown data dictionary: table, column, type, nullable, description, constraints."""
     lines = ["# Data dictionary", "", f"Schema fingerprint: `{schema_fingerprint()}`", ""]

@@ -88,3 +88,15 @@ def test_a_run_on_local_disk_loads_neither_deltalake_nor_an_s3_client_nor_dask_d
             f"print(sorted(m for m in {unwanted!r} if m in sys.modules))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_installed_packages_are_compiled_once_at_install() -> None:
+    """`make` installs with --compile-bytecode: where Python may not write its bytecode cache
+    (PYTHONDONTWRITEBYTECODE, a read-only folder), every process would compile all it imports."""
+    import importlib.util
+
+    import pandas
+    import prefect
+
+    for module in (pandas, prefect):
+        assert Path(importlib.util.cache_from_source(str(module.__file__))).is_file(), module.__name__

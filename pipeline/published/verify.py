@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -58,10 +61,20 @@ def table_sql(table: str, parts: Sequence[Part], ordered: bool = True, union_by_
     return live_sql(parts, REPLACED_BY[table], ordered=ordered, union_by_name=union_by_name)
 
 
-def table_batches(table: str, parts: Sequence[Part], rows: int = _BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """One table of a version, batch by batch, in the contract's types (dictionaries as plain)."""
+def reader() -> AbstractContextManager[Any]:
+    """An in-memory DuckDB connection with the readers' settings. Opening one costs ~15 ms: a
+    reader of several tables reads them all through one."""
+    return connect(memory_limit=READER_MEMORY, threads=1)
+
+
+def table_batches(
+    table: str, parts: Sequence[Part], rows: int = _BATCH_ROWS, through: Any = None
+) -> Iterator[pa.RecordBatch]:
+    """One table of a version, batch by batch, in the contract's types (dictionaries as plain);
+    read `through` a `reader()` connection when given, else through one of its own."""
     schema = arrow_schema(table)
-    with reading(), connect(memory_limit=READER_MEMORY, threads=1) as con:
+    connection = contextlib.nullcontext(through) if through is not None else reader()
+    with reading(), connection as con:
         for batch in con.sql(table_sql(table, parts)).to_arrow_reader(rows):
             yield _typed(batch, schema)
 
@@ -90,12 +103,13 @@ def read_tables(store: Store, version_id: str, tables: Sequence[str] | None = No
     manifest's sha256 and size and the contract's types first."""
     manifest = store.manifest(version_id)
     frames = {}
-    for name, parts in version_parts(store, manifest, tables).items():
-        table = pa.Table.from_batches(list(table_batches(name, parts)), schema=arrow_schema(name))
-        try:
-            frames[name] = table.to_pandas(date_as_object=True)
-        except (pa.ArrowException, ValueError, OverflowError) as err:  # e.g. a date32 past year 9999
-            raise VersionDamagedError(f"{name} holds values pandas cannot read: {str(err)[:200]}") from None
+    with reader() as con:
+        for name, parts in version_parts(store, manifest, tables).items():
+            table = pa.Table.from_batches(list(table_batches(name, parts, through=con)), schema=arrow_schema(name))
+            try:
+                frames[name] = table.to_pandas(date_as_object=True)
+            except (pa.ArrowException, ValueError, OverflowError) as err:  # e.g. a date32 past year 9999
+                raise VersionDamagedError(f"{name} holds values pandas cannot read: {str(err)[:200]}") from None
     return frames
 
 
