@@ -17,7 +17,7 @@ SYNC   := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --compile
 # test-fast: the tests that start no service (no Prefect server, SeaweedFS, Dask or browser).
 # Both run on xdist workers. The whole suite uses --dist loadfile, which keeps a file's tests (and
 # a docs page's snippets, which build on each other) in order on one worker; the fast tier, which
-# holds no page, --dist worksteal, which keeps both workers busy to the end (99 s against 115 s).
+# holds no page, --dist worksteal, which keeps both workers busy to the end.
 # PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 2
 FAST_WORKERS   ?= 2
