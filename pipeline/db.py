@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipeline.errors import StoreWriteError, UnreadableInputError
+from pipeline.errors import OutOfMemoryError, StoreWriteError, UnreadableInputError
 from pipeline.settings import READER_MEMORY
 
 
@@ -78,12 +78,17 @@ _WRITE_ERRNOS = (("No space left", errno.ENOSPC), ("Read-only file system", errn
 
 
 @contextmanager
-def reading() -> Iterator[None]:
+def reading(memory_setting: str | None = None) -> Iterator[None]:
     """DuckDB's errors as the store's: a file's values it cannot read (invalid UTF-8, say) are
     damage; a database or spill file it cannot write is a write error with its cause (a full or
-    read-only disk: exit 2, one line), never a crash."""
+    read-only disk: exit 2, one line); running out of its memory limit is one line too, naming
+    `memory_setting` when the operator can raise that limit; never a crash."""
     try:
         yield
+    except duckdb.OutOfMemoryException as err:
+        cause = str(err).strip().splitlines()[0][:300]
+        remedy = f"; give it more with {memory_setting}" if memory_setting else ""
+        raise OutOfMemoryError(f"DuckDB ran out of its memory limit ({cause}){remedy}") from None
     except duckdb.InvalidInputException as err:
         raise UnreadableInputError(f"a Parquet file cannot be read: {str(err)[:300]}") from None
     except (duckdb.IOException, duckdb.TransactionException) as err:

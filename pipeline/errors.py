@@ -44,6 +44,10 @@ class StoreError(PipelineError):
     """The store cannot be read or written as asked."""
 
 
+class OutOfMemoryError(PipelineError):
+    """DuckDB needed more memory than its limit for the step: nothing was published."""
+
+
 class StoreLockedError(StoreError):
     """Another run holds the writer lock."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +62,10 @@ METADATA_PREFIX = "paper_listings."
 # DuckDB's share of the run's memory: beyond it, joins and sorts spill to a scratch folder. Not
 # all of the assembly spills: the paper index's join needs about 65 MB per 200k papers (measured:
 # it fails at 60 MB and passes at 80 MB on 200k), and 384 MB ran out once in six first runs of 1M.
+# An operator gives it more with PIPELINE_ASSEMBLY_MEMORY.
 ASSEMBLY_MEMORY = "512MB"
+ASSEMBLY_MEMORY_SETTING = "PIPELINE_ASSEMBLY_MEMORY"
+_MEMORY_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(?:KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 # A reader (publishing streams two tables at once, the key checks and the report run beside it)
 # needs only the join of papers with `seen`, or aggregates.
 READER_MEMORY = "192MB"
@@ -81,6 +85,18 @@ def gc_grace_s() -> float:
     if not 0 <= value <= 30 * 86400:
         raise StoreError(f"{GC_GRACE_SETTING}={given[:20]!r} is not a number of seconds from 0 to 2592000")
     return value
+
+
+def assembly_memory() -> str:
+    """DuckDB's memory limit for assembly: PIPELINE_ASSEMBLY_MEMORY (a size such as 2GB), else
+    ASSEMBLY_MEMORY."""
+    given = os.environ.get(ASSEMBLY_MEMORY_SETTING, "").strip()
+    if not given:
+        return ASSEMBLY_MEMORY
+    size = _MEMORY_SIZE.fullmatch(given)
+    if size is None or float(size.group(1)) <= 0:
+        raise StoreError(f"{ASSEMBLY_MEMORY_SETTING}={given[:20]!r} is not a size such as 512MB or 2GB")
+    return given
 
 
 def cache_dir() -> Path:

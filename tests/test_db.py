@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.db import connect, reading, sql_files, sql_text
-from pipeline.errors import StoreWriteError, UnreadableInputError
+from pipeline.errors import EXIT_UNUSABLE, OutOfMemoryError, StoreWriteError, UnreadableInputError
 
 HOSTILE_TEXTS = ["plain", "it's", "''", "'); DROP TABLE papers; --", "back\\slash", "a\nb", "é ✓", ""]
 
@@ -105,3 +105,16 @@ def test_values_duckdb_cannot_read_are_unreadable_input(tmp_path: Path) -> None:
     pq.write_table(pa.table({"title": pa.array([b"\xff"], pa.binary()).view(pa.string())}), path)
     with pytest.raises(UnreadableInputError, match="a Parquet file cannot be read"), reading():
         duckdb.execute(f"SELECT * FROM read_parquet({sql_text(str(path))})").fetchall()
+
+
+def test_running_out_of_the_memory_limit_is_one_line_that_names_the_setting_to_raise(tmp_path: Path) -> None:
+    with (
+        pytest.raises(OutOfMemoryError) as raised,
+        reading("PIPELINE_SOME_MEMORY"),
+        connect(tmp_path / "x.duckdb", memory_limit="64KB") as con,
+    ):
+        con.execute("CREATE TABLE t AS SELECT range AS n, repeat('x', 100) AS s FROM range(100000)")
+    assert "\n" not in raised.value.message
+    assert raised.value.message.startswith("DuckDB ran out of its memory limit (Out of Memory Error: ")
+    assert raised.value.message.endswith("; give it more with PIPELINE_SOME_MEMORY")
+    assert raised.value.exit_code == EXIT_UNUSABLE

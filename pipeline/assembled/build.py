@@ -50,7 +50,7 @@ from pipeline.parse.content import content_columns, create_content_table, hash_c
 from pipeline.parse.reference import Reference
 from pipeline.parse.reference_tables import categories_table, registry_table
 from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES
-from pipeline.settings import ASSEMBLY_MEMORY
+from pipeline.settings import ASSEMBLY_MEMORY_SETTING, assembly_memory
 from schemas.tables import MODELS
 
 
@@ -83,7 +83,7 @@ def build_version(
     reference: Reference,
     parent: ParentVersion | None,
     reason: str = "",
-    memory_limit: str = ASSEMBLY_MEMORY,
+    memory_limit: str | None = None,
 ) -> Assembled:
     """Assemble every capture into one dataset in `database`: one row per paper, the latest
     capture winning; every table and index written whole.
@@ -94,7 +94,11 @@ def build_version(
     frequent, then the greatest). Changes are against `parent` (all papers are added when there
     is none), from its paper index when it has one, else from its tables.
     """
-    with reading(), connect(database, memory_limit=memory_limit, spill=database.with_suffix(".spill")) as con:
+    limit = memory_limit or assembly_memory()  # None: the operator's setting, else the default
+    with (
+        reading(ASSEMBLY_MEMORY_SETTING),
+        connect(database, memory_limit=limit, spill=database.with_suffix(".spill")) as con,
+    ):
         open_assembly(con, captures, reference)
         create_winners(con, staged_sightings())
         create_child_rows(con, "paper_authors", "paper_authors")

@@ -36,7 +36,7 @@ from pipeline.assembled.rules import (
 from pipeline.db import connect, reading
 from pipeline.parse.content import hash_columns
 from pipeline.parse.reference import Reference
-from pipeline.settings import ASSEMBLY_MEMORY
+from pipeline.settings import ASSEMBLY_MEMORY_SETTING, assembly_memory
 from schemas.tables import MODELS
 
 _CHILDREN = {"paper_authors": ("authors", "author_rows", "author_id"),
@@ -48,11 +48,15 @@ def refresh_version(
     captures: Sequence[CaptureFiles],
     reference: Reference,
     parent: ParentVersion,
-    memory_limit: str = ASSEMBLY_MEMORY,
+    memory_limit: str | None = None,
 ) -> Assembled:
     """Assemble the new `captures` (each later than every capture of `parent`, none of the
     parent's gone) against the parent's indexes: the rows that change, by table and index."""
-    with reading(), connect(database, memory_limit=memory_limit, spill=database.with_suffix(".spill")) as con:
+    limit = memory_limit or assembly_memory()  # None: the operator's setting, else the default
+    with (
+        reading(ASSEMBLY_MEMORY_SETTING),
+        connect(database, memory_limit=limit, spill=database.with_suffix(".spill")) as con,
+    ):
         open_assembly(con, captures, reference)
         con.execute("CREATE TEMP TABLE listed AS SELECT DISTINCT paper_id FROM s_papers")
         _load(con, "then_index", parent, "paper_index", "SEMI JOIN listed USING (paper_id)")

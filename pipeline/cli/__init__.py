@@ -8,7 +8,7 @@ import traceback
 
 from pipeline.cli.parser import build_parser, flow_parameters
 from pipeline.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, PipelineError
-from pipeline.settings import startup_allowance
+from pipeline.settings import assembly_memory, startup_allowance
 
 # Before Prefect is imported: no telemetry, and quiet shutdown of the temporary server.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DASK_LOGGING__DISTRIBUTED"] = "error"
     try:
         startup_allowance()  # Prefect reads the same setting when imported, and fails on a bad value
+        assembly_memory()  # a bad value, said now rather than after the listings are parsed
     except PipelineError as err:
         print(f"error: {err.message}", file=sys.stderr)
         return err.exit_code

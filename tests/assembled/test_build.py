@@ -156,3 +156,13 @@ def test_changes_name_each_paper_added_updated_or_removed_with_its_fields(tmp_pa
     assert changes["Vision Models"] == ("removed", "")
     assert list(child["changes"]["paper_id"]) == sorted(child["changes"]["paper_id"])
     assert "Vision Models" not in set(child["papers"]["title"])
+
+
+def test_an_assembly_past_its_memory_limit_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
+    """It once ended a first run of 1M papers as "internal error (a bug)" with DuckDB's traceback."""
+    from pipeline.errors import OutOfMemoryError
+    from pipeline.settings import ASSEMBLY_MEMORY_SETTING
+
+    monkeypatch.setenv(ASSEMBLY_MEMORY_SETTING, "64KB")
+    with pytest.raises(OutOfMemoryError, match=f"give it more with {ASSEMBLY_MEMORY_SETTING}$"):
+        assembled(tmp_path, [FIRST])

@@ -1,4 +1,5 @@
-"""The entry point: a command that fails unexpectedly ends with its own exit code and says it is a bug."""
+"""The entry point: a command that fails unexpectedly ends with its own exit code and says it is a bug; a bad
+setting is one line before anything runs."""
 
 from __future__ import annotations
 
@@ -38,3 +39,14 @@ def test_a_command_that_reads_versions_starts_without_prefect(tmp_path: Path) ->
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.split()[-2:] == ["0", "False"]
+
+
+def test_a_bad_memory_setting_is_one_line_before_any_listing_is_parsed(
+    raw: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from pipeline.settings import ASSEMBLY_MEMORY_SETTING
+
+    monkeypatch.setenv(ASSEMBLY_MEMORY_SETTING, "lots")
+    assert main(["run", "--raw", str(raw), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"error: {ASSEMBLY_MEMORY_SETTING}='lots' is not a size such as 512MB or 2GB\n"
+    assert not (tmp_path / "out").exists()  # nothing staged, nothing written
