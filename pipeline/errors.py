@@ -44,10 +44,6 @@ class StoreError(PipelineError):
     """The store cannot be read or written as asked."""
 
 
-class OutOfMemoryError(PipelineError):
-    """DuckDB needed more memory than its limit for the step: nothing was published."""
-
-
 class StoreLockedError(StoreError):
     """Another run holds the writer lock."""
 
@@ -75,6 +71,10 @@ class StagedEntryInvalidError(StoreError):
 
 class UnreadableInputError(StoreError):
     """A staged or published Parquet file holds values DuckDB cannot read (damaged or tampered)."""
+
+
+class OutOfMemoryError(PipelineError):
+    """DuckDB needed more memory than its limit for the step: nothing was published."""
 
 
 class ExportError(PipelineError):

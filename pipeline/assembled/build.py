@@ -12,7 +12,8 @@ the same rules (`pipeline.assembled.rules`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,19 @@ from pipeline.parse.reference_tables import categories_table, registry_table
 from pipeline.parse.tables import CHANGE_INPUTS, STAGED_TABLES
 from pipeline.settings import ASSEMBLY_MEMORY_SETTING, assembly_memory
 from schemas.tables import MODELS
+
+
+@contextmanager
+def assembly_database(database: Path, memory_limit: str | None = None) -> Iterator[Any]:
+    """A connection to the assembly database `database`, within `memory_limit` (None: the
+    operator's PIPELINE_ASSEMBLY_MEMORY, else the default), spilling beside it; DuckDB's errors as
+    the pipeline's, running out of memory naming the setting that raises the limit."""
+    limit = memory_limit or assembly_memory()
+    with (
+        reading(ASSEMBLY_MEMORY_SETTING),
+        connect(database, memory_limit=limit, spill=database.with_suffix(".spill")) as con,
+    ):
+        yield con
 
 
 def open_assembly(con: Any, captures: Sequence[CaptureFiles], reference: Reference) -> list[CaptureFiles]:
@@ -94,11 +108,7 @@ def build_version(
     frequent, then the greatest). Changes are against `parent` (all papers are added when there
     is none), from its paper index when it has one, else from its tables.
     """
-    limit = memory_limit or assembly_memory()  # None: the operator's setting, else the default
-    with (
-        reading(ASSEMBLY_MEMORY_SETTING),
-        connect(database, memory_limit=limit, spill=database.with_suffix(".spill")) as con,
-    ):
+    with assembly_database(database, memory_limit) as con:
         open_assembly(con, captures, reference)
         create_winners(con, staged_sightings())
         create_child_rows(con, "paper_authors", "paper_authors")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.assembled.batches import papers_batches, relation_batches
-from pipeline.assembled.build import open_assembly
+from pipeline.assembled.build import assembly_database, open_assembly
 from pipeline.assembled.captures import Assembled, CaptureFiles, ParentVersion, TableRows, count
 from pipeline.assembled.changes import compare
 from pipeline.assembled.generations import REPLACED_BY, live_sql
@@ -33,10 +33,8 @@ from pipeline.assembled.rules import (
     spellings_select,
     staged_sightings,
 )
-from pipeline.db import connect, reading
 from pipeline.parse.content import hash_columns
 from pipeline.parse.reference import Reference
-from pipeline.settings import ASSEMBLY_MEMORY_SETTING, assembly_memory
 from schemas.tables import MODELS
 
 _CHILDREN = {"paper_authors": ("authors", "author_rows", "author_id"),
@@ -52,11 +50,7 @@ def refresh_version(
 ) -> Assembled:
     """Assemble the new `captures` (each later than every capture of `parent`, none of the
     parent's gone) against the parent's indexes: the rows that change, by table and index."""
-    limit = memory_limit or assembly_memory()  # None: the operator's setting, else the default
-    with (
-        reading(ASSEMBLY_MEMORY_SETTING),
-        connect(database, memory_limit=limit, spill=database.with_suffix(".spill")) as con,
-    ):
+    with assembly_database(database, memory_limit) as con:
         open_assembly(con, captures, reference)
         con.execute("CREATE TEMP TABLE listed AS SELECT DISTINCT paper_id FROM s_papers")
         _load(con, "then_index", parent, "paper_index", "SEMI JOIN listed USING (paper_id)")
